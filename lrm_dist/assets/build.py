@@ -1,0 +1,149 @@
+"""The asset stage: list every source's candidates, check and normalise each mesh, write the manifest.
+
+A bad asset never stops the batch: it becomes a ``rejected`` row with a one-line reason. Assets whose
+file is unchanged since the last run (same sha256, ground-truth mesh present) are not processed again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, write_asset_manifest
+from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_procedural
+from lrm_dist.geometry.frame import normalize_mesh, to_z_up
+from lrm_dist.geometry.mesh_io import MeshError, load_mesh, sha256_file
+from lrm_dist.log import get_logger, progress
+
+log = get_logger(__name__)
+
+
+@dataclass
+class AssetsSummary:
+    """What an asset run produced."""
+
+    manifest: Path
+    ok: int = 0
+    rejected: int = 0
+    reused: int = 0
+    per_category: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        cats = ", ".join(f"{k} {v}" for k, v in sorted(self.per_category.items()))
+        return (f"assets: {self.ok} ok ({cats}), {self.rejected} rejected, {self.reused} unchanged, "
+                f"{self.seconds:.1f} s -> {self.manifest}")
+
+
+def _empty_row(c: Candidate, reason: str) -> dict:
+    return {"asset_id": c.asset_id, "source": c.source, "category": c.category, "uri": c.uri,
+            "up_axis": c.up_axis, "status": "rejected", "reason": reason}
+
+
+def process_candidate(c: Candidate, mesh_dir: str, max_faces: int, max_file_mb: float) -> dict:
+    """Check one candidate and write its normalised ground-truth mesh; returns its manifest row."""
+    if c.reason:
+        return _empty_row(c, c.reason)
+    try:
+        sha = sha256_file(c.uri)
+        mesh = load_mesh(c.uri, max_faces=max_faces, max_file_mb=max_file_mb)
+        z_up = to_z_up(mesh, c.up_axis)
+        canonical, norm = normalize_mesh(z_up)
+        out = Path(mesh_dir) / f"{c.asset_id}.ply"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.ply")
+        canonical.export(tmp, file_type="ply")
+        tmp.replace(out)
+    except (MeshError, FileNotFoundError, OSError, ValueError) as exc:
+        return _empty_row(c, str(exc).splitlines()[0])
+    return {
+        "asset_id": c.asset_id, "source": c.source, "category": c.category, "uri": c.uri, "up_axis": c.up_axis,
+        "sha256": sha, "n_vertices": len(mesh.vertices), "n_faces": len(mesh.faces),
+        "bounds": [float(v) for v in z_up.bounds.reshape(-1)], "norm_center": list(norm.center),
+        "norm_scale": norm.scale, "watertight": bool(canonical.is_watertight), "mesh_path": str(out),
+        "status": "ok", "reason": None,
+    }
+
+
+def _candidates(cfg, assets_dir: Path):
+    for src in cfg.assets.sources:
+        if src.kind == "procedural":
+            yield from iter_procedural(src, assets_dir / "procedural")
+        elif src.kind == "local":
+            yield from iter_local(src)
+        else:
+            yield from iter_objaverse(src)
+
+
+def _reusable(previous: dict[str, dict], c: Candidate) -> dict | None:
+    row = previous.get(c.asset_id)
+    if not row or row["status"] != "ok" or row["uri"] != c.uri or not Path(row["mesh_path"] or "").is_file():
+        return None
+    try:
+        return row if sha256_file(c.uri) == row["sha256"] else None
+    except OSError:
+        return None
+
+
+def build_assets(cfg) -> AssetsSummary:
+    """Run the asset stage for a ``PipelineConfig``; writes ``<workdir>/assets/assets.parquet``."""
+    start = time.perf_counter()
+    assets_dir = Path(cfg.stage_dir("assets"))
+    manifest = assets_dir / MANIFEST_NAME
+    previous = {}
+    if manifest.is_file():
+        previous = {r["asset_id"]: r for r in read_asset_manifest(manifest).to_pylist()}
+    candidates = list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset"))
+    rows: dict[str, dict] = {}
+    todo: list[Candidate] = []
+    summary = AssetsSummary(manifest=manifest)
+    for c in candidates:
+        if c.asset_id in rows or any(t.asset_id == c.asset_id for t in todo):
+            log.warning("duplicate asset id %s (%s): keeping the first", c.asset_id, c.uri)
+            continue
+        reuse = _reusable(previous, c)
+        if reuse is not None:
+            rows[c.asset_id] = reuse
+            summary.reused += 1
+        else:
+            todo.append(c)
+    limits = (str(assets_dir / "meshes"), cfg.assets.max_faces, cfg.assets.max_file_mb)
+    for row in _process_all(todo, limits, cfg):
+        rows[row["asset_id"]] = row
+        if row["status"] == "rejected":
+            log.warning("rejected %s: %s", row["asset_id"], row["reason"])
+    ordered = [rows[c.asset_id] for c in candidates if c.asset_id in rows]
+    write_asset_manifest(ordered, manifest)
+    counts = Counter(r["category"] for r in ordered if r["status"] == "ok")
+    summary.ok = sum(counts.values())
+    summary.rejected = len(ordered) - summary.ok
+    summary.per_category = dict(counts)
+    summary.seconds = time.perf_counter() - start
+    log.info("%s", summary)
+    return summary
+
+
+def _process_all(todo: list[Candidate], limits: tuple, cfg):
+    """Process candidates here (``workers=0``) or as Ray tasks, ``workers`` at a time."""
+    if cfg.assets.workers == 0 or not todo:
+        for c in progress(todo, desc="checking assets", unit="asset"):
+            yield process_candidate(c, *limits)
+        return
+    import ray
+
+    from lrm_dist.log import progress_bar
+    from lrm_dist.ray_utils import init_ray
+
+    init_ray(cfg.ray)
+    remote = ray.remote(num_cpus=1)(process_candidate)
+    pending, queue = [], list(todo)
+    bar = progress_bar(len(todo), "checking assets (ray)", unit="asset")
+    while queue or pending:
+        while queue and len(pending) < cfg.assets.workers:
+            pending.append(remote.remote(queue.pop(0), *limits))
+        done, pending = ray.wait(pending, num_returns=1)
+        bar.update(1)
+        yield ray.get(done[0])
+    bar.close()

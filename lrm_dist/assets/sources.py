@@ -1,0 +1,140 @@
+"""Asset sources: each lists candidates (id, category, file) for the asset stage to check and record.
+
+Every source yields the same ``Candidate``; a candidate that cannot even be listed properly (e.g. an
+unknown category label) is yielded with its rejection reason so the manifest records it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lrm_dist.assets.categories import CATEGORIES, LVIS_NAMES
+from lrm_dist.assets.config import LocalSource, ObjaverseSource, ProceduralSource
+from lrm_dist.geometry.frame import UP_AXIS_BY_SUFFIX
+from lrm_dist.geometry.mesh_io import MESH_SUFFIXES
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An asset before checking: where its file is and what it is said to be."""
+
+    asset_id: str
+    source: str
+    category: str
+    uri: str
+    up_axis: str
+    reason: str | None = None  # set when the source already knows it is unusable
+
+
+def safe_asset_id(text: str) -> str:
+    """An asset id from any text: letters, digits, '-' and '_' only (WebDataset keys allow no dots)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "asset"
+
+
+def iter_procedural(src: ProceduralSource, out_dir: Path) -> Iterator[Candidate]:
+    """Generate the procedural pieces as GLBs under ``out_dir`` (skipping ones already written)."""
+    from lrm_dist.assets.procedural import generate_furniture, write_procedural_glb
+
+    for category in src.categories:
+        for index in range(src.per_category):
+            asset_id = f"proc-{category}-s{src.seed}-{index:05d}"
+            path = out_dir / category / f"{asset_id}.glb"
+            if not path.is_file():
+                mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
+                tmp = path.with_suffix(".tmp.glb")
+                write_procedural_glb(mesh, tmp)
+                os.replace(tmp, path)
+            yield Candidate(asset_id, "procedural", category, str(path), "y")
+
+
+def _labels_from_file(root: Path, labels: str) -> dict[str, str]:
+    path = root / labels
+    if not path.is_file():
+        raise FileNotFoundError(f"local source labels file not found: {path}")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path).to_pydict()
+        rows = zip(table.get("file", []), table.get("category", []))
+    else:
+        with open(path, newline="") as fh:
+            rows = [(r.get("file"), r.get("category")) for r in csv.DictReader(fh)]
+    out = {}
+    for file, category in rows:
+        if not file or not category:
+            raise ValueError(f"{path}: every row needs 'file' and 'category' columns")
+        out[str(Path(file))] = str(category)
+    return out
+
+
+def iter_local(src: LocalSource) -> Iterator[Candidate]:
+    """Mesh files under ``src.path``; category from ``labels`` when given, else the first sub-folder."""
+    root = Path(src.path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"local source folder not found: {root}")
+    labels = _labels_from_file(root, src.labels) if src.labels else None
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    if not files:
+        log.warning("local source %s holds no %s files", root, "/".join(MESH_SUFFIXES))
+    for path in files:
+        rel = path.relative_to(root)
+        if labels is not None:
+            category = labels.get(str(rel), "")
+        else:
+            category = rel.parts[0] if len(rel.parts) > 1 else ""
+        asset_id = "local-" + safe_asset_id(str(rel.with_suffix("")).replace(os.sep, "-"))
+        reason = None
+        if not category:
+            reason = f"{path}: no category (put it in a category sub-folder or list it in the labels file)"
+        elif category not in CATEGORIES:
+            reason = f"{path}: unknown category {category!r} (known: {', '.join(CATEGORIES)})"
+        elif category not in src.categories:
+            continue
+        yield Candidate(asset_id, "local", category, str(path), UP_AXIS_BY_SUFFIX[path.suffix.lower()], reason)
+
+
+def configure_objaverse(cache_dir: str):
+    """Import ``objaverse`` with its cache at ``cache_dir`` (it reads ~/.objaverse at import)."""
+    import objaverse
+
+    base = str(Path(cache_dir).expanduser())
+    objaverse.BASE_PATH = base
+    objaverse._VERSIONED_PATH = os.path.join(base, "hf-objaverse-v1")
+    return objaverse
+
+
+def select_objaverse_uids(src: ObjaverseSource, lvis: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Pick (uid, category) pairs from LVIS annotations: seeded, at most ``per_category`` each."""
+    rng = np.random.default_rng(src.seed)
+    picked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for category in src.categories:
+        uids = sorted({u for name in LVIS_NAMES[category] for u in lvis.get(name, [])} - seen)
+        rng.shuffle(uids)
+        chosen = uids if src.per_category is None else uids[: src.per_category]
+        seen.update(chosen)
+        picked.extend((uid, category) for uid in chosen)
+    return picked
+
+
+def iter_objaverse(src: ObjaverseSource) -> Iterator[Candidate]:
+    """Objaverse objects of our categories, downloaded (or found) in the configured cache."""
+    objaverse = configure_objaverse(src.cache_dir)
+    lvis = objaverse.load_lvis_annotations()
+    picked = select_objaverse_uids(src, lvis)
+    log.info("objaverse: %d objects selected from LVIS for %s", len(picked), ", ".join(src.categories))
+    paths = objaverse.load_objects([uid for uid, _ in picked], download_processes=src.download_processes)
+    for uid, category in picked:
+        path = paths.get(uid)
+        reason = None if path else f"objaverse object {uid}: not downloaded"
+        yield Candidate(f"objaverse-{safe_asset_id(uid)}", "objaverse", category, path or "", "y", reason)

@@ -1,0 +1,65 @@
+"""``lrm-dist <stage>``: one CLI, each subcommand a thin wrapper over a library function.
+
+Every stage package has a ``cli.py`` with ``register(subparsers)``; heavy imports happen inside the
+command, so ``lrm-dist --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
+
+# Stage packages whose ``cli.register`` adds subcommands, in the order ``--help`` lists them.
+_STAGES = ("assets", "render", "upscale", "train", "eval", "serve", "pipeline")
+
+
+def add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """The config arguments every stage takes: a YAML file and ``--set key.path=value`` overrides."""
+    parser.add_argument("config", nargs=None if required else "?", help="pipeline config YAML (default: built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set render.views=8 (repeatable)",
+    )
+
+
+def load_cli_config(args: argparse.Namespace):
+    """Load the config named on the command line (with its overrides)."""
+    from lrm_dist.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrm-dist", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+    for stage in _STAGES:
+        try:
+            module = importlib.import_module(f"lrm_dist.{stage}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"lrm_dist.{stage}", f"lrm_dist.{stage}.cli"):  # stage not written yet
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lrm-dist`` console script; returns the exit code."""
+    from lrm_dist.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"lrm-dist {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The one config system: typed pydantic models, loaded from YAML, overridden with ``--set a.b=v``.
+
+Each stage's config lives next to the code it configures (``lrm_dist/<stage>/config.py``, importing
+nothing heavy); ``PipelineConfig`` composes them. Errors name the bad key and value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lrm_dist.assets.config import AssetsConfig
+from lrm_dist.eval.config import EvalConfig
+from lrm_dist.model.config import ModelConfig
+from lrm_dist.ray_utils import RayConfig
+from lrm_dist.render.config import RenderConfig
+from lrm_dist.shards.config import ShardsConfig
+from lrm_dist.train.config import TrainConfig
+from lrm_dist.upscale.config import UpscaleConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not validate; the message names key and value."""
+
+
+class PipelineConfig(BaseModel):
+    """Everything one job needs; every stage reads its own section plus ``workdir``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    workdir: str = Field("runs/default", description="Local path or fsspec URL where every stage writes.")
+    seed: int = 0
+    ray: RayConfig = Field(default_factory=RayConfig)
+    assets: AssetsConfig = Field(default_factory=AssetsConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    upscale: UpscaleConfig = Field(default_factory=UpscaleConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def stage_dir(self, stage: str) -> str:
+        """``<workdir>/<stage>``: where a stage writes its outputs."""
+        return f"{self.workdir.rstrip('/')}/{stage}"
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["render.views=8", "workdir=/tmp/x"]`` into a nested dict (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid config ({origin}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        lines.append(f"  {key} = {shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline config from YAML (or the defaults when ``path`` is None) plus overrides."""
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping, got {type(loaded).__name__}")
+        data = loaded or {}
+        origin = str(p)
+    if overrides:
+        data = _merge(data, parse_overrides(overrides))
+        origin += " + overrides"
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, origin)) from None
+    try:
+        assets = cfg.assets.resolve_recipe(Path(path).parent if path is not None else None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg.model_copy(update={"assets": assets})
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """Serialise a config back to YAML (what a job records next to its outputs)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

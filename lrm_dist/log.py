@@ -1,0 +1,38 @@
+"""The project's one logger and progress bar, so every stage reports the same way."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+_ROOT = "lrm_dist"
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return a child of the ``lrm_dist`` logger (configured once, level from LRM_DIST_LOG_LEVEL)."""
+    root = logging.getLogger(_ROOT)
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+        root.setLevel(os.environ.get("LRM_DIST_LOG_LEVEL", "INFO").upper())
+        root.propagate = False
+    return root.getChild(name.removeprefix(_ROOT + ".")) if name != _ROOT else root
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """Wrap ``items`` in a progress bar on stderr (silent when LRM_DIST_PROGRESS=0)."""
+    disable = os.environ.get("LRM_DIST_PROGRESS", "1") == "0"
+    yield from tqdm(items, desc=desc, total=total, unit=unit, disable=disable, dynamic_ncols=True, file=sys.stderr)
+
+
+def progress_bar(total: int, desc: str, unit: str = "it") -> tqdm:
+    """A manual progress bar (``.update(n)``) for work that completes out of order."""
+    disable = os.environ.get("LRM_DIST_PROGRESS", "1") == "0"
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, file=sys.stderr)

@@ -1,0 +1,51 @@
+"""Connecting to Ray, in one place: a running cluster (``address``) or a local one pinned to loopback."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
+
+
+class RayConfig(BaseModel):
+    """How jobs reach Ray. ``address=None`` joins RAY_ADDRESS when set, else starts a local Ray."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="'auto', 'ray://host:10001', or None for local/RAY_ADDRESS.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a locally started Ray (None: all).")
+    num_gpus: int | None = Field(None, ge=0)
+    node_ip: str = Field("127.0.0.1", description="IP a local Ray advertises; loopback keeps tests local.")
+    namespace: str = "lrm-dist"
+
+
+def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
+    """Connect to (or start) Ray once per process; a no-op when already connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    cfg = cfg or RayConfig()
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True}
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
+    if address:
+        log.info("joining Ray cluster at %s", address)
+        ray.init(address=address, **kwargs)
+    else:
+        # A local Ray advertises the machine's network address unless pinned; pin it to loopback.
+        os.environ.setdefault("RAY_NODE_IP_ADDRESS", cfg.node_ip)
+        log.info("starting a local Ray on %s", cfg.node_ip)
+        ray.init(
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            _node_ip_address=cfg.node_ip,
+            include_dashboard=False,
+            **kwargs,
+        )
