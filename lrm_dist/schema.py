@@ -19,8 +19,8 @@ ASSET_SCHEMA = pa.schema(
         pa.field("sha256", pa.string()),                     # of the file at ``uri``
         pa.field("n_vertices", pa.int64()),
         pa.field("n_faces", pa.int64()),
-        pa.field("bounds", pa.list_(pa.float64(), 6)),       # z-up, before normalisation: min xyz, max xyz
-        pa.field("norm_center", pa.list_(pa.float64(), 3)),  # canonical = (z_up - center) * scale
+        pa.field("bounds", pa.list_(pa.float64())),          # z-up, before normalisation: min xyz, max xyz
+        pa.field("norm_center", pa.list_(pa.float64())),     # canonical = (z_up - center) * scale
         pa.field("norm_scale", pa.float64()),
         pa.field("watertight", pa.bool_()),
         pa.field("mesh_path", pa.string()),                  # normalised ground-truth mesh (PLY, canonical frame)

@@ -18,6 +18,10 @@ from lrm_dist.assets.categories import check_categories
 from lrm_dist.geometry.frame import Y_UP_TO_Z_UP
 
 WOODS = [(0.55, 0.36, 0.20), (0.72, 0.53, 0.34), (0.35, 0.22, 0.12), (0.85, 0.78, 0.66), (0.18, 0.18, 0.18), (0.92, 0.92, 0.90)]
+OVERLAP = 0.002
+"""Parts grow by 1-1.5x this (metres) so touching parts overlap and union into one body; the
+per-part jitter keeps formerly coplanar faces apart, so the union has no coincident vertices."""
+
 FABRICS = [(0.20, 0.30, 0.55), (0.55, 0.15, 0.15), (0.45, 0.50, 0.42), (0.75, 0.72, 0.65), (0.30, 0.30, 0.32), (0.80, 0.60, 0.30)]
 
 
@@ -28,15 +32,20 @@ class _Builder:
     rng: np.random.Generator
     parts: list[tuple[mf.Manifold, int]] = field(default_factory=list)
 
+    def _grow(self) -> float:
+        return OVERLAP * (1.0 + 0.5 * len(self.parts) / (len(self.parts) + 7.0))
+
     def box(self, center, size, material: int = 0) -> None:
-        part = mf.Manifold.cube(list(map(float, size)), True).translate(list(map(float, center)))
+        grow = self._grow()
+        part = mf.Manifold.cube([float(v) + grow for v in size], True).translate(list(map(float, center)))
         self.parts.append((part.as_original(), material))
 
     def cylinder(self, center, radius: float, height: float, radius_top: float | None = None, material: int = 0,
                  segments: int = 24) -> None:
         """A z-axis cylinder (or frustum) whose centre is ``center``."""
         top = radius if radius_top is None else radius_top
-        part = mf.Manifold.cylinder(float(height), float(radius), float(top), segments, True)
+        grow = self._grow()
+        part = mf.Manifold.cylinder(float(height) + grow, float(radius) + grow / 2, float(top) + grow / 2, segments, True)
         self.parts.append((part.translate(list(map(float, center))).as_original(), material))
 
     def mesh(self, colors: bool) -> trimesh.Trimesh:
@@ -189,9 +198,9 @@ def _bed(b: _Builder) -> None:
         b.box((0, -length / 2 + 0.03, levels[0] + foot_h / 2), (w, 0.05, foot_h))
     if bunk:  # a ladder on the side
         for x in (w / 2 - 0.1, w / 2 - 0.45):
-            b.box((x, -length / 2 - 0.04, top / 2), (0.04, 0.04, top))
+            b.box((x, -length / 2 - 0.015, top / 2), (0.04, 0.04, top))
         for z in np.linspace(0.3, top - 0.2, 4):
-            b.box((w / 2 - 0.275, -length / 2 - 0.04, z), (0.35, 0.03, 0.03))
+            b.box((w / 2 - 0.275, -length / 2 - 0.015, z), (0.35, 0.03, 0.03))
 
 
 def _sofa(b: _Builder) -> None:

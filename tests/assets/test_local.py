@@ -1,0 +1,46 @@
+import csv
+
+import numpy as np
+import pytest
+import trimesh
+
+from lrm_dist.assets import build_assets, read_asset_manifest
+from lrm_dist.assets.procedural import generate_furniture
+
+
+def _write_all_formats(root):
+    mesh = generate_furniture("table", 0, colors=False)
+    y_up = mesh.copy()
+    y_up.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
+    for fmt, m in [("glb", y_up), ("gltf", y_up), ("obj", y_up), ("ply", mesh), ("stl", mesh)]:
+        (root / "table").mkdir(parents=True, exist_ok=True)
+        m.export(root / "table" / f"t_{fmt}.{fmt}")
+    return mesh
+
+
+def test_reads_all_five_formats_into_one_frame(tmp_path, make_cfg):
+    mesh = _write_all_formats(tmp_path / "meshes")
+    summary = build_assets(make_cfg([{"kind": "local", "path": str(tmp_path / "meshes")}]))
+    rows = read_asset_manifest(summary.manifest).to_pylist()
+    assert sorted(r["uri"].rsplit(".", 1)[1] for r in rows) == ["glb", "gltf", "obj", "ply", "stl"]
+    assert all(r["status"] == "ok" and r["category"] == "table" for r in rows), rows
+    # every format lands in the same canonical frame: same bounds as the z-up source
+    for r in rows:
+        assert np.allclose(np.array(r["bounds"]).reshape(2, 3), mesh.bounds, atol=1e-5), r["uri"]
+
+
+def test_categories_from_labels_file(tmp_path, make_cfg):
+    root = tmp_path / "flat"
+    root.mkdir()
+    generate_furniture("bed", 0).export(root / "a.ply")
+    generate_furniture("sofa", 0).export(root / "b.stl")
+    with open(root / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["file", "category"], ["a.ply", "bed"], ["b.stl", "sofa"]])
+    summary = build_assets(make_cfg([{"kind": "local", "path": str(root), "labels": "labels.csv"}]))
+    cats = {r["uri"].rsplit("/", 1)[1]: r["category"] for r in read_asset_manifest(summary.manifest).to_pylist()}
+    assert cats == {"a.ply": "bed", "b.stl": "sofa"}
+
+
+def test_missing_folder_is_a_clear_error(tmp_path, make_cfg):
+    with pytest.raises(FileNotFoundError, match="local source folder not found: .*nowhere"):
+        build_assets(make_cfg([{"kind": "local", "path": str(tmp_path / "nowhere")}]))

@@ -1,0 +1,88 @@
+import pytest
+
+from lrm_dist.cli import main
+from lrm_dist.config import ConfigError, dump_config, load_config, parse_overrides
+
+
+def test_defaults_validate():
+    cfg = load_config()
+    assert cfg.workdir == "runs/default"
+    assert cfg.render.views == 32
+    assert cfg.assets.sources[0].kind == "procedural"
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("workdir: /tmp/x\nrender:\n  views: 4\n")
+    cfg = load_config(path, ["render.views=8", "render.resolution=64", "seed=3"])
+    assert (cfg.workdir, cfg.render.views, cfg.render.resolution, cfg.seed) == ("/tmp/x", 8, 64, 3)
+
+
+def test_overrides_parse_yaml_values():
+    assert parse_overrides(["a.b=1", "a.c=[1, 2]", "d=true", "e=x"]) == {"a": {"b": 1, "c": [1, 2]}, "d": True, "e": "x"}
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("render.views=abc", "render.views = 'abc'"),
+        ("render.views=0", "render.views = 0"),
+        ("render.nope=1", "render.nope"),
+        ("render.engine=POVRAY", "render.engine = 'POVRAY'"),
+    ],
+)
+def test_errors_name_key_and_value(override, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert needle in str(err.value)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_overrides(["render.views"])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_unknown_category_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("assets:\n  sources:\n    - {kind: procedural, categories: [chair, lamp]}\n")
+    with pytest.raises(ConfigError, match="'lamp'"):
+        load_config(path)
+
+
+def test_recipe_resolves_relative_to_config(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("sources:\n  - {kind: procedural, per_category: 2, categories: [bed]}\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("assets:\n  recipe: recipe.yaml\n")
+    cfg = load_config(path)
+    assert cfg.assets.sources[0].per_category == 2 and cfg.assets.sources[0].categories == ["bed"]
+
+
+def test_dump_round_trip(tmp_path):
+    cfg = load_config(None, ["render.views=5"])
+    path = tmp_path / "dump.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+def test_repo_configs_and_recipes_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted((root / "configs").glob("*.yaml")):
+        load_config(path)
+    for path in sorted((root / "manifests").glob("*.yaml")):
+        load_config(None, [f"assets.recipe={path}"])
+
+
+def test_cli_reports_config_errors(capsys):
+    assert main(["assets", "--set", "render.views=abc"]) == 2
+    assert "render.views = 'abc'" in capsys.readouterr().err

@@ -1,0 +1,7 @@
+"""Shared test set-up: quiet progress bars and Ray pinned to loopback."""
+
+import os
+
+os.environ.setdefault("LRM_DIST_PROGRESS", "0")
+os.environ.setdefault("RAY_NODE_IP_ADDRESS", "127.0.0.1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
