@@ -11,6 +11,8 @@ from lrm_dist.log import get_logger
 
 log = get_logger(__name__)
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 class RayConfig(BaseModel):
     """How jobs reach Ray. ``address=None`` joins RAY_ADDRESS when set, else starts a local Ray."""
@@ -26,12 +28,16 @@ class RayConfig(BaseModel):
 
 def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
     """Connect to (or start) Ray once per process; a no-op when already connected."""
+    cfg = cfg or RayConfig()
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if not address and cfg.node_ip in _LOOPBACK:
+        # Ray (2.5x+) replaces a loopback node IP by the machine's network address unless multi-node
+        # mode is off; a local Ray is single-node. Read when ray is first imported, so set it before.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
-    cfg = cfg or RayConfig()
-    address = cfg.address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True}
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
@@ -43,6 +49,8 @@ def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
         os.environ.setdefault("RAY_NODE_IP_ADDRESS", cfg.node_ip)
         log.info("starting a local Ray on %s", cfg.node_ip)
         ray.init(
+            # "local": always a new Ray, never a `ray start` cluster that happens to run on this machine.
+            address="local",
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
             _node_ip_address=cfg.node_ip,

@@ -1,0 +1,17 @@
+"""Ray job: render the manifest's assets into WebDataset shards with lrm_dist.render.render_assets.
+
+    ray job submit --working-dir . -- python jobs/render.py CONFIG [--set key.path=value ...]
+    python jobs/render.py CONFIG [--set ...]      # on a local Ray (started here)
+"""
+
+import sys
+from pathlib import Path
+
+# Run as a script: put the repository root (not this folder) first on the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from jobs._entry import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["render"], prog="jobs/render.py", description=__doc__.splitlines()[0]))
