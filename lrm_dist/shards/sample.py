@@ -1,0 +1,124 @@
+"""One shard sample (= one asset) to tar members and back, per the shard sample contract.
+
+Members of asset ``<id>``: ``<id>.meta.json``, ``<id>.cameras.json`` and per view ``<id>.NNN.rgba.png``
+(uint8 RGBA, straight alpha), ``<id>.NNN.depth.png`` (uint16 planar depth, metres = value *
+depth_scale, 0 = background) and ``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 =
+background). The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32,
+normal [V,h,w,3] float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+
+SCHEMA_VERSION = "1"
+ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_VIEW_FIELD = re.compile(r"^(\d{3,})\.(rgba|depth|normal)\.png$")
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=4)
+    return buf.getvalue()
+
+
+def _unpng(data) -> np.ndarray:
+    if isinstance(data, np.ndarray):  # already decoded (Ray Data's default decoder)
+        return data
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im)
+
+
+def encode_depth(depth: np.ndarray, depth_scale: float) -> np.ndarray:
+    """Metres -> uint16 steps of ``depth_scale``; background (<= 0) and out-of-range depths become 0."""
+    steps = np.round(np.asarray(depth, dtype=np.float64) / depth_scale)
+    valid = (steps >= 1) & (steps <= 65535) & np.isfinite(steps)
+    return np.where(valid, steps, 0).astype(np.uint16)
+
+
+def encode_normal(normal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Unit normals -> uint8 ``round((n * 0.5 + 0.5) * 255)``; 0 where ``mask`` is false."""
+    enc = np.clip(np.round((np.asarray(normal, dtype=np.float64) * 0.5 + 0.5) * 255), 0, 255).astype(np.uint8)
+    enc[~mask] = 0
+    return enc
+
+
+def decode_normal(encoded: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """uint8 normals -> float32 unit vectors; zero outside ``mask``."""
+    n = encoded[..., :3].astype(np.float32) / 255.0 * 2.0 - 1.0
+    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(length > 1e-6, n / np.maximum(length, 1e-6), 0.0).astype(np.float32)
+    n[~mask] = 0.0
+    return n
+
+
+def encode_sample(sample: dict) -> dict[str, bytes]:
+    """Tar members (full member names) of one rendered asset, names sorted."""
+    asset_id = sample["asset_id"]
+    if not ASSET_ID_RE.match(asset_id):
+        raise ValueError(f"asset_id {asset_id!r}: must match [A-Za-z0-9_-]+ (WebDataset keys end at the first dot)")
+    meta = dict(sample["meta"])
+    meta.setdefault("schema_version", SCHEMA_VERSION)
+    depth_scale = float(meta["depth_scale"])
+    rgba, depth, normal = sample["rgba"], sample["depth"], sample["normal"]
+    views = len(rgba)
+    if not (len(depth) == len(normal) == len(sample["c2w"]) == len(sample["intrinsics"]) == views == meta["n_views"]):
+        raise ValueError(f"sample {asset_id}: view counts disagree")
+    members = {
+        f"{asset_id}.meta.json": json.dumps(meta, sort_keys=True).encode(),
+        f"{asset_id}.cameras.json": json.dumps({
+            "c2w": np.asarray(sample["c2w"], dtype=np.float64).tolist(),
+            "intrinsics": np.asarray(sample["intrinsics"], dtype=np.float64).tolist(),
+        }).encode(),
+    }
+    for i in range(views):
+        d = encode_depth(depth[i], depth_scale)
+        members[f"{asset_id}.{i:03d}.rgba.png"] = _png(np.ascontiguousarray(rgba[i], dtype=np.uint8))
+        members[f"{asset_id}.{i:03d}.depth.png"] = _png(d)
+        members[f"{asset_id}.{i:03d}.normal.png"] = _png(encode_normal(normal[i], d > 0))
+    return dict(sorted(members.items()))
+
+
+def _as_json(value):
+    if isinstance(value, (bytes, bytearray)):
+        return json.loads(value)
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def decode_sample(raw: dict) -> dict:
+    """A WebDataset sample (``__key__`` plus fields as bytes, or as already decoded values) -> arrays."""
+    meta = _as_json(raw["meta.json"])
+    cams = _as_json(raw["cameras.json"])
+    fields: dict[str, dict[int, object]] = {"rgba": {}, "depth": {}, "normal": {}}
+    for name, value in raw.items():
+        m = _VIEW_FIELD.match(name)
+        if m:
+            fields[m.group(2)][int(m.group(1))] = value
+    views = int(meta["n_views"])
+    for kind, got in fields.items():
+        if sorted(got) != list(range(views)):
+            raise ValueError(f"sample {raw.get('__key__')}: {kind} views {sorted(got)} != 0..{views - 1}")
+    rgba = np.stack([_unpng(fields["rgba"][i]) for i in range(views)]).astype(np.uint8)
+    depth_raw = np.stack([_unpng(fields["depth"][i]) for i in range(views)]).astype(np.float32)
+    depth = depth_raw * np.float32(meta["depth_scale"])
+    normal = np.stack([decode_normal(_unpng(fields["normal"][i]), depth_raw[i] > 0) for i in range(views)])
+    return {
+        "asset_id": meta["asset_id"],
+        "category": meta["category"],
+        "rgba": rgba,
+        "depth": depth,
+        "normal": normal,
+        "c2w": np.asarray(cams["c2w"], dtype=np.float32),
+        "intrinsics": np.asarray(cams["intrinsics"], dtype=np.float32),
+        "meta": meta,
+    }
