@@ -17,6 +17,7 @@ from lrm_dist.eval.config import EvalConfig
 from lrm_dist.model.config import ModelConfig
 from lrm_dist.ray_utils import RayConfig
 from lrm_dist.render.config import RenderConfig
+from lrm_dist.serve.config import ServeConfig
 from lrm_dist.shards.config import ShardsConfig
 from lrm_dist.train.config import TrainConfig
 from lrm_dist.upscale.config import UpscaleConfig
@@ -41,6 +42,7 @@ class PipelineConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     def stage_dir(self, stage: str) -> str:
         """``<workdir>/<stage>``: where a stage writes its outputs."""

@@ -108,3 +108,9 @@ def render_camera_features(c2w: np.ndarray, intrinsics: np.ndarray) -> np.ndarra
     z, o = np.zeros_like(fx), np.ones_like(fx)
     k = np.stack([fx / w, z, cx / w, z, fy / h, cy / h, z, z, o], axis=-1)
     return np.concatenate([c2w.reshape(*c2w.shape[:-2], 16), k], axis=-1)
+
+
+def normalized_intrinsics(intrinsics: np.ndarray) -> np.ndarray:
+    """``[..., 4]`` = (fx/W, fy/H, cx/W, cy/H): the resolution-free intrinsics the LRM renderer takes."""
+    k = np.asarray(intrinsics, dtype=np.float64)
+    return k[..., :4] / np.concatenate([k[..., 4:6], k[..., 4:6]], axis=-1)

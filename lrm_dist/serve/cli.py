@@ -1,0 +1,53 @@
+"""``lrm-dist infer IMAGE... -o DIR`` (images to meshes) and ``lrm-dist serve`` (the HTTP app on Ray Serve)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    # Images take the positional slot, so the pipeline config is an option here (same meaning as elsewhere).
+    parser.add_argument("-c", "--config", default=None, help="pipeline config YAML (default: built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set serve.mesh_resolution=384 (repeatable)",
+    )
+    parser.add_argument("--model", default=None, help="pretrained folder or hub id (sets model.pretrained)")
+
+
+def _load(args: argparse.Namespace):
+    from lrm_dist.cli import load_cli_config
+
+    if args.model:
+        args.overrides = [*args.overrides, f"model.pretrained={args.model}"]
+    return load_cli_config(args)
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from lrm_dist.serve.pipeline import infer_images
+
+    cfg = _load(args)
+    if args.video:
+        cfg = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"video": True})})
+    infer_images(args.images, args.out, cfg)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lrm_dist.serve.app import run_app
+
+    run_app(_load(args), blocking=True)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    infer = subparsers.add_parser("infer", help="reconstruct images (files or folders) into GLB/PLY/OBJ meshes")
+    infer.add_argument("images", nargs="+", help="image files (RGBA cut-outs, or RGB with rembg) or folders of them")
+    infer.add_argument("-o", "--out", required=True, help="output folder")
+    infer.add_argument("--video", action="store_true", help="also write a turntable video per image")
+    _config_args(infer)
+    infer.set_defaults(func=_infer)
+
+    serve = subparsers.add_parser("serve", help="run the image-to-GLB HTTP app on Ray Serve (POST an image to /)")
+    _config_args(serve)
+    serve.set_defaults(func=_serve)

@@ -1,0 +1,49 @@
+"""Inference and serving settings: preprocessing, mesh extraction, export, device, HTTP app."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MESH_FORMATS = ("glb", "ply", "obj")
+
+
+class ServeConfig(BaseModel):
+    """How an image becomes a mesh (``lrm-dist infer``) and how the Ray Serve app is deployed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mesh_resolution: int = Field(256, ge=16, le=1024, description="Density grid side for marching cubes.")
+    density_threshold: float = Field(3.0, gt=0, description="Iso-level of the activated density (OpenLRM: 3.0).")
+    formats: list[str] = Field(default_factory=lambda: ["glb"], description="Any of glb, ply, obj.")
+    mesher: str = Field(
+        "marching_cubes", pattern="^(marching_cubes|surface_nets)$",
+        description="marching_cubes: scikit-image on the CPU; surface_nets: ours, on the model's device (fast on GPU).",
+    )
+    grid_chunk: int = Field(1 << 21, ge=1024, description="Grid points per triplane query pass.")
+    source_distance: float = Field(2.0, gt=0, description="Canonical source camera distance (OpenLRM: 2.0).")
+    source_focal: float = Field(0.75, gt=0, description="Source camera focal length / image side (OpenLRM: 0.75).")
+    foreground_ratio: float = Field(0.8, gt=0.1, le=1.0, description="Object bbox side / image side after recentring.")
+    remove_background: str = Field(
+        "auto", pattern="^(auto|always|never)$",
+        description="auto: rembg for images without transparency; never: use the whole image as foreground.",
+    )
+    device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
+    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$", description="auto: bf16 on CUDA, fp32 on CPU.")
+    compile: bool = Field(False, description="torch.compile the triplane network and the grid query.")
+    video: bool = Field(False, description="Also write a turntable video of the volume rendering.")
+    video_format: str = Field("gif", pattern="^(gif|mp4)$", description="mp4 needs imageio[ffmpeg].")
+    video_views: int = Field(48, ge=2)
+    video_size: int = Field(256, ge=16)
+    video_elevation: float = Field(20.0, ge=-89, le=89)
+    http_host: str = Field("127.0.0.1", description="Address the Serve HTTP proxy binds.")
+    http_port: int = Field(8000, ge=0, le=65535)
+    num_replicas: int = Field(1, ge=1)
+    gpus_per_replica: float = Field(0.0, ge=0)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if f not in MESH_FORMATS]
+        if bad or not value:
+            raise ValueError(f"formats must be a non-empty list of {', '.join(MESH_FORMATS)}; got {value}")
+        return value

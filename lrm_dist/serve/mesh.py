@@ -1,0 +1,222 @@
+"""Triplanes -> density grid -> marching cubes -> coloured mesh in the canonical object frame.
+
+The grid query uses the triplane's structure: the decoder's first layer is linear in the three
+plane features, so its pre-activation on an R^3 grid is the broadcast sum of three R^2 tables (one
+per plane). Only the two hidden layers run per grid point, which makes a 256^3 grid cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import trimesh
+
+from lrm_dist.geometry.frame import Y_UP_TO_Z_UP
+from lrm_dist.model.renderer import activate_density
+from lrm_dist.model.synthesizer import Synthesizer
+
+UP_AXIS_BY_FORMAT = {"glb": "y", "obj": "y", "ply": "z"}
+"""glTF and OBJ are written y-up (their convention; ``geometry.frame`` reads them back z-up), PLY z-up."""
+
+
+def _plane_tables(planes: torch.Tensor, coords: torch.Tensor) -> list[torch.Tensor]:
+    """Each plane [3, C, H, W] sampled on the grid ``coords x coords``: T[p][a, b] = f_p(coords[a], coords[b])."""
+    r = coords.numel()
+    first = coords.view(r, 1).expand(r, r)
+    second = coords.view(1, r).expand(r, r)
+    grid = torch.stack([first, second], dim=-1).unsqueeze(0).to(planes.dtype)  # [1, R, R, 2]: (u=width, v=height)
+    tables = F.grid_sample(planes, grid.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False)
+    return list(tables.permute(0, 2, 3, 1).unbind(0))  # 3 x [R, R, C]
+
+
+@torch.no_grad()
+def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chunk: int = 1 << 21) -> torch.Tensor:
+    """Activated density on the grid linspace(-1, 1, R)^3 of one object's planes [3, C, H, W] -> [R, R, R] float32.
+
+    ``grid[i, j, k]`` is the density at (x_i, y_j, z_k); ``chunk`` bounds the points per pass.
+    """
+    net = synth.decoder.net
+    coords = torch.linspace(-1.0, 1.0, resolution, device=planes.device)
+    t_xy, t_xz, t_zy = _plane_tables(planes, coords)
+    w0 = net[0].weight.to(t_xy.dtype)
+    c = t_xy.shape[-1]
+    pre_xy = t_xy @ w0[:, :c].T + net[0].bias.to(t_xy.dtype)  # [x, y, 64]
+    pre_xz = t_xz @ w0[:, c : 2 * c].T                        # [x, z, 64]
+    pre_yz = (t_zy @ w0[:, 2 * c :].T).transpose(0, 1)         # [y, z, 64]
+    out = torch.empty(resolution, resolution, resolution, device=planes.device)
+    step = max(1, chunk // resolution**2)
+    for i in range(0, resolution, step):
+        h = pre_xy[i : i + step, :, None] + pre_xz[i : i + step, None, :] + pre_yz[None]
+        h = net[4](net[3](net[2](net[1](h))))
+        raw = F.linear(net[5](h), net[6].weight[:1], net[6].bias[:1])[..., 0]
+        out[i : i + step] = activate_density(raw.float())
+    return out
+
+
+def occupied_box(grid: torch.Tensor, threshold: float, margin: int = 1) -> tuple[slice, slice, slice] | None:
+    """Index slices of the smallest box holding every voxel above ``threshold`` (plus a margin); None if none."""
+    occ = grid > threshold
+    if not bool(occ.any()):
+        return None
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = torch.nonzero(occ.any(dim=other)).flatten()
+        lo, hi = int(idx.min()) - margin, int(idx.max()) + margin + 1
+        box.append(slice(max(lo, 0), min(hi, grid.shape[axis])))
+    return tuple(box)
+
+
+def _surface_box(grid: torch.Tensor, threshold: float, name: str) -> tuple[torch.Tensor, np.ndarray]:
+    """The zero-padded sub-grid holding the surface, and its index offset in ``grid``; errors if none."""
+    box = occupied_box(grid, threshold)
+    if box is None or bool((grid[box] > threshold).all()):
+        lo, hi = float(grid.min()), float(grid.max())
+        raise ValueError(f"{name}: no surface at density threshold {threshold} (density range [{lo:.3g}, {hi:.3g}])")
+    # Pad with zero density so surfaces touching the box boundary still close.
+    return F.pad(grid[box].float(), (1, 1, 1, 1, 1, 1)), np.array([s.start - 1 for s in box], dtype=np.float32)
+
+
+def _to_canonical(verts: np.ndarray, offset: np.ndarray, resolution: int) -> np.ndarray:
+    return ((verts + offset) * (2.0 / (resolution - 1)) - 1.0).astype(np.float32)
+
+
+def marching_cubes(grid: torch.Tensor, threshold: float, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface of a density grid over [-1, 1]^3 at ``threshold`` (scikit-image, CPU): vertices, faces."""
+    from skimage.measure import marching_cubes as skimage_mc
+
+    sub, offset = _surface_box(grid, threshold, name)
+    # Density is higher inside: skimage's default winding then faces inwards, so flip it outwards.
+    verts, faces, _, _ = skimage_mc(sub.cpu().numpy(), level=threshold, gradient_direction="ascent")
+    return _to_canonical(verts, offset, grid.shape[0]), faces.astype(np.int64)
+
+
+def surface_nets(grid: torch.Tensor, threshold: float, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface by naive surface nets on the grid's device (GPU-friendly, no lookup tables).
+
+    One vertex per cell the surface crosses, at the mean of its edge crossings; one quad (two
+    triangles) per grid edge the surface crosses, joining the four cells around that edge, wound so
+    its normal points from inside (density above ``threshold``) to outside. Returns vertices in the
+    canonical frame and faces, as ``marching_cubes`` does.
+    """
+    sub, offset = _surface_box(grid, threshold, name)
+    inside = sub > threshold
+    cells = torch.tensor(sub.shape, device=sub.device) - 1
+    cell_ids, positions = [], []
+    for axis in range(3):
+        n = sub.shape[axis] - 1
+        g0, g1 = sub.narrow(axis, 0, n), sub.narrow(axis, 1, n)
+        in0 = inside.narrow(axis, 0, n)
+        cross = in0 != inside.narrow(axis, 1, n)
+        idx = torch.nonzero(cross)  # [K, 3] lower end of each crossed edge
+        t = ((threshold - g0[cross]) / (g1[cross] - g0[cross])).clamp(0, 1)
+        pos = idx.float()
+        pos[:, axis] += t
+        o1, o2 = (axis + 1) % 3, (axis + 2) % 3
+        ring = []
+        for d1, d2 in ((1, 1), (0, 1), (0, 0), (1, 0)):  # cells around the edge, counter-clockwise about +axis
+            cell = idx.clone()
+            cell[:, o1] -= d1
+            cell[:, o2] -= d2
+            ring.append((cell[:, 0] * cells[1] + cell[:, 1]) * cells[2] + cell[:, 2])
+        ring = torch.stack(ring, dim=1)  # [K, 4]
+        outward_positive = in0[cross]  # inside at the lower end: the normal points along +axis
+        ring = torch.where(outward_positive.unsqueeze(1), ring, ring.flip(1))
+        cell_ids.append(ring.flatten())
+        positions.append(pos.repeat_interleave(4, dim=0))
+    ids = torch.cat(cell_ids)
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    sums = torch.zeros(len(unique), 3, device=sub.device).index_add_(0, inverse, torch.cat(positions))
+    counts = torch.bincount(inverse, minlength=len(unique)).clamp_min(1).unsqueeze(1)
+    # Each crossing was added once per cell around its edge: the mean over a cell's crossings.
+    verts = (sums / counts).cpu().numpy()
+    ring = inverse.view(-1, 4)
+    faces = torch.cat([ring[:, [0, 1, 2]], ring[:, [0, 2, 3]]], dim=0).cpu().numpy().astype(np.int64)
+    return _to_canonical(verts, offset, grid.shape[0]), faces
+
+
+MESHERS = {"marching_cubes": marching_cubes, "surface_nets": surface_nets}
+
+
+@torch.no_grad()
+def vertex_colours(synth: Synthesizer, planes: torch.Tensor, verts: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """RGBA uint8 per vertex from the colour field (planes [3, C, H, W] of one object)."""
+    pts = torch.from_numpy(verts).to(planes.device).unsqueeze(0)
+    rgb, _ = synth.query(planes.unsqueeze(0), pts, chunk=chunk)
+    rgb8 = (rgb[0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return np.concatenate([rgb8, np.full((len(rgb8), 1), 255, np.uint8)], axis=1)
+
+
+def build_mesh(verts: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> trimesh.Trimesh:
+    """A trimesh in the canonical frame (z up, front -y) with vertex colours."""
+    return trimesh.Trimesh(vertices=verts, faces=faces, vertex_colors=colours, process=False)
+
+
+def _in_file_axes(mesh: trimesh.Trimesh, fmt: str) -> trimesh.Trimesh:
+    if fmt not in UP_AXIS_BY_FORMAT:
+        raise ValueError(f"unsupported mesh format {fmt!r} (expected one of {', '.join(UP_AXIS_BY_FORMAT)})")
+    if UP_AXIS_BY_FORMAT[fmt] == "z":
+        return mesh
+    out = mesh.copy()
+    out.apply_transform(np.linalg.inv(Y_UP_TO_Z_UP))
+    return out
+
+
+def glb_bytes(verts: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> bytes:
+    """A binary glTF 2.0 file of one triangle mesh with RGBA8 vertex colours, written directly (fast).
+
+    verts [V, 3] float32 (already in the file's y-up axes), faces [F, 3], colours [V, 4] uint8.
+    """
+    pos = np.ascontiguousarray(verts, dtype="<f4")
+    col = np.ascontiguousarray(colours, dtype=np.uint8)
+    idx = np.ascontiguousarray(faces, dtype="<u4")
+    blobs = [pos.tobytes(), col.tobytes(), idx.tobytes()]  # each a multiple of 4 bytes
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    doc = {
+        "asset": {"version": "2.0", "generator": "lrm-dist"},
+        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "COLOR_0": 1}, "indices": 2, "mode": 4}]}],
+        "buffers": [{"byteLength": int(offsets[-1])}],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": int(offsets[i]), "byteLength": len(blobs[i]), "target": target}
+            for i, target in enumerate((34962, 34962, 34963))
+        ],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": len(pos), "type": "VEC3",
+             "min": pos.min(0).tolist(), "max": pos.max(0).tolist()},
+            {"bufferView": 1, "componentType": 5121, "normalized": True, "count": len(col), "type": "VEC4"},
+            {"bufferView": 2, "componentType": 5125, "count": idx.size, "type": "SCALAR"},
+        ],
+    }
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    binary = b"".join(blobs)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    return b"".join([
+        struct.pack("<4sII", b"glTF", 2, total),
+        struct.pack("<I4s", len(text), b"JSON"), text,
+        struct.pack("<I4s", len(binary), b"BIN\0"), binary,
+    ])
+
+
+def mesh_bytes(mesh: trimesh.Trimesh, fmt: str = "glb") -> bytes:
+    """The encoded ``fmt`` file of a canonical (z-up) mesh: glb/obj turned y-up (their convention), ply z-up."""
+    if fmt == "glb":  # written directly: no trimesh copy or exporter pass over millions of faces
+        verts = np.asarray(mesh.vertices, dtype=np.float32) @ np.linalg.inv(Y_UP_TO_Z_UP)[:3, :3].T.astype(np.float32)
+        return glb_bytes(verts, mesh.faces, mesh.visual.vertex_colors)
+    data = _in_file_axes(mesh, fmt).export(file_type=fmt)
+    return data if isinstance(data, bytes) else data.encode()
+
+
+def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
+    """Write a canonical mesh to ``path``; the suffix (.glb, .obj, .ply) picks the format (see ``mesh_bytes``)."""
+    path = Path(path)
+    data = mesh_bytes(mesh, path.suffix.lower().lstrip("."))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

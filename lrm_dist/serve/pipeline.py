@@ -1,0 +1,184 @@
+"""Image -> GLB: preprocessing, triplanes, density grid, marching cubes, vertex colours, export (and video).
+
+``Reconstructor`` keeps one loaded LRM on its device (bf16 autocast on CUDA, optional torch.compile)
+and is shared by ``infer_images`` (the ``lrm-dist infer`` command) and the Ray Serve app.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from lrm_dist.geometry.cameras import camera_features, look_at_c2w, orbit_position
+from lrm_dist.log import get_logger, progress
+from lrm_dist.model.lrm import LRM
+from lrm_dist.serve.config import ServeConfig
+from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, export_mesh, vertex_colours
+from lrm_dist.serve.preprocess import expand_inputs, prepare_image
+
+log = get_logger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"serve.device={name!r} but CUDA is not available")
+    return device
+
+
+def source_camera_features(distance: float, focal: float) -> torch.Tensor:
+    """[1, 16] features of the canonical source camera: at (0, -distance, 0) looking at the origin, z up."""
+    intrinsics = np.array([focal, focal, 0.5, 0.5, 1.0, 1.0])
+    return torch.tensor(camera_features(look_at_c2w(orbit_position(distance, 0.0, 0.0)), intrinsics), dtype=torch.float32)[None]
+
+
+@dataclass
+class Reconstruction:
+    """One object's mesh (canonical frame), its planes [3, C, H, W] and per-step seconds."""
+
+    mesh: trimesh.Trimesh
+    planes: torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Reconstructor:
+    """A loaded LRM ready to turn prepared images ([3, S, S] in [0, 1]) into meshes."""
+
+    def __init__(self, model: LRM, cfg: ServeConfig):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
+        self.dtype = _DTYPES[dtype]
+        self.model = model.to(self.device).eval()
+        self.source_camera = source_camera_features(cfg.source_distance, cfg.source_focal).to(self.device)
+        self._planes_fn = self.model.forward_planes
+        self._grid_fn = density_grid
+        if cfg.compile:
+            self._planes_fn = torch.compile(self._planes_fn)
+            self._grid_fn = torch.compile(density_grid)
+
+    @property
+    def source_size(self) -> int:
+        return self.model.source_size
+
+    @contextmanager
+    def _autocast(self):
+        enabled = self.dtype != torch.float32
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
+            yield
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def planes(self, image: np.ndarray) -> torch.Tensor:
+        """Prepared image [3, S, S] -> planes [3, C, H, W] (the autocast dtype)."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).unsqueeze(0)
+        with self._autocast():
+            return self._planes_fn(x, self.source_camera)[0]
+
+    def reconstruct(self, image: np.ndarray, name: str = "object") -> Reconstruction:
+        """Prepared image -> coloured mesh in the canonical frame, timing each step."""
+        t0 = self._sync()
+        planes = self.planes(image)
+        t1 = self._sync()
+        with self._autocast():
+            grid = self._grid_fn(self.model.synthesizer, planes, self.cfg.mesh_resolution, self.cfg.grid_chunk)
+        t2 = self._sync()
+        verts, faces = MESHERS[self.cfg.mesher](grid, self.cfg.density_threshold, name)
+        t3 = self._sync()
+        with self._autocast():
+            colours = vertex_colours(self.model.synthesizer, planes, verts)
+        mesh = build_mesh(verts, faces, colours)
+        t4 = self._sync()
+        timings = {"triplane": t1 - t0, "grid": t2 - t1, "mesh": t3 - t2, "colours": t4 - t3}
+        return Reconstruction(mesh, planes, timings)
+
+    def turntable(self, planes: torch.Tensor) -> np.ndarray:
+        """Volume renderings around the object: uint8 [V, size, size, 3] (source camera's distance and focal)."""
+        cfg = self.cfg
+        azimuths = np.linspace(0.0, 360.0, cfg.video_views, endpoint=False)
+        c2w = np.stack([look_at_c2w(orbit_position(cfg.source_distance, a, cfg.video_elevation)) for a in azimuths])
+        c2w_t = torch.tensor(c2w, dtype=torch.float32, device=self.device)[None]
+        k = torch.tensor([cfg.source_focal, cfg.source_focal, 0.5, 0.5], device=self.device).expand(1, len(azimuths), 4)
+        frames = []
+        with self._autocast():
+            for v in range(len(azimuths)):
+                out = self.model.render(planes[None], c2w_t[:, v : v + 1], k[:, v : v + 1], cfg.video_size,
+                                        cfg.video_size, chunk=1 << 16, jitter=False)
+                frames.append(out["rgb"][0, 0].float().clamp(0, 1).permute(1, 2, 0))
+        return (torch.stack(frames) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def write_video(frames: np.ndarray, path: Path, fps: int = 24) -> Path:
+    """Frames [V, H, W, 3] uint8 -> an animated GIF (Pillow) or MP4 (imageio with ffmpeg)."""
+    if path.suffix == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        return path
+    try:
+        import imageio.v3 as iio
+
+        iio.imwrite(path, frames, fps=fps)
+    except (ImportError, ValueError, OSError) as exc:
+        raise ValueError(f"{path}: cannot write mp4 ({exc}); install imageio[ffmpeg] or use serve.video_format=gif") from None
+    return path
+
+
+def infer_images(
+    inputs: list[str | Path], out_dir: str | Path, cfg, model: LRM | None = None,
+) -> list[dict]:
+    """Reconstruct every image (files, or folders of images) into meshes under ``out_dir``.
+
+    ``cfg`` is a ``PipelineConfig`` (its ``model`` and ``serve`` sections); ``model`` overrides
+    ``cfg.model``. All images are checked before the model loads, so a bad input fails fast. Writes
+    ``<stem>.<fmt>`` per format (sub-folders mirror input folders), optional ``<stem>.gif|mp4``, and
+    ``infer.json`` (one record per image); returns the records.
+    """
+    from lrm_dist.model.pretrained import build_model
+
+    serve_cfg: ServeConfig = cfg.serve
+    items = expand_inputs(list(inputs))
+    if model is None:
+        model = build_model(cfg.model)
+    size = model.source_size
+    prepared = [
+        prepare_image(path, size, serve_cfg.foreground_ratio, serve_cfg.remove_background, name=str(path))
+        for path, _ in items
+    ]
+    recon = Reconstructor(model, serve_cfg)
+    out_root = Path(out_dir)
+    records = []
+    for (path, stem), image in progress(list(zip(items, prepared)), desc="infer", unit="image"):
+        start = time.perf_counter()
+        result = recon.reconstruct(image, name=str(path))
+        outputs = [str(export_mesh(result.mesh, out_root / stem.with_suffix(f".{fmt}"))) for fmt in serve_cfg.formats]
+        if serve_cfg.video:
+            video = out_root / stem.with_suffix(f".{serve_cfg.video_format}")
+            video.parent.mkdir(parents=True, exist_ok=True)
+            outputs.append(str(write_video(recon.turntable(result.planes), video)))
+        record = {
+            "image": str(path), "outputs": outputs, "n_vertices": len(result.mesh.vertices),
+            "n_faces": len(result.mesh.faces), "seconds": round(time.perf_counter() - start, 4),
+            **{f"seconds_{k}": round(v, 4) for k, v in result.timings.items()},
+        }
+        log.info("%s -> %s (%d faces, %.2f s)", path, ", ".join(outputs), record["n_faces"], record["seconds"])
+        records.append(record)
+    out_root.mkdir(parents=True, exist_ok=True)
+    (out_root / "infer.json").write_text(json.dumps(records, indent=2) + "\n")
+    return records

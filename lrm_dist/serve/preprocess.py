@@ -1,0 +1,111 @@
+"""Input images -> the LRM's source image: foreground mask, recentring, rescaling, white background.
+
+RGBA inputs use their alpha; images without transparency go through ``rembg`` (the optional
+``rembg`` extra) unless ``remove_background='never'``. The object's bounding box is centred and
+scaled so its longer side is ``foreground_ratio`` of the output side, like OpenLRM's preprocessing,
+and composited over white (the background the source views were trained with).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MIN_SIDE, MAX_SIDE = 32, 8192
+ALPHA_CUTOFF = 8  # alpha values at or below this count as background when finding the object
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; ``str(err)`` is one line naming the image and the reason."""
+
+
+def load_rgba(source: str | Path | bytes, name: str | None = None) -> tuple[np.ndarray, bool]:
+    """Read an image file or encoded bytes as RGBA uint8 [H, W, 4]; also says whether it had transparency."""
+    name = name or (str(source) if not isinstance(source, bytes) else "image bytes")
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        raise FileNotFoundError(f"image not found: {source}")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            img.load()
+            width, height = img.size
+            has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+            rgba = np.asarray(img.convert("RGBA"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageError(f"{name}: not a readable image ({first})") from None
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+        raise ImageError(f"{name}: image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    return rgba, has_alpha and bool((rgba[..., 3] < 255).any())
+
+
+def remove_background(rgba: np.ndarray, name: str) -> np.ndarray:
+    """Cut the object out of an opaque image with rembg (optional dependency)."""
+    try:
+        import rembg
+    except ImportError:
+        raise ImageError(
+            f"{name}: image has no transparent background and rembg is not installed; "
+            "install it (pip install 'lrm-dist[rembg]'), pass an RGBA cut-out, or set serve.remove_background=never"
+        ) from None
+    out = rembg.remove(Image.fromarray(rgba[..., :3], "RGB"))
+    return np.asarray(out.convert("RGBA"))
+
+
+def foreground(rgba: np.ndarray, has_alpha: bool, mode: str, name: str) -> np.ndarray:
+    """RGBA with the object's alpha, following ``mode`` (auto | always | never)."""
+    if mode == "always" or (mode == "auto" and not has_alpha):
+        rgba = remove_background(rgba, name)
+    elif not has_alpha:
+        rgba = rgba.copy()
+        rgba[..., 3] = 255
+    if not (rgba[..., 3] > ALPHA_CUTOFF).any():
+        raise ImageError(f"{name}: alpha channel is empty (no foreground pixels)")
+    return rgba
+
+
+def recentre(rgba: np.ndarray, size: int, foreground_ratio: float) -> np.ndarray:
+    """Crop to the object, scale its longer side to ``foreground_ratio * size``, centre it on white.
+
+    Returns float32 [3, size, size] RGB in [0, 1].
+    """
+    rows, cols = np.nonzero(rgba[..., 3] > ALPHA_CUTOFF)
+    crop = Image.fromarray(rgba[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], "RGBA")
+    scale = foreground_ratio * size / max(crop.size)
+    new_w, new_h = max(1, round(crop.size[0] * scale)), max(1, round(crop.size[1] * scale))
+    crop = crop.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", (size, size), (255, 255, 255, 255))
+    canvas.alpha_composite(crop, ((size - new_w) // 2, (size - new_h) // 2))
+    return np.asarray(canvas.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def prepare_image(
+    source: str | Path | bytes, size: int, foreground_ratio: float = 0.8, mode: str = "auto", name: str | None = None,
+) -> np.ndarray:
+    """Load, cut out, recentre: the LRM's input [3, size, size] float32 in [0, 1] on white."""
+    name = name or (str(source) if not isinstance(source, bytes) else "image bytes")
+    rgba, has_alpha = load_rgba(source, name)
+    return recentre(foreground(rgba, has_alpha, mode, name), size, foreground_ratio)
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
+    """Files and folders -> [(image path, output stem relative to the output folder)], sorted per folder."""
+    found: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under folder {item}")
+            found += [(p, p.relative_to(item).with_suffix("")) for p in images]
+        elif item.is_file():
+            found.append((item, Path(item.stem)))
+        else:
+            raise FileNotFoundError(f"image not found: {item}")
+    stems = [str(s) for _, s in found]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise ValueError(f"several inputs would write the same outputs: {', '.join(dupes[:5])}")
+    return found

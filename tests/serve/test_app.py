@@ -1,0 +1,52 @@
+"""The Ray Serve app, run locally on 127.0.0.1 with a tiny model: POST an image, get a GLB back."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+import trimesh
+
+from lrm_dist.config import load_config
+from tests.serve.conftest import rgba_image
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)  # a stalled Ray start fails fast instead of holding the suite
+def test_post_image_get_glb(tmp_path, tiny_model_dir, surface_threshold):
+    import ray
+    from ray import serve
+
+    from lrm_dist.serve.app import run_app
+
+    port = _free_port()
+    cfg = load_config(None, [
+        f"model.pretrained={tiny_model_dir}", f"serve.density_threshold={surface_threshold}",
+        "serve.mesh_resolution=32", "serve.device=cpu", f"serve.http_port={port}", "ray.num_cpus=2",
+    ])
+    try:
+        run_app(cfg)
+        url = f"http://127.0.0.1:{port}/"
+        body = rgba_image(tmp_path / "a.png").read_bytes()
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=120) as resp:
+            assert resp.headers["Content-Type"] == "model/gltf-binary"
+            timings = json.loads(resp.headers["X-LRM-Timings"])
+            glb = resp.read()
+        mesh = trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh")
+        assert len(mesh.faces) > 10 and timings["total"] > 0
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"junk", method="POST"), timeout=60)
+        assert bad.value.code == 400 and b"request body: not a readable image" in bad.value.read()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
