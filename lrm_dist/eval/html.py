@@ -1,0 +1,157 @@
+"""The report's static HTML page: tables, plots, contact sheet, and each input image next to an
+interactive 3D view of its reconstruction (Google's ``<model-viewer>`` web component).
+
+The page loads ``vendor/model-viewer-umd.min.js`` (copied from the npm package at report time; see
+``find_model_viewer_js``) with a classic script tag. Browsers do not fetch GLBs from ``file://``
+pages, so the 3D views need the folder served over HTTP (``python -m http.server``); the page says
+so when opened from disk. A small inline script marks each viewer ``data-state="loaded"`` or
+``"error"`` and counts them in ``#viewer-status`` (what the headless-browser test reads).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from pathlib import Path
+
+MODEL_VIEWER_FILE = "model-viewer-umd.min.js"
+NPM_DIST = Path("node_modules") / "@google" / "model-viewer" / "dist" / MODEL_VIEWER_FILE
+ENV_VAR = "LRM_DIST_MODEL_VIEWER_JS"
+
+
+def find_model_viewer_js(configured: str | None = None) -> Path | None:
+    """The model-viewer UMD bundle: the configured path, $LRM_DIST_MODEL_VIEWER_JS, or an npm install
+    (``node_modules/@google/model-viewer``) under the working folder or the repository root."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"eval.report.model_viewer_js: file not found: {configured}")
+        return path
+    candidates = [os.environ.get(ENV_VAR)] if os.environ.get(ENV_VAR) else []
+    candidates += [Path.cwd() / NPM_DIST, Path(__file__).resolve().parents[2] / NPM_DIST]
+    return next((Path(c) for c in candidates if Path(c).is_file()), None)
+
+
+def vendor_model_viewer(report_dir: Path, configured: str | None = None) -> str | None:
+    """Copy the bundle into ``report_dir/vendor``; returns its relative path (None when not found)."""
+    source = find_model_viewer_js(configured)
+    if source is None:
+        return None
+    (report_dir / "vendor").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, report_dir / "vendor" / MODEL_VIEWER_FILE)
+    return f"vendor/{MODEL_VIEWER_FILE}"
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.plots img { max-width: 32%; margin: 2px; border: 1px solid #eee; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 6px; width: 520px; }
+.pair { display: flex; gap: 6px; }
+.pair img, .pair model-viewer { width: 250px; height: 250px; background: #f4f4f4; }
+.meta { font-size: 12px; color: #444; margin-top: 4px; }
+#viewer-status { font-weight: bold; }
+.note { background: #fff3cd; padding: 6px 10px; border-radius: 4px; }
+"""
+
+_STATUS_SCRIPT = """
+(function () {
+  var viewers = Array.prototype.slice.call(document.querySelectorAll('model-viewer'));
+  var status = document.getElementById('viewer-status');
+  function update() {
+    var loaded = viewers.filter(function (v) { return v.dataset.state === 'loaded'; }).length;
+    var failed = viewers.filter(function (v) { return v.dataset.state === 'error'; }).length;
+    var defined = !!(window.customElements && window.customElements.get('model-viewer'));
+    status.textContent = (defined ? '' : '3D viewer script not loaded. ') +
+      loaded + ' of ' + viewers.length + ' 3D views loaded' + (failed ? ', ' + failed + ' failed' : '');
+    document.body.dataset.viewersLoaded = String(loaded);
+    document.body.dataset.viewersFailed = String(failed);
+    document.body.dataset.modelViewerDefined = String(defined);
+  }
+  viewers.forEach(function (v) {
+    v.addEventListener('load', function () { v.dataset.state = 'loaded'; update(); });
+    v.addEventListener('error', function () { v.dataset.state = 'error'; update(); });
+  });
+  if (location.protocol === 'file:') {
+    document.getElementById('file-note').style.display = 'block';
+  }
+  update();
+  window.addEventListener('load', update);
+})();
+"""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_table_html(summary: list[dict]) -> str:
+    thresholds = summary[0]["fscore_thresholds"] if summary else []
+    head = ["category", "assets", "empty", "failed", "IoU", "IoU median", "Chamfer-L1", "NC"]
+    head += [f"F@{t:g}" for t in thresholds]
+    lines = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r in summary:
+        name = {"class_mean": "mean over categories", "all": "all assets"}.get(r["kind"], r["category"])
+        cells = [name, r["n_assets"], r["n_empty"], r["n_failed"], _fmt(r["iou"]), _fmt(r["iou_median"]),
+                 _fmt(r["chamfer_l1"], 4), _fmt(r["normal_consistency"])] + [_fmt(f) for f in r["fscore"]]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "\n".join(lines + ["</table>"])
+
+
+def _card(row: dict) -> str:
+    aid = html.escape(row["asset_id"])
+    f = ", ".join(f"F@{t:g} {v:.2f}" for t, v in zip(row["fscore_thresholds"], row["fscore"]))
+    image = "<div>(no input)</div>"
+    if row.get("report_input"):
+        image = f'<img src="{html.escape(row["report_input"])}" alt="input view of {aid}">'
+    if row.get("report_mesh"):
+        view = (f'<model-viewer src="{html.escape(row["report_mesh"])}" alt="reconstruction of {aid}" '
+                f'camera-controls auto-rotate shadow-intensity="0.6" exposure="1.1"></model-viewer>')
+    else:
+        view = "<div>(empty reconstruction)</div>"
+    meta = (f"<b>{aid}</b> ({html.escape(row['category'])}): IoU {row['iou']:.3f}, Chamfer-L1 {row['chamfer_l1']:.4f}, "
+            f"NC {row['normal_consistency']:.3f}, {f}")
+    return f'<div class="card"><div class="pair">{image}{view}</div><div class="meta">{meta}</div></div>'
+
+
+def write_page(
+    path: Path, title: str, summary: list[dict], plots: list[str], contact_sheet: str | None,
+    cards: dict[str, list[dict]], viewer_js: str | None, notes: list[str],
+) -> Path:
+    """Write the report page; ``cards`` maps category -> rows with ``report_input``/``report_mesh`` set."""
+    script = (f'<script src="{html.escape(viewer_js)}"></script>' if viewer_js else "")
+    parts = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>{script}</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+        '<p class="note" id="file-note" style="display:none">Opened from disk: browsers do not load 3D models '
+        "from file:// pages. Serve this folder, e.g. <code>python -m http.server --directory &lt;this folder&gt; "
+        "8000</code>, and open http://127.0.0.1:8000/.</p>",
+        "<h2>Per category</h2>", summary_table_html(summary),
+        "<p>Metrics follow Occupancy Networks on meshes scaled to the unit cube: IoU at uniform points, Chamfer-L1 = "
+        "0.5 (accuracy + completeness) with unsquared distances, normal consistency, F-score at distance thresholds. "
+        "Empty predictions count as IoU 0 and the worst Chamfer distance.</p>",
+        "<h2>Distributions</h2>", '<div class="plots">',
+        *(f'<a href="{html.escape(p)}"><img src="{html.escape(p)}" alt="{html.escape(p)}"></a>' for p in plots),
+        "</div>",
+    ]
+    if contact_sheet:
+        parts += ["<h2>Best, median and worst per category</h2>",
+                  "<p>Input view | ground truth | reconstruction, rendered from the input camera.</p>",
+                  f'<a href="{html.escape(contact_sheet)}"><img src="{html.escape(contact_sheet)}" '
+                  'alt="contact sheet" style="max-width:100%"></a>']
+    parts += ["<h2>Reconstructions</h2>", '<p id="viewer-status">3D views loading</p>']
+    for category, rows in cards.items():
+        parts += [f"<h3>{html.escape(category)}</h3>", '<div class="cards">', *(_card(r) for r in rows), "</div>"]
+    parts += [f"<script>{_STATUS_SCRIPT}</script>", "</body></html>"]
+    path.write_text("\n".join(parts) + "\n")
+    return path

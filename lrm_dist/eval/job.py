@@ -1,0 +1,221 @@
+"""``evaluate(cfg)``: the evaluation as a Ray Data job, resumable, writing Parquet tables and a report.
+
+Shards of the held-out assets (only the members it needs: meta, cameras, the input view) stream
+into an actor pool that runs the model (GPU or CPU actors), then into CPU tasks that score each mesh
+against its ground truth. The driver persists finished rows as they arrive. An asset is skipped
+when it already has an ``ok`` row with the same evaluation hash (checkpoint bytes + hashed
+settings) and the same render settings hash, so an interrupted or repeated run only does what is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from lrm_dist.eval.tables import consolidate, read_eval_rows, summarize, write_part, write_summary
+from lrm_dist.log import get_logger, progress_bar
+from lrm_dist.shards.storage import Storage
+
+log = get_logger(__name__)
+
+METRICS_VERSION = "1"
+"""Bump when the metric code changes its numbers, so old rows are evaluated again."""
+
+
+@dataclass
+class EvalSummary:
+    """What an evaluation run did and where its outputs are."""
+
+    out_dir: str
+    eval_hash: str
+    evaluated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    empty: int = 0
+    per_category: list[dict] = field(default_factory=list)
+    report: str | None = None
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        overall = next((r for r in self.per_category if r["kind"] == "class_mean"), None)
+        head = (f"eval: {self.evaluated} evaluated, {self.skipped} already done, {self.failed} failed, "
+                f"{self.empty} empty predictions, {self.seconds:.1f} s -> {self.out_dir}")
+        if overall:
+            f = ", ".join(f"F@{t:g} {v:.3f}" for t, v in zip(overall["fscore_thresholds"], overall["fscore"]))
+            head += (f"\n  class mean: IoU {overall['iou']:.3f}, Chamfer-L1 {overall['chamfer_l1']:.4f}, "
+                     f"NC {overall['normal_consistency']:.3f}, {f}")
+        return head + (f"\n  report: {self.report}" if self.report else "")
+
+
+def checkpoint_digest(folder: str | Path) -> str:
+    """sha256 of a model folder's config and weights: the checkpoint's identity in the evaluation hash."""
+    from lrm_dist.model.pretrained import CONFIG_NAME, LEGACY_WEIGHTS_NAME, WEIGHTS_NAME
+
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for name in (CONFIG_NAME, WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode())
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def resolved_settings(cfg) -> dict:
+    """The settings that change the numbers (with serve's extraction defaults filled in)."""
+    e = cfg.eval
+    return {
+        "metrics_version": METRICS_VERSION, "input_view": e.input_view, "n_points": e.n_points,
+        "thresholds": list(e.fscore_thresholds), "padding": e.iou_padding, "seed": e.seed,
+        "mesh_resolution": e.mesh_resolution or cfg.serve.mesh_resolution,
+        "density_threshold": e.density_threshold or cfg.serve.density_threshold,
+        "source_distance": cfg.train.sample.source_distance,
+    }
+
+
+def eval_hash(digest: str, settings: dict) -> str:
+    payload = json.dumps({"checkpoint": digest, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def eval_paths(cfg) -> tuple[str, str, str]:
+    """(render folder, asset manifest, eval output folder) of a config, defaults filled in."""
+    e = cfg.eval
+    return (e.render_dir or cfg.stage_dir("render"), e.assets_manifest or f"{cfg.stage_dir('assets')}/assets.parquet",
+            e.out_dir or cfg.stage_dir("eval"))
+
+
+def held_out_assets(render_dir: str, assets_manifest: str, categories: list[str] | None) -> tuple[dict[str, dict], list[dict]]:
+    """Rendered (done) assets with their ground truth: ({asset_id: target}, [assets lacking a ground truth])."""
+    import fsspec
+
+    from lrm_dist.shards.manifest import read_render_manifest
+
+    rendered = [r for r in read_render_manifest(render_dir).to_pylist() if r["status"] == "done"]
+    if not rendered:
+        raise FileNotFoundError(f"eval: no rendered assets in {render_dir} (render.parquet missing or empty)")
+    with fsspec.open(assets_manifest, "rb") as fh:
+        assets = {r["asset_id"]: r for r in pq.read_table(fh).to_pylist()}
+    targets, missing = {}, []
+    for r in rendered:
+        asset = assets.get(r["asset_id"])
+        if asset is not None and categories and asset["category"] not in categories:
+            continue
+        target = {"category": asset["category"] if asset else "unknown", "shard": r["shard"],
+                  "render_settings_hash": r["settings_hash"], "mesh_path": (asset or {}).get("mesh_path")}
+        if asset is None or asset["status"] != "ok" or not asset.get("mesh_path"):
+            missing.append({"asset_id": r["asset_id"], **target})
+        else:
+            targets[r["asset_id"]] = target
+    return targets, missing
+
+
+def _failed_row(asset_id: str, target: dict, reason: str, settings: dict) -> dict:
+    """An EVAL_SCHEMA row for an asset the job could not score at all."""
+    from lrm_dist.schema import EVAL_SCHEMA
+
+    row = dict.fromkeys(EVAL_SCHEMA.names)
+    row.update({"asset_id": asset_id, "category": target["category"], "status": "failed", "reason": reason,
+                "eval_hash": settings["eval_hash"], "checkpoint": settings["checkpoint"],
+                "render_settings_hash": target["render_settings_hash"], "fscore_thresholds": list(settings["thresholds"])})
+    return row
+
+
+def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str, out_dir: str) -> Iterator[dict]:
+    """The Ray Data pipeline: shards -> input rows -> reconstruction actors -> scoring tasks -> EVAL rows."""
+    import ray
+
+    from lrm_dist.eval.workers import ReconstructActor, member_filter, score_batch, select_input
+    from lrm_dist.ray_utils import init_ray
+    from lrm_dist.shards.manifest import SHARDS_DIR
+
+    e, actors = cfg.eval, cfg.eval.actors
+    shards = Storage(render_dir)
+    urls = sorted({shards.url_of(f"{SHARDS_DIR}/{t['shard']}") for t in pending.values()})
+    init_ray(cfg.ray)
+    ds = ray.data.read_webdataset(urls, decoder=None, suffixes=member_filter(e.input_view))
+    ds = ds.flat_map(select_input, fn_kwargs={"view": e.input_view, "pending": pending})
+    ds = ds.map_batches(
+        ReconstructActor, batch_size=actors.batch_size, compute=ray.data.ActorPoolStrategy(size=actors.count),
+        num_gpus=actors.num_gpus or None, num_cpus=actors.num_cpus,
+        fn_constructor_kwargs={"checkpoint": settings["checkpoint"], "resolution": settings["mesh_resolution"],
+                               "threshold": settings["density_threshold"], "source_distance": settings["source_distance"],
+                               "dtype": actors.dtype},
+    )
+    ds = ds.map_batches(score_batch, batch_size=1, num_cpus=e.metric_cpus, fn_kwargs={"out_dir": out_dir, "settings": settings})
+    for row in ds.iter_rows():
+        yield dict(row)
+
+
+def evaluate(cfg) -> EvalSummary:
+    """Evaluate ``cfg.eval.checkpoint`` (or ``cfg.model.pretrained``) on the held-out assets; see the module doc."""
+    from lrm_dist.model.pretrained import resolve_pretrained
+
+    start = time.perf_counter()
+    e = cfg.eval
+    checkpoint = e.checkpoint or cfg.model.pretrained
+    if not checkpoint:
+        raise ValueError("eval: no model to evaluate; set eval.checkpoint (or model.pretrained)")
+    render_dir, assets_manifest, out_dir = eval_paths(cfg)
+    settings = resolved_settings(cfg)
+    digest = checkpoint_digest(resolve_pretrained(checkpoint, revision=cfg.model.revision))
+    settings.update(eval_hash=eval_hash(digest, settings), checkpoint=str(checkpoint), save_meshes=e.save_meshes)
+    h = settings["eval_hash"]
+
+    targets, missing = held_out_assets(render_dir, assets_manifest, e.categories)
+    storage = Storage(out_dir)
+    storage.makedirs()
+    previous = read_eval_rows(storage)
+    done = {a for a, t in targets.items()
+            if (r := previous.get(a)) and r["status"] == "ok" and r["eval_hash"] == h
+            and r["render_settings_hash"] == t["render_settings_hash"]}
+    pending = {a: t for a, t in sorted(targets.items()) if a not in done}
+    if e.limit is not None:
+        pending = dict(list(pending.items())[: e.limit])
+    log.info("eval %s of %s: %d held-out assets, %d already evaluated, %d to do, %d without ground truth",
+             h, checkpoint, len(targets), len(done), len(pending), len(missing))
+
+    reason = f"no ground-truth mesh for this asset in {assets_manifest}"
+    new_rows = [_failed_row(m["asset_id"], m, reason, settings) for m in missing]
+    if pending:
+        buffer: list[dict] = []
+        bar = progress_bar(len(pending), desc="eval", unit="asset")
+        for row in _scored_rows(cfg, pending, settings, render_dir, out_dir):
+            buffer.append(row)
+            bar.update(1)
+            if len(buffer) >= e.flush_every:
+                write_part(storage, buffer)
+                new_rows, buffer = new_rows + buffer, []
+        bar.close()
+        seen = {r["asset_id"] for r in new_rows + buffer}
+        buffer += [_failed_row(a, t, f"sample with render settings {t['render_settings_hash']} not found in {t['shard']}",
+                               settings) for a, t in pending.items() if a not in seen]
+        if buffer:
+            write_part(storage, buffer)
+            new_rows += buffer
+    merged = {**previous, **{r["asset_id"]: r for r in new_rows}}
+    consolidate(storage, merged)
+    selected = set(targets) | {m["asset_id"] for m in missing}
+    summary = summarize([r for a, r in merged.items() if a in selected], h, settings["thresholds"])
+    write_summary(storage, summary)
+    evaluated = [r for r in new_rows if r["asset_id"] in pending]
+    result = EvalSummary(
+        out_dir=out_dir, eval_hash=h, evaluated=len(evaluated), skipped=len(done),
+        failed=sum(r["status"] != "ok" for r in new_rows), empty=sum(bool(r["empty"]) for r in evaluated),
+        per_category=summary,
+    )
+    if e.report.enabled:
+        from lrm_dist.eval.report import write_report
+
+        result.report = str(write_report(out_dir, cfg))
+    result.seconds = time.perf_counter() - start
+    log.info("%s", result)
+    return result

@@ -1,0 +1,192 @@
+"""The evaluation job's Ray Data steps: pick input rows, reconstruct in actors, score in CPU tasks.
+
+Every step turns a per-asset error into a ``failed`` row instead of failing the job; meshes travel
+between steps as raw bytes (float32 vertices, int64 faces, uint8 colours), never as ragged tensors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
+
+INPUT_COLUMNS = ("asset_id", "category", "mesh_path", "render_settings_hash", "input_view", "rgba_png",
+                 "input_c2w", "input_intrinsics", "error")
+
+
+def member_filter(view: int) -> Callable[[str], bool]:
+    """The shard members the job needs (suffix after the key): meta, cameras, one view's RGBA."""
+    wanted = {"meta.json", "cameras.json", f"{view:03d}.rgba.png"}
+    return lambda suffix: suffix in wanted
+
+
+def _as_json(value) -> dict:
+    return json.loads(value) if isinstance(value, (bytes, bytearray, str)) else value
+
+
+def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
+    """A shard sample -> [input row] when its asset is pending evaluation, else [] (done, or not selected)."""
+    key = raw["__key__"]
+    target = pending.get(key)
+    if target is None:
+        return []
+    row = {"asset_id": key, "category": target["category"], "mesh_path": target["mesh_path"],
+           "render_settings_hash": target["render_settings_hash"], "input_view": view, "rgba_png": b"",
+           "input_c2w": [], "input_intrinsics": [], "error": ""}
+    try:
+        meta, cams = _as_json(raw["meta.json"]), _as_json(raw["cameras.json"])
+        if meta.get("settings_hash") != target["render_settings_hash"]:
+            return []  # a superseded copy of the sample; the manifest's one is elsewhere
+        n_views = int(meta["n_views"])
+        if view >= n_views:
+            raise ValueError(f"eval.input_view={view} but the sample has {n_views} views")
+        row["rgba_png"] = bytes(raw[f"{view:03d}.rgba.png"])
+        row["input_c2w"] = np.asarray(cams["c2w"], dtype=np.float64)[view].reshape(-1).tolist()
+        row["input_intrinsics"] = np.asarray(cams["intrinsics"], dtype=np.float64)[view].tolist()
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        row["error"] = f"unreadable shard sample: {exc}"
+    return [row]
+
+
+def decode_rgba(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+class ReconstructActor:
+    """Holds one model (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes."""
+
+    def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
+                 dtype: str = "auto"):
+        import torch
+
+        from lrm_dist.model.pretrained import from_pretrained
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = dtype if dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
+        self.dtype = getattr(torch, name)
+        self.model = from_pretrained(checkpoint, device=self.device).eval()
+        self.resolution, self.threshold, self.source_distance = resolution, threshold, source_distance
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
+
+        n = len(batch["asset_id"])
+        errors = [str(e) for e in batch["error"]]
+        prepared, index = [], []
+        for i in range(n):
+            if errors[i]:
+                continue
+            try:
+                rgba = decode_rgba(batch["rgba_png"][i])
+                c2w = np.asarray(batch["input_c2w"][i], dtype=np.float64).reshape(1, 4, 4)
+                k = np.asarray(batch["input_intrinsics"][i], dtype=np.float64).reshape(1, 6)
+                prepared.append(prepare_input(rgba, c2w, k, self.model.source_size, 0, self.source_distance))
+                index.append(i)
+            except (ValueError, OSError) as exc:
+                errors[i] = f"cannot prepare the input view: {exc}"
+        vertices, faces, colors = [b""] * n, [b""] * n, [b""] * n
+        empty_reason, seconds = [""] * n, [0.0] * n
+        try:
+            meshes = reconstruct_meshes(self.model, prepared, self.resolution, self.threshold, self.device, self.dtype)
+        except Exception as exc:  # a model failure fails this batch's rows, not the job
+            meshes = []
+            for i in index:
+                errors[i] = f"inference failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        for i, mesh in zip(index, meshes):
+            vertices[i] = mesh.vertices.astype(np.float32).tobytes()
+            faces[i] = mesh.faces.astype(np.int64).tobytes()
+            colors[i] = mesh.colors.astype(np.uint8).tobytes()
+            empty_reason[i] = mesh.empty_reason or ""
+            seconds[i] = float(sum(mesh.timings.values()))
+        out = {k: batch[k] for k in INPUT_COLUMNS if k != "error"}
+        out.update({
+            "error": np.array(errors, dtype=object), "pred_vertices": np.array(vertices, dtype=object),
+            "pred_faces": np.array(faces, dtype=object), "pred_colors": np.array(colors, dtype=object),
+            "empty_reason": np.array(empty_reason, dtype=object), "seconds_inference": np.array(seconds),
+        })
+        return out
+
+
+def _load_ground_truth(mesh_path: str):
+    import fsspec
+    import trimesh
+
+    with fsspec.open(mesh_path, "rb") as fh:
+        mesh = trimesh.load(fh, file_type=mesh_path.rsplit(".", 1)[-1].lower(), force="mesh", process=False)
+    if len(mesh.faces) == 0:
+        raise ValueError(f"ground-truth mesh {mesh_path} has no triangles")
+    return mesh
+
+
+def score_row(row: dict, out_dir: str, settings: dict) -> dict:
+    """One reconstructed asset -> its EVAL_SCHEMA row; writes its input PNG and (optionally) its GLB."""
+    from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
+    from lrm_dist.geometry.frame import canonical_to_eval
+    from lrm_dist.serve.mesh import build_mesh, mesh_bytes
+    from lrm_dist.shards.storage import Storage
+
+    start = time.perf_counter()
+    asset_id = str(row["asset_id"])
+    result = {
+        "asset_id": asset_id, "category": str(row["category"]), "status": "failed", "reason": None,
+        "eval_hash": settings["eval_hash"], "checkpoint": settings["checkpoint"],
+        "render_settings_hash": str(row["render_settings_hash"]), "empty": None, "iou": None, "chamfer_l1": None,
+        "accuracy": None, "completeness": None, "normal_consistency": None,
+        "fscore_thresholds": list(settings["thresholds"]), "fscore": None, "precision": None, "recall": None,
+        "n_vertices": None, "n_faces": None, "input_view": int(row["input_view"]),
+        "input_c2w": [float(v) for v in row["input_c2w"]], "input_intrinsics": [float(v) for v in row["input_intrinsics"]],
+        "input_file": None, "mesh_file": None, "seconds_inference": float(row.get("seconds_inference", 0.0) or 0.0),
+        "seconds_metrics": None,
+    }
+    storage = Storage(out_dir)
+    if row["rgba_png"]:
+        result["input_file"] = f"inputs/{asset_id}.png"
+        storage.makedirs("inputs")
+        storage.write_bytes_atomic(result["input_file"], bytes(row["rgba_png"]))
+    if row["error"]:
+        result["reason"] = str(row["error"])
+        return result
+    try:
+        verts = np.frombuffer(row["pred_vertices"], dtype=np.float32).reshape(-1, 3)
+        faces = np.frombuffer(row["pred_faces"], dtype=np.int64).reshape(-1, 3)
+        colors = np.frombuffer(row["pred_colors"], dtype=np.uint8).reshape(-1, 4)
+        gt_mesh = _load_ground_truth(str(row["mesh_path"]))
+        gt = sample_ground_truth(canonical_to_eval(gt_mesh.vertices), gt_mesh.faces, settings["n_points"],
+                                 settings["padding"], settings["seed"])
+        m = evaluate_mesh(canonical_to_eval(verts), faces, gt, settings["thresholds"], settings["seed"])
+    except (ValueError, OSError, KeyError) as exc:
+        result["reason"] = f"metrics failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return result
+    if settings["save_meshes"] and len(faces):
+        result["mesh_file"] = f"meshes/{asset_id}.glb"
+        storage.makedirs("meshes")
+        storage.write_bytes_atomic(result["mesh_file"], mesh_bytes(build_mesh(verts, faces, colors), "glb"))
+    result.update({
+        "status": "ok", "reason": row["empty_reason"] or None, "empty": m.empty, "iou": m.iou,
+        "chamfer_l1": m.chamfer_l1, "accuracy": m.accuracy, "completeness": m.completeness,
+        "normal_consistency": m.normal_consistency, "fscore": m.fscore, "precision": m.precision,
+        "recall": m.recall, "n_vertices": len(verts), "n_faces": len(faces),
+        "seconds_metrics": time.perf_counter() - start,
+    })
+    return result
+
+
+def score_batch(batch: dict[str, np.ndarray], out_dir: str, settings: dict):
+    """Ray Data task: score every row of a (small) batch -> an Arrow table of EVAL_SCHEMA."""
+    import pyarrow as pa
+
+    from lrm_dist.schema import EVAL_SCHEMA
+
+    n = len(batch["asset_id"])
+    rows = [score_row({k: v[i] for k, v in batch.items()}, out_dir, settings) for i in range(n)]
+    return pa.Table.from_pylist(rows, schema=EVAL_SCHEMA)
