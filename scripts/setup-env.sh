@@ -12,4 +12,14 @@ python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
 extras="render"
 [ "${1:-}" = "--test" ] && extras="render,test"
 python -m pip install -q -e ".[${extras}]"
+# The eval report's interactive 3D views use Google's <model-viewer> (npm); its bundle is copied into each report.
+if command -v npm >/dev/null && [ ! -f node_modules/@google/model-viewer/dist/model-viewer-umd.min.js ]; then
+  npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error @google/model-viewer@4.4.0 \
+    || echo "warning: npm could not install @google/model-viewer: eval reports will lack their 3D views"
+fi
+# Tests check the report in a real headless Chromium (Debian's package).
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium: the report's browser test will be skipped"
+fi
 python -c "import lrm_dist, torch, ray, deepspeed, bpy; print('lrm-dist env ready: torch', torch.__version__, 'ray', ray.__version__, 'bpy', bpy.app.version_string)"
