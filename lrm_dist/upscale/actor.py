@@ -72,10 +72,6 @@ class Upscaler:
         s = self.stats()
         return f"{s['input_mp']:.2f} input MP in {s['seconds']:.1f} s = {s['input_mp_per_s']:.2f} MP/s"
 
-    def __del__(self) -> None:
-        if getattr(self, "images", 0):
-            log.info("upscaler done, %d images: %s", self.images, self._rate())
-
 
 def ray_resources(cfg: UpscaleConfig) -> dict[str, float]:
     """``num_cpus``/``num_gpus`` for one upscale actor: GPUs only when the cluster has them and device allows."""

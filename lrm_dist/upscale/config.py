@@ -12,7 +12,7 @@ class UpscaleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Upscale renders between the renderer and the shard writer.")
     model: str = Field("realesr-animevideov3-x4", description="Weights name, or a path to .pth/.safetensors.")
     weights_source: Literal["auto", "url", "ncnn"] = Field(
         "auto",
@@ -25,19 +25,26 @@ class UpscaleConfig(BaseModel):
     )
     tile: int = Field(0, ge=0, description="Tile size in input pixels; 0 runs whole images.")
     tile_pad: int = Field(10, ge=0, description="Overlap (input pixels) each tile borrows from its neighbours.")
+    tile_blend: Literal["linear", "crop"] = Field(
+        "linear", description="'linear' cross-fades tile overlaps (seamless); 'crop' keeps tile cores (Real-ESRGAN)."
+    )
     pre_pad: int = Field(0, ge=0, description="Reflect padding added right/bottom before the network, cropped after.")
     alpha: Literal["model", "bilinear"] = Field(
         "model", description="How the alpha channel is upscaled: through the network (as grey RGB) or bilinearly."
     )
     precision: Literal["fp16", "bf16", "fp32"] = Field("fp16", description="Compute dtype on GPU (CPU always fp32).")
     channels_last: bool = Field(True, description="NHWC memory format on GPU.")
-    fused: bool = Field(True, description="Use the concat-free RRDB formulation (same maths, faster on GPU).")
-    compile: bool = Field(False, description="torch.compile the network (GPU only).")
-    compile_mode: str = Field("max-autotune-no-cudagraphs", description="torch.compile mode when compile is on.")
-    cuda_graphs: bool = Field(False, description="Replay captured CUDA graphs per input shape (GPU only).")
+    rrdb_impl: Literal["auto", "plain", "fused", "triton"] = Field(
+        "auto",
+        description="RRDBNet execution (same maths): 'plain' (official layout), 'fused' (concat-free regrouped "
+        "convs), 'triton' (in-buffer Triton convs, CUDA only); 'auto': fused on CUDA, plain on CPU.",
+    )
+    compile: bool = Field(True, description="torch.compile the network (GPU only; ~1 min per input shape).")
+    compile_mode: str = Field("default", description="torch.compile mode (CUDA graphs come from cuda_graphs).")
+    cuda_graphs: bool = Field(True, description="Replay captured CUDA graphs per input shape (GPU only).")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="'auto': CUDA when available, else CPU.")
-    batch_size: int = Field(16, ge=1, description="Images (or tiles) per network forward; also Ray's batch size.")
+    batch_size: int = Field(32, ge=1, description="Images (or tiles) per network forward; also Ray's batch size.")
     num_actors: int = Field(1, ge=1, description="Upscale actors in the Ray pool.")
     gpus_per_actor: float = Field(1.0, ge=0, le=8, description="GPUs per actor (fractions share a GPU); 0: CPU.")
-    cpus_per_actor: float = Field(1.0, gt=0)
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per upscale actor.")
     image_column: str = Field("image", description="Column of the Ray batch holding HxWx4 uint8 images.")

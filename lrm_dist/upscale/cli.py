@@ -1,0 +1,25 @@
+"""``lrm-dist upscale IN_DIR OUT_DIR``: Real-ESRGAN on a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+
+from lrm_dist.cli import add_config_args, load_cli_config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lrm_dist.upscale.folder import upscale_folder
+
+    cfg = load_cli_config(args).upscale
+    written = upscale_folder(args.in_dir, args.out_dir, cfg, overwrite=args.overwrite)
+    print(f"upscaled {len(written)} images into {args.out_dir}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("upscale", help="upscale a folder of images with Real-ESRGAN")
+    parser.add_argument("in_dir", help="folder of images (png, jpg, webp, ...)")
+    parser.add_argument("out_dir", help="folder for the upscaled PNGs (same stems)")
+    parser.add_argument("--overwrite", action="store_true", help="redo images whose output exists")
+    add_config_args(parser)
+    parser.set_defaults(func=_run)
