@@ -1,8 +1,73 @@
-"""Training settings (Ray Train workers, DeepSpeed, optimisation, data sampling)."""
+"""Training settings (Ray Train workers, DeepSpeed, optimisation, losses, data sampling).
+
+Defaults follow OpenLRM's training recipe (AdamW lr 4e-4, wd 0.05, betas 0.9/0.95, clip 1.0, batch
+16 per GPU, 1 source + 3 side views, 64 px patches of 192-288 px renders); tests and CPU smoke runs
+override the sizes.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SampleConfig(BaseModel):
+    """OpenLRM's per-asset sample recipe: one source view plus supervision views cropped to patches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    supervision_views: int = Field(4, ge=1, description="Rendered views per sample; the first is the source view.")
+    render_res_low: int = Field(192, ge=8, description="Smallest side a supervision view is resized to (pixels).")
+    render_res_high: int = Field(288, ge=8, description="Largest side a supervision view is resized to (pixels).")
+    patch_size: int = Field(64, ge=4, description="Side of the rendered/supervised crop (pixels).")
+    source_size: int | None = Field(None, ge=14, description="Encoder input side; None: the model's own.")
+    backgrounds: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5, 1.0], description="Grey levels a supervision view's background is drawn from."
+    )
+    source_distance: float | None = Field(
+        None, gt=0, description="Rescale the scene so the source camera sits at this distance (None: keep it)."
+    )
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> "SampleConfig":
+        if self.render_res_low > self.render_res_high:
+            raise ValueError(f"render_res_low ({self.render_res_low}) > render_res_high ({self.render_res_high})")
+        if self.patch_size > self.render_res_low:
+            raise ValueError(f"patch_size ({self.patch_size}) > render_res_low ({self.render_res_low})")
+        return self
+
+
+class LossConfig(BaseModel):
+    """Loss weights; the perceptual term needs backbone weights from a local path (no downloads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pixel: float = Field(1.0, ge=0, description="Weight of the pixel MSE on the composited patch.")
+    perceptual: float = Field(1.0, ge=0, description="Weight of the LPIPS-style loss (used only with perceptual_weights).")
+    mask: float = Field(0.0, ge=0, description="Weight of the MSE between rendered opacity and target alpha.")
+    tv: float = Field(5e-4, ge=0, description="Weight of the total-variation loss on the triplanes.")
+    perceptual_weights: str | None = Field(
+        None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."
+    )
+    perceptual_linear_weights: str | None = Field(
+        None, description="LPIPS linear-head weights (lin0..lin4); None: equal weights per channel."
+    )
+
+
+class DataConfig(BaseModel):
+    """Where training shards come from and how they stream to workers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shards: str | None = Field(
+        None, description="Shard folder, glob or comma-separated tar list; None: <workdir>/render/shards."
+    )
+    backend: Literal["webdataset", "ray_data"] = Field(
+        "webdataset", description="Streaming reader (measured faster: webdataset; see docs/train.md)."
+    )
+    loader_workers: int = Field(2, ge=0, description="Decode processes per training worker (webdataset backend; 0: in the worker).")
+    shuffle_buffer: int = Field(16, ge=1, description="Samples held for shuffling (raw bytes, before decoding).")
 
 
 class TrainConfig(BaseModel):
@@ -10,5 +75,43 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_workers: int = Field(1, ge=1)
-    max_steps: int = Field(10, ge=1)
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (one per GPU, or CPU processes).")
+    max_steps: int = Field(10, ge=1, description="Optimizer steps of the whole run (a resumed run continues to it).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when the cluster has GPUs.")
+    cpus_per_worker: float = Field(1.0, gt=0)
+    run_name: str = Field("lrm", description="Ray Train run name; re-running the same name resumes it.")
+    storage_path: str | None = Field(None, description="Ray Train storage (None: <workdir>/train/ray).")
+    # optimisation
+    micro_batch_size: int = Field(16, ge=1, description="Samples per worker per forward pass.")
+    grad_accum_steps: int = Field(1, ge=1)
+    lr: float = Field(4e-4, gt=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up from 0 to lr over these optimizer steps.")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW decay (biases and norm weights excluded).")
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float = Field(1.0, ge=0, description="Global gradient-norm clip (0: off).")
+    zero_stage: int = Field(1, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    precision: Literal["auto", "bf16", "autocast_bf16", "fp32"] = Field(
+        "auto",
+        description="bf16 weights (DeepSpeed bf16), fp32 weights under bf16 autocast, or fp32; auto: autocast_bf16 on CUDA "
+        "(fastest step measured, docs/train.md), fp32 on CPU.",
+    )
+    activation_checkpointing: bool = Field(False, description="Recompute encoder/transformer blocks in backward.")
+    seed: int | None = Field(None, description="Data/recipe seed (None: the pipeline seed).")
+    # checkpoints, logging, failures
+    checkpoint_every: int = Field(1000, ge=1, description="Report a checkpoint every this many steps (and at the end).")
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(2, ge=0, description="FailureConfig retries (each restarts from the last checkpoint).")
+    log_every: int = Field(10, ge=1, description="Steps between progress lines and TensorBoard scalars.")
+    image_every: int = Field(200, ge=1, description="Steps between TensorBoard image grids.")
+    export_dir: str | None = Field(None, description="Final HF-layout model folder (None: <workdir>/train/model).")
+    torch_extensions_dir: str | None = Field(
+        None, description="DeepSpeed's JIT op cache (None: <workdir>/train/torch_extensions)."
+    )
+    fault_at_step: int | None = Field(
+        None, ge=1, description="Fault injection: the last rank exits once right after this step's checkpoint."
+    )
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig = Field(default_factory=DataConfig)

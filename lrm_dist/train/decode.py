@@ -1,0 +1,63 @@
+"""Decode just the views a training sample needs from one raw shard sample (the shard contract's members).
+
+A shard sample holds every view's rgba, depth and normal PNGs; training uses the rgba of a few views,
+so only those are decoded (decoding all of them costs several times the whole recipe).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lrm_dist.train.config import SampleConfig
+from lrm_dist.train.sample import build_sample, choose_views
+
+
+def wanted_member(name: str) -> bool:
+    """Members the trainer reads (select_files/fileselect filter): json and rgba PNGs, not depth/normal."""
+    return name.endswith((".json", ".rgba.png"))
+
+
+def _json(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    return json.loads(bytes(value).decode("utf-8"))
+
+
+def _png_rgba(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(bytes(data))) as image:
+        if image.mode != "RGBA":
+            raise ValueError(f"rgba member is {image.mode}, expected RGBA")
+        return np.asarray(image, dtype=np.uint8)
+
+
+def sample_from_raw(
+    raw: dict[str, Any], cfg: SampleConfig, source_size: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    """A training sample (``sample.build_sample``'s arrays plus ``asset_id``) from a raw WebDataset dict.
+
+    ``raw`` maps member suffixes (``meta.json``, ``cameras.json``, ``NNN.rgba.png``) to bytes, as
+    both ``webdataset`` and ``ray.data.read_webdataset(decoder=None)`` produce them.
+    """
+    key = raw.get("__key__", "?")
+    for member in ("meta.json", "cameras.json"):
+        if member not in raw:
+            raise ValueError(f"shard sample {key!r} has no {member} member")
+    cameras = _json(raw["cameras.json"])
+    c2w_all = np.asarray(cameras["c2w"], dtype=np.float64)
+    intr_all = np.asarray(cameras["intrinsics"], dtype=np.float64)
+    views = choose_views(len(c2w_all), cfg.supervision_views, rng)
+    rgba = []
+    for v in views:
+        member = f"{int(v):03d}.rgba.png"
+        if member not in raw:
+            raise ValueError(f"shard sample {key!r} has no {member} member")
+        rgba.append(_png_rgba(raw[member]))
+    sample = build_sample(np.stack(rgba), c2w_all[views], intr_all[views], cfg, source_size, rng)
+    sample["asset_id"] = _json(raw["meta.json"]).get("asset_id", str(key))
+    sample["views"] = views.astype(np.int64)
+    return sample

@@ -1,0 +1,32 @@
+"""Export a training checkpoint as a Hugging Face-layout model folder (``config.json`` + ``model.safetensors``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from lrm_dist.log import get_logger
+from lrm_dist.train.checkpoint import CONFIG_NAME, consolidated_state_dict
+
+log = get_logger(__name__)
+
+
+def export_checkpoint(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
+    """Gather a merged Ray Train checkpoint's fp32 weights into an LRM and ``save_pretrained`` it."""
+    from lrm_dist.model.config import LRMConfig
+    from lrm_dist.model.lrm import LRM
+    from lrm_dist.model.pretrained import load_into, save_pretrained
+
+    checkpoint_dir = Path(checkpoint_dir)
+    config_file = checkpoint_dir / CONFIG_NAME
+    if not config_file.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no {CONFIG_NAME}")
+    config = LRMConfig.model_validate(json.loads(config_file.read_text()))
+    with torch.device("meta"):
+        model = LRM(config)
+    load_into(model, consolidated_state_dict(checkpoint_dir), source=str(checkpoint_dir))
+    out = save_pretrained(model, out_dir)
+    log.info("exported %s -> %s", checkpoint_dir, out)
+    return out

@@ -1,0 +1,195 @@
+"""The Ray Train worker function: DeepSpeed engine, streamed batches, losses, logging, checkpoints.
+
+Every rank runs ``train_loop_per_worker``; checkpoints are collective (every rank writes its own
+DeepSpeed shard into its own folder and reports it under the same ``checkpoint_dir_name``; Ray
+merges them). A restarted worker group (``FailureConfig``) or a re-run with the same name and
+storage path gets the last checkpoint from ``ray.train.get_checkpoint()`` and continues from its
+step, optimizer, scheduler, RNG and data position.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
+
+
+class _Meter:
+    """Running sums of per-step metrics between two log lines."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def mean_across_ranks(self) -> dict[str, float]:
+        """Per-step means, averaged over all ranks (a collective: every rank calls it at the same step)."""
+        import torch.distributed as dist
+
+        keys = sorted(self.sums)
+        values = torch.tensor([self.sums[k] / max(1, self.count) for k in keys], dtype=torch.float64)
+        if dist.is_available() and dist.is_initialized() and keys:
+            dist.all_reduce(values)
+            values /= dist.get_world_size()
+        self.sums, self.count = {}, 0
+        return dict(zip(keys, values.tolist()))
+
+
+def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_size: int, start_batch: int):
+    from lrm_dist.train.data import ray_data_batches, webdataset_batches
+
+    tcfg = cfg.train
+    if tcfg.data.backend == "ray_data":
+        import ray.train
+
+        return ray_data_batches(ray.train.get_dataset_shard("train"), tcfg.micro_batch_size, start_batch)
+    return webdataset_batches(
+        config["urls"], rank, world, tcfg.data.loader_workers, tcfg.micro_batch_size, tcfg.sample, source_size,
+        config["seed"], tcfg.data.shuffle_buffer, start_batch,
+    )
+
+
+def _progress_line(step: int, max_steps: int, m: dict[str, float]) -> str:
+    terms = " ".join(f"{k[5:]} {v:.4g}" for k, v in sorted(m.items()) if k.startswith("loss/") and k != "loss/total")
+    return (
+        f"step {step}/{max_steps} | loss {m.get('loss/total', float('nan')):.4f} ({terms}) | lr {m.get('lr', 0):.2e} "
+        f"| grad-norm {m.get('grad_norm', float('nan')):.3g} | {m.get('throughput/samples_per_s', 0):.2f} samples/s "
+        f"| step {m.get('time/step_s', 0):.2f}s (data {m.get('time/data_s', 0):.2f}s) | epoch {int(m.get('epoch', 0))}"
+    )
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry: ``config`` holds the pipeline config (dict), shard urls, seed and resolved paths."""
+    os.environ["TORCH_EXTENSIONS_DIR"] = config["torch_extensions_dir"]
+    import deepspeed
+    import ray.train
+    import ray.train.torch
+
+    from lrm_dist.config import PipelineConfig
+    from lrm_dist.model.pretrained import build_model
+    from lrm_dist.train.checkpoint import load_checkpoint, save_checkpoint
+    from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_precision
+    from lrm_dist.train.losses import LossFn
+    from lrm_dist.train.optim import build_optimizer, build_scheduler
+    from lrm_dist.train.step import forward_batch, to_device
+    from lrm_dist.train.tensorboard import Board, view_grid
+
+    cfg = PipelineConfig.model_validate(config["cfg"])
+    tcfg = cfg.train
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    use_gpu = bool(config["use_gpu"])
+    device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+    precision = resolve_precision(tcfg, use_gpu)
+
+    torch.manual_seed(config["seed"])  # identical initial weights on every rank
+    model = build_model(cfg.model, device=device)
+    if tcfg.activation_checkpointing:
+        model.set_gradient_checkpointing(True)
+    source_size = tcfg.sample.source_size or model.source_size
+    optimizer = build_optimizer(model, tcfg.lr, tcfg.weight_decay, tuple(tcfg.betas), tcfg.eps, fused=use_gpu)
+    scheduler = build_scheduler(optimizer, tcfg.max_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler,
+        config=build_deepspeed_config(tcfg, world, use_gpu),
+    )
+    dtype = input_dtype(precision)
+    loss_fn = LossFn(tcfg.loss, device)
+    torch.manual_seed(config["seed"] + 1 + rank)  # render jitter differs per rank
+
+    step, start_batch = 0, 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(engine, folder, rank)
+        step, start_batch = int(state["step"]), int(state["batches"])
+        if rank == 0:
+            log.info("resumed from %s at step %d (batch %d)", checkpoint.path, step, start_batch)
+    if step >= tcfg.max_steps:
+        if rank == 0:
+            log.info("checkpoint is at step %d >= max_steps %d: nothing to train", step, tcfg.max_steps)
+        return
+
+    batches = _make_batches(config, cfg, rank, world, source_size, start_batch)
+    board = Board(config["tensorboard_dir"] if rank == 0 else None, purge_step=step + 1 if step else None)
+    if rank == 0:
+        log.info(
+            "training %d -> %d steps on %d %s worker(s): ZeRO-%d, %s, micro-batch %d x accum %d, %.1fM parameters",
+            step, tcfg.max_steps, world, "GPU" if use_gpu else "CPU", tcfg.zero_stage, precision,
+            tcfg.micro_batch_size, tcfg.grad_accum_steps, sum(p.numel() for p in model.parameters()) / 1e6,
+        )
+    meter, batches_done, epoch = _Meter(), start_batch, 0
+    engine.train()
+    while step < tcfg.max_steps:
+        t0 = time.perf_counter()
+        data_s = 0.0
+        for _ in range(tcfg.grad_accum_steps):
+            t_data = time.perf_counter()
+            batch = next(batches)
+            epoch = int(batch.pop("epoch"))
+            batch = to_device(batch, device)
+            data_s += time.perf_counter() - t_data
+            batches_done += 1
+            out = forward_batch(engine, batch, dtype)
+            loss, terms = loss_fn(out["rgb"], out["opacity"], out["planes"], batch["render_image"], batch["render_alpha"])
+            engine.backward(loss)
+            engine.step()
+        step += 1
+        if use_gpu:
+            torch.cuda.synchronize(device)
+        step_s = time.perf_counter() - t0
+        grad_norm = engine.get_global_grad_norm()
+        meter.add({
+            "loss/total": float(loss.detach()), **{f"loss/{k}": v for k, v in terms.items()},
+            "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "time/step_s": step_s, "time/data_s": data_s,
+            "throughput/samples_per_s": tcfg.micro_batch_size * tcfg.grad_accum_steps * world / step_s,
+            "epoch": float(epoch),
+        })
+        last = step == tcfg.max_steps
+        if step % tcfg.log_every == 0 or last:
+            metrics = meter.mean_across_ranks()
+            if rank == 0:
+                board.scalars(metrics, step)
+                log.info(_progress_line(step, tcfg.max_steps, metrics))
+        if rank == 0 and (step % tcfg.image_every == 0 or last):
+            board.image("views/target|rendered|alpha|opacity", view_grid(
+                batch["render_image"][0], out["rgb"][0], out["opacity"][0], batch["render_alpha"][0]
+            ), step)
+        if step % tcfg.checkpoint_every == 0 or last:
+            report = {"step": step, "loss": float(loss.detach()), "batches": batches_done}
+            with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
+                save_checkpoint(engine, folder, rank, {"step": step, "batches": batches_done, "epoch": epoch},
+                                model.config.hf_dict())
+                ray.train.report(
+                    report, checkpoint=ray.train.Checkpoint.from_directory(folder),
+                    checkpoint_dir_name=f"checkpoint_{step:08d}",
+                )
+            _maybe_fault(tcfg.fault_at_step, step, rank, world, Path(config["run_dir"]))
+    board.close()
+
+
+def _maybe_fault(fault_at_step: int | None, step: int, rank: int, world: int, run_dir: Path) -> None:
+    """Fault injection for resilience tests: the last rank dies once, right after this step's checkpoint."""
+    if fault_at_step != step or rank != world - 1:
+        return
+    marker = run_dir / f"fault_injected_step{step}"
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("1\n")
+    log.warning("fault injection: rank %d exits after the checkpoint of step %d", rank, step)
+    os._exit(1)

@@ -1,0 +1,116 @@
+"""OpenLRM's training-sample recipe, from the decoded views of one asset.
+
+One source view, composited on white and resized to the encoder's input, plus supervision views
+(the source view first) composited on a random grey background, resized to a random side R in
+[render_res_low, render_res_high] and cropped to a random ``patch_size`` square at a ray anchor.
+Cameras are canonicalised to the source view (``geometry.cameras.canonicalize_poses``); each crop's
+intrinsics are rewritten so the crop is a whole image of its own (principal point shifted by the
+anchor, focal scaled by R/W): rendering a patch at an anchor of an R x R image and rendering that
+crop camera give the same rays, so samples of different R batch together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrm_dist.geometry.cameras import camera_features, canonicalize_poses
+from lrm_dist.train.config import SampleConfig
+
+
+def composite(rgba: torch.Tensor, background: torch.Tensor | float) -> torch.Tensor:
+    """Straight-alpha RGBA [..., 4, H, W] in [0, 1] over a background -> RGB [..., 3, H, W]."""
+    rgb, alpha = rgba[..., :3, :, :], rgba[..., 3:4, :, :]
+    return rgb * alpha + torch.as_tensor(background, dtype=rgba.dtype) * (1.0 - alpha)
+
+
+def resize(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Bicubic, antialiased resize of [K, C, H, W] to side x side, clamped to [0, 1] (pixel-centre aligned)."""
+    if images.shape[-2:] == (side, side):
+        return images
+    out = F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)
+
+
+def crop_intrinsics(intrinsics: np.ndarray, res: int, anchors: np.ndarray, patch: int) -> np.ndarray:
+    """Pixel intrinsics [K, 6] of each view resized to res x res and cropped at anchors (row, col) to patch x patch."""
+    intrinsics = np.asarray(intrinsics, dtype=np.float64)
+    sx, sy = res / intrinsics[:, 4], res / intrinsics[:, 5]
+    out = np.empty_like(intrinsics)
+    out[:, 0], out[:, 1] = intrinsics[:, 0] * sx, intrinsics[:, 1] * sy
+    out[:, 2] = intrinsics[:, 2] * sx - anchors[:, 1]
+    out[:, 3] = intrinsics[:, 3] * sy - anchors[:, 0]
+    out[:, 4] = out[:, 5] = patch
+    return out
+
+
+def normalized_intrinsics(intrinsics: torch.Tensor) -> torch.Tensor:
+    """Pixel intrinsics [..., 6] -> the model's normalised [..., 4] (fx/W, fy/H, cx/W, cy/H)."""
+    w, h = intrinsics[..., 4:5], intrinsics[..., 5:6]
+    return torch.cat([intrinsics[..., 0:1] / w, intrinsics[..., 1:2] / h, intrinsics[..., 2:3] / w, intrinsics[..., 3:4] / h], -1)
+
+
+def choose_views(n_views: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` distinct random view indices out of ``n_views`` (the first becomes the source view)."""
+    if n_views < k:
+        raise ValueError(f"asset has {n_views} views, the recipe needs {k} (train.sample.supervision_views)")
+    return rng.choice(n_views, size=k, replace=False)
+
+
+def build_sample(
+    rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """One training sample from K chosen views (view 0 is the source).
+
+    rgba: uint8 [K, H, W, 4] straight alpha; c2w: [K, 4, 4] OpenGL, canonical object frame;
+    intrinsics: [K, 6] pixels of the rgba image. Returns float32 arrays: ``source_image`` [3, S, S],
+    ``source_camera`` [16], ``render_c2w`` [K, 4, 4], ``render_intrinsics`` [K, 6] (pixels of the crop),
+    ``render_image`` [K, 3, P, P], ``render_alpha`` [K, 1, P, P], ``render_bg`` [K]; int64
+    ``render_anchors`` [K, 2] (row, col) and ``render_res`` [K].
+    """
+    rgba = np.asarray(rgba)
+    if rgba.ndim != 4 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:
+        raise ValueError(f"rgba must be uint8 [K, H, W, 4], got {rgba.dtype} {rgba.shape}")
+    k, p = rgba.shape[0], cfg.patch_size
+    if c2w.shape != (k, 4, 4) or intrinsics.shape != (k, 6):
+        raise ValueError(f"cameras must be [{k}, 4, 4] and [{k}, 6], got {c2w.shape} and {intrinsics.shape}")
+    views = torch.from_numpy(rgba).permute(0, 3, 1, 2).float().div_(255.0)  # [K, 4, H, W]
+
+    source = resize(composite(views[:1], 1.0), source_size)[0]
+    poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance)
+    source_camera = camera_features(poses[0], intrinsics[0])
+
+    bg = rng.choice(np.asarray(cfg.backgrounds, dtype=np.float64), size=k)
+    res = int(rng.integers(cfg.render_res_low, cfg.render_res_high + 1))
+    target = resize(composite(views, torch.from_numpy(bg).float().view(k, 1, 1, 1)), res)
+    alpha = resize(views[:, 3:4], res)
+    anchors = rng.integers(0, res - p + 1, size=(k, 2))
+    rows = torch.from_numpy(anchors[:, 0]).view(k, 1, 1) + torch.arange(p).view(1, p, 1)
+    cols = torch.from_numpy(anchors[:, 1]).view(k, 1, 1) + torch.arange(p).view(1, 1, p)
+    batch = torch.arange(k).view(k, 1, 1)
+    image_crop = target.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    alpha_crop = alpha.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    return {
+        "source_image": source.numpy().astype(np.float32),
+        "source_camera": source_camera.astype(np.float32),
+        "render_c2w": poses.astype(np.float32),
+        "render_intrinsics": crop_intrinsics(intrinsics, res, anchors, p).astype(np.float32),
+        "render_image": image_crop.contiguous().numpy().astype(np.float32),
+        "render_alpha": alpha_crop.contiguous().numpy().astype(np.float32),
+        "render_bg": bg.astype(np.float32),
+        "render_anchors": anchors.astype(np.int64),
+        "render_res": np.full(k, res, dtype=np.int64),
+    }
+
+
+def collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack samples into a batch of tensors (keys with non-array values are dropped)."""
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    return {
+        key: torch.from_numpy(np.stack([s[key] for s in samples]))
+        for key, value in samples[0].items()
+        if isinstance(value, np.ndarray)
+    }

@@ -1,0 +1,50 @@
+"""Train config validation, the DeepSpeed config builder and the CLI registration."""
+
+import pytest
+
+from lrm_dist.cli import build_parser
+from lrm_dist.config import ConfigError, load_config
+from lrm_dist.train.config import TrainConfig
+from lrm_dist.train.deepspeed_config import build_deepspeed_config, resolve_precision
+
+
+def test_deepspeed_config_per_device_and_stage():
+    cfg = TrainConfig(micro_batch_size=4, grad_accum_steps=3, grad_clip=0.5, zero_stage=2)
+    cpu = build_deepspeed_config(cfg, world_size=2, use_gpu=False)
+    assert cpu["train_batch_size"] == 24 and cpu["train_micro_batch_size_per_gpu"] == 4
+    assert cpu["gradient_accumulation_steps"] == 3 and cpu["gradient_clipping"] == 0.5
+    assert cpu["bf16"] == {"enabled": False} and cpu["zero_optimization"]["stage"] == 2
+    assert cpu["zero_optimization"]["overlap_comm"] is False
+    gpu = build_deepspeed_config(cfg.model_copy(update={"zero_stage": 3}), world_size=8, use_gpu=True)
+    assert gpu["torch_autocast"]["enabled"] and gpu["bf16"] == {"enabled": False} and gpu["train_batch_size"] == 96
+    assert gpu["zero_optimization"]["stage"] == 3
+    assert "optimizer" not in gpu and "scheduler" not in gpu  # torch AdamW + LambdaLR are passed in
+
+
+def test_precision_resolution():
+    assert resolve_precision(TrainConfig(), use_gpu=True) == "autocast_bf16"
+    assert resolve_precision(TrainConfig(), use_gpu=False) == "fp32"
+    assert resolve_precision(TrainConfig(precision="fp32"), use_gpu=True) == "fp32"
+    with pytest.raises(ValueError, match="train.precision"):
+        resolve_precision(TrainConfig(precision="bf16"), use_gpu=False)
+    autocast = build_deepspeed_config(TrainConfig(precision="autocast_bf16"), 1, use_gpu=True)
+    assert autocast["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"} and autocast["bf16"]["enabled"] is False
+    bf16 = build_deepspeed_config(TrainConfig(precision="bf16"), 1, use_gpu=True)
+    assert bf16["bf16"] == {"enabled": True} and bf16["torch_autocast"]["enabled"] is False
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="zero_stage"):
+        load_config(None, ["train.zero_stage=4"])
+    with pytest.raises(ConfigError, match="patch_size"):
+        load_config(None, ["train.sample.patch_size=300"])
+    with pytest.raises(ConfigError, match="backend"):
+        load_config(None, ["train.data.backend=hdf5"])
+    cfg = load_config(None, ["train.max_steps=7", "train.num_workers=3"])
+    assert (cfg.train.max_steps, cfg.train.num_workers, cfg.train.lr, cfg.train.betas) == (7, 3, 4e-4, (0.9, 0.95))
+
+
+def test_cli_registers_train():
+    args = build_parser().parse_args(["train", "cfg.yaml", "--set", "train.max_steps=2"])
+    assert args.command == "train" and args.config == "cfg.yaml" and args.overrides == ["train.max_steps=2"]
+    assert callable(args.func)

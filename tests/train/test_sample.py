@@ -1,0 +1,98 @@
+"""OpenLRM's sample recipe: shapes, compositing, crop cameras, canonicalised poses."""
+
+import numpy as np
+import pytest
+import torch
+
+from lrm_dist.geometry.cameras import camera_features, intrinsics_from_fov, look_at_c2w, orbit_position
+from lrm_dist.model.config import SIZES
+from lrm_dist.model.lrm import LRM
+from lrm_dist.train.config import SampleConfig
+from lrm_dist.train.decode import sample_from_raw
+from lrm_dist.train.sample import build_sample, collate, crop_intrinsics, normalized_intrinsics
+from lrm_dist.train.step import render_cameras
+
+
+def _views(k: int, res: int = 40):
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(k, res, res, 4), dtype=np.uint8)
+    rgba[:, :, : res // 2, 3] = 0      # left half transparent
+    rgba[:, :, res // 2 :, 3] = 255    # right half opaque
+    c2w = np.stack([look_at_c2w(orbit_position(2.5, 40.0 * i + 15, 10.0 * i)) for i in range(k)])
+    intr = np.tile(intrinsics_from_fov(45.0, res, res), (k, 1))
+    return rgba, c2w, intr
+
+
+def test_sample_shapes_and_ranges(small_recipe):
+    rgba, c2w, intr = _views(3)
+    s = build_sample(rgba, c2w, intr, small_recipe, source_size=28, rng=np.random.default_rng(1))
+    assert s["source_image"].shape == (3, 28, 28) and s["source_camera"].shape == (16,)
+    assert s["render_c2w"].shape == (3, 4, 4) and s["render_intrinsics"].shape == (3, 6)
+    assert s["render_image"].shape == (3, 3, 16, 16) and s["render_alpha"].shape == (3, 1, 16, 16)
+    assert s["render_bg"].shape == (3,) and set(s["render_bg"]) <= {0.0, 0.5, 1.0}
+    res = int(s["render_res"][0])
+    assert 24 <= res <= 32 and (s["render_res"] == res).all()
+    assert ((s["render_anchors"] >= 0) & (s["render_anchors"] <= res - 16)).all()
+    for key in ("source_image", "render_image", "render_alpha"):
+        assert s[key].dtype == np.float32 and s[key].min() >= 0 and s[key].max() <= 1
+    assert (s["render_intrinsics"][:, 4:] == 16).all()
+    batch = collate([s, s])
+    assert batch["render_image"].shape == (2, 3, 3, 16, 16) and batch["render_anchors"].dtype == torch.int64
+
+
+def test_source_is_on_white_and_targets_on_their_background():
+    rgba, c2w, intr = _views(2, res=32)
+    cfg = SampleConfig(supervision_views=2, render_res_low=32, render_res_high=32, patch_size=32, backgrounds=[0.0])
+    s = build_sample(rgba, c2w, intr, cfg, source_size=32, rng=np.random.default_rng(0))
+    # no resize at 32 -> exact compositing: transparent half is the background, opaque half the colour
+    assert np.allclose(s["source_image"][:, :, :12], 1.0)
+    assert np.allclose(s["source_image"][:, :, 20:], rgba[0, :, 20:, :3].transpose(2, 0, 1) / 255, atol=1e-6)
+    assert np.allclose(s["render_image"][:, :, :, :12], 0.0)
+    assert np.allclose(s["render_alpha"][:, 0, :, 20:], 1.0) and np.allclose(s["render_alpha"][:, 0, :, :12], 0.0)
+
+
+def test_cameras_are_canonicalised_to_the_source_view(small_recipe):
+    rgba, c2w, intr = _views(3)
+    s = build_sample(rgba, c2w, intr, small_recipe, source_size=28, rng=np.random.default_rng(2))
+    poses = s["render_c2w"].astype(np.float64)
+    d = np.linalg.norm(c2w[0, :3, 3])
+    assert np.allclose(poses[0], look_at_c2w(np.array([0.0, -d, 0.0])), atol=1e-5)
+    # relative poses are unchanged
+    for i in (1, 2):
+        assert np.allclose(np.linalg.inv(poses[0]) @ poses[i], np.linalg.inv(c2w[0]) @ c2w[i], atol=1e-5)
+    assert np.allclose(s["source_camera"], camera_features(poses[0], intr[0]), atol=1e-5)
+    scaled = build_sample(rgba, c2w, intr, small_recipe.model_copy(update={"source_distance": 2.0}), 28, np.random.default_rng(2))
+    assert np.linalg.norm(scaled["render_c2w"][0, :3, 3]) == pytest.approx(2.0, abs=1e-5)
+
+
+def test_crop_camera_renders_the_patch_of_the_full_image():
+    """A crop's own camera gives the same pixels as the model's anchored patch of the resized image."""
+    torch.manual_seed(0)
+    model = LRM(SIZES["tiny"]).eval()
+    res, patch = 20, 8
+    c2w = torch.tensor(look_at_c2w(orbit_position(2.0, 30.0, 20.0)), dtype=torch.float32).view(1, 1, 4, 4)
+    intr_full = np.array([intrinsics_from_fov(50.0, 64, 48)])  # a non-square original image
+    anchors = np.array([[5, 9]])
+    crop = crop_intrinsics(intr_full, res, anchors, patch)
+    with torch.no_grad():
+        planes = model.forward_planes(torch.rand(1, 3, 56, 56), torch.rand(1, 16))
+        full = model.render(planes, c2w, normalized_intrinsics(torch.tensor(intr_full)).float().view(1, 1, 4),
+                            res, res, patch=(torch.tensor(anchors).view(1, 1, 2), patch, patch))
+        own = model.render(planes, c2w, normalized_intrinsics(torch.tensor(crop)).float().view(1, 1, 4), patch, patch)
+    for key in ("rgb", "opacity", "depth"):
+        assert torch.allclose(full[key], own[key], atol=1e-5), key
+    cams = render_cameras(c2w, torch.tensor(crop).float().view(1, 1, 6))
+    assert cams.shape == (1, 1, 25) and torch.allclose(cams[..., :16].view(4, 4), c2w.view(4, 4))
+
+
+def test_sample_from_raw_reads_only_the_chosen_views(synthetic_shards, small_recipe):
+    import webdataset as wds
+
+    raw = next(iter(wds.tarfile_to_samples()(iter([{"url": str(synthetic_shards[0])}]))))
+    s = sample_from_raw(raw, small_recipe, 28, np.random.default_rng(0))
+    assert s["asset_id"] == raw["__key__"] and len(set(s["views"].tolist())) == 3
+    broken = {k: v for k, v in raw.items() if not k.endswith(f"{int(s['views'][1]):03d}.rgba.png")}
+    with pytest.raises(ValueError, match="rgba.png"):
+        sample_from_raw(broken, small_recipe, 28, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="supervision_views"):
+        sample_from_raw(raw, small_recipe.model_copy(update={"supervision_views": 7}), 28, np.random.default_rng(0))
