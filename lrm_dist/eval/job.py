@@ -93,15 +93,26 @@ def eval_paths(cfg) -> tuple[str, str, str]:
             e.out_dir or cfg.stage_dir("eval"))
 
 
-def held_out_assets(render_dir: str, assets_manifest: str, categories: list[str] | None) -> tuple[dict[str, dict], list[dict]]:
-    """Rendered (done) assets with their ground truth: ({asset_id: target}, [assets lacking a ground truth])."""
+def held_out_assets(
+    render_dir: str, assets_manifest: str, categories: list[str] | None, holdout: float = 0.0
+) -> tuple[dict[str, dict], list[dict]]:
+    """Rendered (done) assets of the held-out split (all when ``holdout`` is 0) with their ground truth:
+    ({asset_id: target}, [assets lacking a ground truth])."""
     import fsspec
 
     from lrm_dist.shards.manifest import read_render_manifest
 
+    from lrm_dist.shards.split import is_heldout
+
     rendered = [r for r in read_render_manifest(render_dir).to_pylist() if r["status"] == "done"]
     if not rendered:
         raise FileNotFoundError(f"eval: no rendered assets in {render_dir} (render.parquet missing or empty)")
+    if holdout > 0:
+        total = len(rendered)
+        rendered = [r for r in rendered if is_heldout(r["asset_id"], holdout)]
+        if not rendered:
+            raise ValueError(f"eval: none of the {total} rendered assets is in the held-out split "
+                             f"(shards.holdout_fraction={holdout}): render more assets or raise the fraction")
     with fsspec.open(assets_manifest, "rb") as fh:
         assets = {r["asset_id"]: r for r in pq.read_table(fh).to_pylist()}
     targets, missing = {}, []
@@ -156,21 +167,27 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
 
 
 def evaluate(cfg) -> EvalSummary:
-    """Evaluate ``cfg.eval.checkpoint`` (or ``cfg.model.pretrained``) on the held-out assets; see the module doc."""
+    """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
+    on the held-out assets; see the module doc."""
     from lrm_dist.model.pretrained import resolve_pretrained
 
     start = time.perf_counter()
     e = cfg.eval
-    checkpoint = e.checkpoint or cfg.model.pretrained
+    trained = Path(cfg.train.export_dir or f"{cfg.stage_dir('train')}/model")
+    checkpoint = e.checkpoint or (str(trained) if (trained / "config.json").is_file() else cfg.model.pretrained)
     if not checkpoint:
-        raise ValueError("eval: no model to evaluate; set eval.checkpoint (or model.pretrained)")
+        raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "
+                         "or set model.pretrained")
     render_dir, assets_manifest, out_dir = eval_paths(cfg)
     settings = resolved_settings(cfg)
     digest = checkpoint_digest(resolve_pretrained(checkpoint, revision=cfg.model.revision))
     settings.update(eval_hash=eval_hash(digest, settings), checkpoint=str(checkpoint), save_meshes=e.save_meshes)
     h = settings["eval_hash"]
 
-    targets, missing = held_out_assets(render_dir, assets_manifest, e.categories)
+    holdout = cfg.shards.holdout_fraction
+    if holdout == 0:
+        log.warning("eval: shards.holdout_fraction is 0: scoring assets the model was trained on")
+    targets, missing = held_out_assets(render_dir, assets_manifest, e.categories, holdout)
     storage = Storage(out_dir)
     storage.makedirs()
     previous = read_eval_rows(storage)

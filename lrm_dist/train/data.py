@@ -54,6 +54,7 @@ class StreamSpec:
     consumer: int
     consumers: int
     shuffle_buffer: int
+    holdout: float = 0.0  # samples of the held-out split (lrm_dist.shards.split) are skipped
 
 
 def _epoch_rng(*parts: int) -> np.random.Generator:
@@ -66,6 +67,12 @@ def _read_raw(urls: list[str]) -> Iterator[dict[str, Any]]:
     yield from wds.tarfile_to_samples(select_files=wanted_member)(iter([{"url": u} for u in urls]))
 
 
+def _training_split(raws: Iterator[dict[str, Any]], holdout: float) -> Iterator[dict[str, Any]]:
+    from lrm_dist.shards.split import is_heldout
+
+    return (raw for raw in raws if not is_heldout(str(raw.get("__key__", "")), holdout))
+
+
 def raw_stream(spec: StreamSpec) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """Endless (epoch, index-in-epoch, raw sample) of one consumer: its split, reshuffled every epoch."""
     epoch = 0
@@ -75,7 +82,7 @@ def raw_stream(spec: StreamSpec) -> Iterator[tuple[int, int, dict[str, Any]]]:
         by_shard = len(order) >= spec.consumers
         urls = order[spec.consumer :: spec.consumers] if by_shard else order
         mine = (
-            raw for i, raw in enumerate(_read_raw(urls))
+            raw for i, raw in enumerate(_training_split(_read_raw(urls), spec.holdout))
             if by_shard or i % spec.consumers == spec.consumer
         )
         rng = _epoch_rng(spec.seed, epoch, spec.consumer, 1)
@@ -123,8 +130,10 @@ class ShardBatches(torch.utils.data.IterableDataset):
     def __init__(
         self, urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int,
         sample_cfg: SampleConfig, source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0,
+        holdout: float = 0.0,
     ):
         super().__init__()
+        self.holdout = holdout
         self.urls, self.rank, self.world_size = tuple(urls), rank, world_size
         self.loader_workers, self.batch_size = max(1, loader_workers), batch_size
         self.sample_cfg, self.source_size, self.seed = sample_cfg, source_size, seed
@@ -137,17 +146,21 @@ class ShardBatches(torch.utils.data.IterableDataset):
         role = (worker + self.start_batch) % n
         # Batches this role produced before the restart: global batches b < start_batch with b % n == role.
         done = (self.start_batch - role + n - 1) // n if self.start_batch > role else 0
-        spec = StreamSpec(self.urls, self.seed, self.rank * n + role, self.world_size * n, self.shuffle_buffer)
+        spec = StreamSpec(
+            self.urls, self.seed, self.rank * n + role, self.world_size * n, self.shuffle_buffer, self.holdout
+        )
         return batch_stream(spec, self.batch_size, self.sample_cfg, self.source_size, skip_batches=done)
 
 
 def webdataset_batches(
     urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int, sample_cfg: SampleConfig,
-    source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0,
+    source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0, holdout: float = 0.0,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless batches for one training worker (``loader_workers`` decode processes; 0: in process)."""
+    """Endless batches for one training worker (``loader_workers`` decode processes; 0: in process),
+    skipping the held-out split (``holdout``: its fraction)."""
     dataset = ShardBatches(
-        urls, rank, world_size, loader_workers, batch_size, sample_cfg, source_size, seed, shuffle_buffer, start_batch
+        urls, rank, world_size, loader_workers, batch_size, sample_cfg, source_size, seed, shuffle_buffer, start_batch,
+        holdout,
     )
     if loader_workers == 0:
         return iter(dataset)
@@ -172,13 +185,19 @@ class _RecipeFn:
         return {k: v for k, v in sample.items() if isinstance(v, np.ndarray)}
 
 
-def ray_dataset(urls: list[str], sample_cfg: SampleConfig, source_size: int, shuffle: bool = True):
-    """``ray.data.read_webdataset`` (rgba and json members only, raw bytes) -> decode + recipe."""
+def ray_dataset(
+    urls: list[str], sample_cfg: SampleConfig, source_size: int, shuffle: bool = True, holdout: float = 0.0
+):
+    """``ray.data.read_webdataset`` (rgba and json members only, raw bytes) -> training split -> decode + recipe."""
     import ray.data
+
+    from lrm_dist.shards.split import is_heldout
 
     ds = ray.data.read_webdataset(
         urls, decoder=None, fileselect=wanted_member, shuffle="files" if shuffle else None
     )
+    if holdout > 0:
+        ds = ds.filter(lambda row: not is_heldout(str(row["__key__"]), holdout))
     return ds.map(_RecipeFn(sample_cfg, source_size))
 
 

@@ -173,7 +173,7 @@ def test_train_job_trains_on_the_shards(client, config):
 def test_eval_job_scores_the_trained_model(client, config):
     pytest.importorskip("bpy")
     cfg_path, workdir = config
-    sets = f"--set eval.checkpoint={workdir / 'train' / 'model'} --set eval.n_points=1000 --set eval.mesh_resolution=32"
+    sets = f"--set shards.holdout_fraction=0 --set eval.checkpoint={workdir / 'train' / 'model'} --set eval.n_points=1000 --set eval.mesh_resolution=32"
     status, logs = run_job(client, f"python jobs/pipeline.py {cfg_path} {sets}", timeout=300)
     assert status == "SUCCEEDED", logs[-4000:]
     rows = pq.read_table(workdir / "eval" / "eval.parquet").to_pylist()

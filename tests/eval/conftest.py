@@ -55,7 +55,7 @@ def _png(rgba: np.ndarray) -> bytes:
 @pytest.fixture
 def scored_eval(tmp_path, eval_workdir) -> tuple[Path, object]:
     """An eval folder scored by the real row scorer: predictions are shrunk ground truths, one is empty."""
-    cfg = load_config(None, [f"workdir={eval_workdir}", "eval.n_points=3000", "eval.report.image_size=96"])
+    cfg = load_config(None, [f"workdir={eval_workdir}", "shards.holdout_fraction=0", "eval.n_points=3000", "eval.report.image_size=96"])
     out = str(eval_workdir / "eval")
     settings = {"eval_hash": "h-test", "checkpoint": "test", "thresholds": [0.01, 0.02, 0.05], "n_points": 3000,
                 "padding": 0.1, "seed": 0, "save_meshes": True}

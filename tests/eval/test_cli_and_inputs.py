@@ -58,3 +58,16 @@ def test_held_out_assets_joins_renders_with_ground_truth(eval_workdir, tmp_path)
     assert {t["category"] for t in chairs.values()} == {"chair"} and len(chairs) == 2
     with pytest.raises(FileNotFoundError, match="no rendered assets"):
         held_out_assets(str(tmp_path / "nothing"), str(manifest), None)
+
+
+def test_held_out_assets_take_only_the_held_out_split(eval_workdir):
+    from lrm_dist.shards.split import heldout_score
+
+    manifest = eval_workdir / "assets" / "assets.parquet"
+    ids = sorted(pq.read_table(manifest).column("asset_id").to_pylist())
+    scores = sorted(heldout_score(a) for a in ids)
+    fraction = (scores[1] + scores[2]) / 2  # exactly the two lowest-scoring assets are held out
+    targets, _ = held_out_assets(str(eval_workdir / "render"), str(manifest), None, fraction)
+    assert sorted(targets) == sorted(a for a in ids if heldout_score(a) < fraction) and len(targets) == 2
+    with pytest.raises(ValueError, match="held-out split"):
+        held_out_assets(str(eval_workdir / "render"), str(manifest), None, scores[0] / 2)

@@ -59,7 +59,8 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
     from lrm_dist.eval import evaluate
 
     threshold = _median_density(tiny_checkpoint, eval_workdir)
-    cfg = load_config(None, [
+    cfg = load_config(None, [  # four synthetic assets: score them all (no held-out split)
+        "shards.holdout_fraction=0",
         f"workdir={eval_workdir}", f"eval.checkpoint={tiny_checkpoint}", "eval.mesh_resolution=24",
         f"eval.density_threshold={threshold}", "eval.n_points=4000", "eval.actors.count=2",
         "eval.actors.batch_size=2", "eval.flush_every=1", "eval.report.image_size=64",
@@ -112,7 +113,7 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
     manifest[first_id]["settings_hash"] = "re-rendered"
     save_rows(render, manifest)
     changed = load_config(None, [
-        f"workdir={eval_workdir}", f"eval.checkpoint={tiny_checkpoint}", "eval.mesh_resolution=24",
+        "shards.holdout_fraction=0", f"workdir={eval_workdir}", f"eval.checkpoint={tiny_checkpoint}", "eval.mesh_resolution=24",
         f"eval.density_threshold={threshold}", "eval.n_points=3000", "eval.limit=2", "eval.report.enabled=false",
     ])
     third = evaluate(changed)

@@ -60,3 +60,14 @@ def test_resumed_stream_continues_with_the_same_batches(synthetic_shards, small_
         for key in a:
             assert torch.equal(a[key], b[key]), key
     assert not torch.equal(full[0]["render_image"], full[1]["render_image"])
+
+
+def test_training_stream_skips_the_held_out_split():
+    from lrm_dist.shards.split import is_heldout
+    from lrm_dist.train.data import _training_split
+
+    raws = [{"__key__": f"asset-{i:04d}"} for i in range(400)]
+    kept = [r["__key__"] for r in _training_split(iter(raws), 0.25)]
+    assert kept == [r["__key__"] for r in raws if not is_heldout(r["__key__"], 0.25)]
+    assert 250 < len(kept) < 350
+    assert len(list(_training_split(iter(raws), 0.0))) == 400

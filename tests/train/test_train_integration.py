@@ -47,7 +47,7 @@ def _config(workdir: Path, shards: list[Path], run_name: str, max_steps: int = 3
     from lrm_dist.config import load_config
 
     overrides = {
-        "workdir": str(workdir), "train.run_name": run_name, "train.num_workers": 2, "train.max_steps": max_steps,
+        "workdir": str(workdir), "shards.holdout_fraction": 0, "train.run_name": run_name, "train.num_workers": 2, "train.max_steps": max_steps,
         "train.micro_batch_size": 2, "train.checkpoint_every": 2, "train.log_every": 1, "train.image_every": 2,
         "train.zero_stage": 1, "train.warmup_steps": 1, "train.lr": 1e-3, "train.max_failures": 1,
         "train.torch_extensions_dir": str(EXTENSIONS), "train.sample.supervision_views": 2,
