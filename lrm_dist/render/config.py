@@ -57,10 +57,13 @@ class LightingConfig(BaseModel):
         description="Preset weights; 'hdri' falls back to 'area_rig' when no studio HDRI is available.",
     )
     area_lights: tuple[int, int] = Field((2, 4), description="Area lights in a rig (inclusive range).")
-    area_energy_w: tuple[float, float] = Field((150.0, 600.0), description="Power of each area light (W).")
-    sun_strength: tuple[float, float] = Field((2.0, 5.0), description="Sun strength (W/m^2).")
+    # Calibrated on procedural furniture (Standard view transform, 96 px, 16 samples): no clipped
+    # foreground pixels and mean foreground 0.42-0.61 for albedos up to 0.75; 150-600 W clipped 80%
+    # of a white sofa.
+    area_energy_w: tuple[float, float] = Field((25.0, 100.0), description="Power of each area light (W).")
+    sun_strength: tuple[float, float] = Field((1.0, 3.0), description="Sun strength (W/m^2).")
     temperature_k: tuple[float, float] = Field((4000.0, 8000.0), description="Light colour temperature (K).")
-    ambient: tuple[float, float] = Field((0.15, 0.5), description="Uniform world (ambient) strength with lamp presets.")
+    ambient: tuple[float, float] = Field((0.05, 0.2), description="Uniform world (ambient) strength with lamp presets.")
     hdri_strength: tuple[float, float] = Field((0.7, 1.5), description="World strength of an HDRI.")
     hdri_dir: str | None = Field(
         None, description="Folder of .exr/.hdr environment maps; None: Blender's bundled studio lights, when present."
