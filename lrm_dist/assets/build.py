@@ -98,11 +98,13 @@ def build_assets(cfg) -> AssetsSummary:
     candidates = list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset"))
     rows: dict[str, dict] = {}
     todo: list[Candidate] = []
+    seen: set[str] = set()
     summary = AssetsSummary(manifest=manifest)
     for c in candidates:
-        if c.asset_id in rows or any(t.asset_id == c.asset_id for t in todo):
+        if c.asset_id in seen:
             log.warning("duplicate asset id %s (%s): keeping the first", c.asset_id, c.uri)
             continue
+        seen.add(c.asset_id)
         reuse = _reusable(previous, c)
         if reuse is not None:
             rows[c.asset_id] = reuse
@@ -138,11 +140,16 @@ def _process_all(todo: list[Candidate], limits: tuple, cfg):
 
     init_ray(cfg.ray)
     remote = ray.remote(num_cpus=1)(process_candidate)
-    pending, queue = [], list(todo)
+    pending: list = []
     bar = progress_bar(len(todo), "checking assets (ray)", unit="asset")
-    while queue or pending:
-        while queue and len(pending) < cfg.assets.workers:
-            pending.append(remote.remote(queue.pop(0), *limits))
+    for c in todo:  # keep ``workers`` tasks in flight, yielding each result as it finishes
+        pending.append(remote.remote(c, *limits))
+        if len(pending) < cfg.assets.workers:
+            continue
+        done, pending = ray.wait(pending, num_returns=1)
+        bar.update(1)
+        yield ray.get(done[0])
+    while pending:
         done, pending = ray.wait(pending, num_returns=1)
         bar.update(1)
         yield ray.get(done[0])

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -54,3 +55,20 @@ def test_build_100_assets(make_cfg):
     # a rerun reuses everything unchanged
     again = build_assets(make_cfg([{"kind": "procedural", "per_category": 20}]))
     assert again.reused == 100 and again.ok == 100
+
+
+@pytest.mark.integration
+def test_ray_tasks_give_the_same_manifest(make_cfg, tmp_path):
+    import ray
+
+    here = read_asset_manifest(build_assets(make_cfg([{"kind": "procedural", "per_category": 2}])).manifest)
+    cfg = make_cfg([{"kind": "procedural", "per_category": 2}], workers=2)
+    cfg = cfg.model_copy(update={"workdir": str(tmp_path / "ray-work"),
+                                 "ray": cfg.ray.model_copy(update={"num_cpus": 2})})
+    try:
+        summary = build_assets(cfg)
+    finally:
+        ray.shutdown()
+    there = read_asset_manifest(summary.manifest)
+    assert summary.ok == 10 and there.column("asset_id").to_pylist() == here.column("asset_id").to_pylist()
+    assert there.column("sha256").to_pylist() == here.column("sha256").to_pylist()
