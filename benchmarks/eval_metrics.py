@@ -12,7 +12,7 @@ import time
 
 import trimesh
 
-from lrm_dist.eval.inside import contains
+from lrm_dist.geometry.inside import contains
 from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth, surface_metrics
 from lrm_dist.geometry.sampling import sample_box, sample_surface
 

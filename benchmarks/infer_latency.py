@@ -82,7 +82,7 @@ def run_once(recon: Reconstructor, png: bytes, surface: torch.Tensor | None) -> 
     with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
         grid = recon._grid_fn(synth, planes, cfg.mesh_resolution, cfg.grid_chunk)
     t3 = sync(recon.device)
-    verts, faces = MESHERS[cfg.mesher](grid if surface is None else surface, cfg.density_threshold)
+    verts, faces = MESHERS[cfg.mesher](grid if surface is None else surface, cfg.density_threshold or 3.0)
     t4 = sync(recon.device)
     with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
         mesh = build_mesh(verts, faces, vertex_colours(synth, planes, verts))

@@ -132,7 +132,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
         runner, dtype, step_autocast = model, torch.float32, autocast
 
     def loss_of(out):
-        total, _ = loss_fn(out["rgb"], out["opacity"], out["planes"], batch["render_image"], batch["render_alpha"])
+        total, _ = loss_fn(out, batch)
         return total
 
     def full_step():

@@ -67,7 +67,8 @@ class EvalConfig(BaseModel):
         None, ge=16, le=1024, description="Density grid side for marching cubes; None: serve.mesh_resolution. Hashed."
     )
     density_threshold: float | None = Field(
-        None, gt=0, description="Iso-level of the density; None: serve.density_threshold. Hashed."
+        None, gt=0, description="Iso-level of the density; None: serve.density_threshold, else the model's calibrated "
+        "iso_level (config.json), else 3.0. Hashed."
     )
     actors: InferenceActorsConfig = Field(default_factory=InferenceActorsConfig)
     metric_cpus: float = Field(1.0, gt=0, description="CPUs per metric task (one asset per task).")

@@ -169,7 +169,7 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
 def evaluate(cfg) -> EvalSummary:
     """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
     on the held-out assets; see the module doc."""
-    from lrm_dist.model.pretrained import resolve_pretrained
+    from lrm_dist.model.pretrained import load_config, resolve_pretrained
 
     start = time.perf_counter()
     e = cfg.eval
@@ -179,8 +179,11 @@ def evaluate(cfg) -> EvalSummary:
         raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "
                          "or set model.pretrained")
     render_dir, assets_manifest, out_dir = eval_paths(cfg)
+    folder = resolve_pretrained(checkpoint, revision=cfg.model.revision)
     settings = resolved_settings(cfg)
-    digest = checkpoint_digest(resolve_pretrained(checkpoint, revision=cfg.model.revision))
+    if settings["density_threshold"] is None:  # the model's own calibrated iso-level
+        settings["density_threshold"] = load_config(folder).surface_level()
+    digest = checkpoint_digest(folder)
     settings.update(eval_hash=eval_hash(digest, settings), checkpoint=str(checkpoint), save_meshes=e.save_meshes)
     h = settings["eval_hash"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lrm_dist.eval.inside import contains
+from lrm_dist.geometry.inside import contains
 from lrm_dist.geometry.sampling import face_normals_and_areas, sample_box, sample_surface
 
 WORST_DISTANCE = math.sqrt(3.0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lrm_dist.geometry.cameras import camera_features, canonicalize_poses
+from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
 
 
 @dataclass
@@ -36,15 +36,6 @@ class PredictedMesh:
     colors: np.ndarray
     empty_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def object_to_model_frame(c2w: np.ndarray, source_index: int = 0, distance: float | None = None) -> np.ndarray:
-    """The similarity that ``canonicalize_poses`` applies to the world: object-frame point -> model-frame point."""
-    c2w = np.asarray(c2w, dtype=np.float64)
-    source = c2w[source_index]
-    rigid = canonicalize_poses(source[None])[0] @ np.linalg.inv(source)
-    scale = 1.0 if distance is None else float(distance) / float(np.linalg.norm(source[:3, 3]))
-    return np.diag([scale, scale, scale, 1.0]) @ rigid
 
 
 def prepare_input(

@@ -93,6 +93,15 @@ def canonicalize_poses(c2ws: np.ndarray, source_index: int = 0, distance: float 
     return out
 
 
+def object_to_model_frame(c2w: np.ndarray, source_index: int = 0, distance: float | None = None) -> np.ndarray:
+    """The similarity that ``canonicalize_poses`` applies to the world: object-frame point -> model-frame point."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    source = c2w[source_index]
+    rigid = canonicalize_poses(source[None])[0] @ np.linalg.inv(source)
+    scale = 1.0 if distance is None else float(distance) / float(np.linalg.norm(source[:3, 3]))
+    return np.diag([scale, scale, scale, 1.0]) @ rigid
+
+
 def camera_features(c2w: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """OpenLRM's 16-number source-camera features: 3x4 c2w flattened + fx/W, fy/H, cx/W, cy/H."""
     c2w = np.asarray(c2w, dtype=np.float64)

@@ -7,7 +7,13 @@ small/base/large architectures and the tiny ones used by tests and CPU runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+DEFAULT_ISO_LEVEL = 3.0
+"""OpenLRM's density iso-level for marching cubes."""
 
 
 class LRMConfig(BaseModel):
@@ -30,6 +36,11 @@ class LRMConfig(BaseModel):
     source_size: int | None = Field(
         None, ge=14, description="Input image side in pixels (multiple of 14); None: the size's default."
     )
+    # lrm-dist additions; their defaults are OpenLRM's architecture, so released configs load unchanged.
+    image_lift: bool = Field(False, description="Add pixel-aligned image features to the triplanes (model/lift.py).")
+    iso_level: float | None = Field(
+        None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
+    )
 
     def resolved_source_size(self) -> int:
         """Input side for the encoder: ``source_size``, else OpenLRM's 224/336/448 by model size."""
@@ -42,8 +53,15 @@ class LRMConfig(BaseModel):
         return 56
 
     def hf_dict(self) -> dict:
-        """The ``config.json`` payload (``source_size`` only when set)."""
-        return self.model_dump(exclude_none=True)
+        """The ``config.json`` payload (lrm-dist's additions only when they differ from OpenLRM)."""
+        out = self.model_dump(exclude_none=True)
+        if not self.image_lift:
+            out.pop("image_lift")
+        return out
+
+    def surface_level(self) -> float:
+        """The density iso-level to mesh at: the calibrated ``iso_level``, else OpenLRM's 3.0."""
+        return DEFAULT_ISO_LEVEL if self.iso_level is None else self.iso_level
 
 
 SIZES: dict[str, LRMConfig] = {
@@ -74,7 +92,19 @@ class ModelConfig(BaseModel):
     size: str = Field("tiny", pattern="^(tiny|small|base|large)$")
     pretrained: str | None = Field(None, description="HF-layout folder or hub id to start from.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub id.")
+    image_lift: bool = Field(
+        True, description="Fresh models: add the image lift (model/lift.py; measured in docs/train.md). "
+        "A pretrained checkpoint keeps its own config."
+    )
+    architecture: dict[str, Any] = Field(
+        default_factory=dict, description="Fresh models: LRMConfig fields overriding the size's, e.g. triplane_low_res."
+    )
 
     def arch(self) -> LRMConfig:
-        """The architecture of ``size`` (a pretrained checkpoint's own config.json wins when loading)."""
-        return SIZES[self.size].model_copy()
+        """The architecture of a fresh model: ``size`` with ``image_lift`` and ``architecture`` applied
+        (a pretrained checkpoint's own config.json wins when loading)."""
+        fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift, **self.architecture}
+        try:
+            return LRMConfig.model_validate(fields)
+        except ValueError as exc:
+            raise ValueError(f"model.architecture {self.architecture}: {exc}") from None

@@ -13,6 +13,7 @@ from torch import nn
 from lrm_dist.model.camera_embedder import CameraEmbedder
 from lrm_dist.model.config import LRMConfig
 from lrm_dist.model.encoder import DinoV2Encoder
+from lrm_dist.model.lift import ImageLift, pack
 from lrm_dist.model.renderer import camera_rays, render_rays
 from lrm_dist.model.synthesizer import Synthesizer
 from lrm_dist.model.transformer import TransformerDecoder
@@ -53,7 +54,8 @@ class LRM(nn.Module):
             cond_dim=config.encoder_feat_dim, mod_dim=config.camera_embed_dim,
         )
         self.upsampler = nn.ConvTranspose2d(dim, config.triplane_dim, kernel_size=2, stride=2)
-        self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray)
+        self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift)
+        self.lift = ImageLift(config.triplane_dim, config.triplane_high_res) if config.image_lift else None
 
     @property
     def source_size(self) -> int:
@@ -70,7 +72,8 @@ class LRM(nn.Module):
 
         image: [N, 3, S, S] RGB in [0, 1] on a white background, S a multiple of 14 (``source_size``);
         source_cam_features: [N, 16] (``geometry.cameras.camera_features`` of the canonicalised source
-        camera). Returns planes [N, 3, C, 2L, 2L] (C = triplane_dim, L = triplane_low_res), unbounded floats.
+        camera). Returns planes [N, 3, C, 2L, 2L] (C = triplane_dim, L = triplane_low_res), unbounded floats;
+        with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``).
         """
         if image.shape[0] != source_cam_features.shape[0]:
             raise ValueError(f"batch mismatch: image {tuple(image.shape)} vs camera {tuple(source_cam_features.shape)}")
@@ -80,7 +83,10 @@ class LRM(nn.Module):
         tokens = self.transformer(self.pos_embed.expand(n, -1, -1), image_tokens, camera)
         tokens = tokens.view(n, 3, low, low, -1).permute(0, 1, 4, 2, 3).reshape(n * 3, -1, low, low)
         planes = self.upsampler(tokens)
-        return planes.view(n, 3, *planes.shape[1:])
+        planes = planes.view(n, 3, *planes.shape[1:])
+        if self.lift is not None:
+            planes = pack(planes, self.lift(image, source_cam_features).to(planes.dtype))
+        return planes
 
     def render(
         self, planes: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int,
@@ -150,11 +156,16 @@ class LRM(nn.Module):
     def forward(
         self, image: torch.Tensor, source_camera_features: torch.Tensor, render_cameras: torch.Tensor,
         height: int, width: int, patch: Patch | None = None, bg_color: float | torch.Tensor = 1.0,
+        points: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``forward_planes`` then ``render``; render_cameras: [N, V, 25] (``render_camera_features``).
 
-        Returns ``planes`` plus ``render``'s ``rgb``, ``opacity`` and ``depth``.
+        Returns ``planes`` plus ``render``'s ``rgb``, ``opacity`` and ``depth``; with ``points`` [N, M, 3]
+        (model frame) also ``points_raw_density`` [N, M], the field's density before its activation there.
         """
         planes = self.forward_planes(image, source_camera_features)
         c2w, intrinsics = split_render_cameras(render_cameras)
-        return {"planes": planes, **self.render(planes, c2w, intrinsics, height, width, patch, bg_color)}
+        out = {"planes": planes, **self.render(planes, c2w, intrinsics, height, width, patch, bg_color)}
+        if points is not None:
+            out["points_raw_density"] = self.synthesizer.field(planes, points)[1].float()
+        return out

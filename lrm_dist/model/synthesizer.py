@@ -5,6 +5,9 @@ by (x, z), plane 2 by (z, y), the first coordinate running along the plane's wid
 [-1, 1]^3 box map to [-1, 1] plane coordinates (bilinear, ``align_corners=False``, zeros outside).
 The decoder MLP (3*C -> 64 -> 64 -> 64 -> 4, ReLU) outputs density in channel 0 and colour in 1:4;
 colour = sigmoid * 1.002 - 0.001, density = softplus(raw - 1) (applied by the renderer).
+With an image lift (``model/lift.py``) the planes tensor also carries a feature volume, read
+trilinearly at each point and added to the first layer's pre-activation through ``volume_proj``
+(a key OpenLRM's checkpoints do not have, created only for such models).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrm_dist.model.lift import unpack
 from lrm_dist.model.renderer import activate_density
 
 
 def sample_triplane(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """planes [N, 3, C, H, W], points [N, M, 3] in [-1, 1]^3 -> features [N, M, 3*C] (plane-major)."""
+    """planes [N, 3, C, H, W] (extra packed slices ignored), points [N, M, 3] in [-1, 1]^3 -> [N, M, 3*C] (plane-major)."""
+    planes = planes[:, :3]
     n, _, c, _, _ = planes.shape
     m = points.shape[1]
     x, y, z = points.to(planes.dtype).unbind(-1)
@@ -27,6 +32,13 @@ def sample_triplane(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         align_corners=False,
     )  # [N*3, C, 1, M]
     return feats.view(n, 3, c, m).permute(0, 3, 1, 2).reshape(n, m, 3 * c)
+
+
+def sample_volume(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """volume [N, C, G(z), G(y), G(x)], points [N, M, 3] in [-1, 1]^3 -> trilinear features [N, M, C]."""
+    grid = points.to(volume.dtype).view(points.shape[0], 1, 1, -1, 3)
+    feats = F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # [N, C, 1, 1, M]
+    return feats.flatten(2).transpose(1, 2)
 
 
 class TriplaneDecoder(nn.Module):
@@ -40,25 +52,44 @@ class TriplaneDecoder(nn.Module):
             modules += [nn.Linear(d_in, d_out), nn.ReLU()]
         modules.append(nn.Linear(hidden, 4))
         self.net = nn.Sequential(*modules)
+        # He initialisation keeps the features' scale through the ReLUs (torch's default shrinks it ~2.5x
+        # per layer, so a fresh field is flat: raw density std 0.01 over the box, and learning stalls).
         for module in self.net:
             if isinstance(module, nn.Linear):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+    def forward(self, features: torch.Tensor, first_layer_extra: torch.Tensor | None = None) -> torch.Tensor:
+        """features [..., 3*C] -> [..., 4]; ``first_layer_extra`` [..., hidden] is added before the first ReLU."""
+        if first_layer_extra is None:
+            return self.net(features)
+        return self.net[1:](self.net[0](features) + first_layer_extra)
 
 
 class Synthesizer(nn.Module):
     """Owns the decoder MLP; turns planes + points into colour and density."""
 
-    def __init__(self, triplane_dim: int, samples_per_ray: int):
+    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False):
         super().__init__()
         self.samples_per_ray = samples_per_ray
         self.decoder = TriplaneDecoder(triplane_dim)
+        hidden = self.decoder.net[0].out_features
+        self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
+
+    def volume_term(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor | None:
+        """The volume's contribution to the first layer at points [N, M, 3] ([N, M, hidden]; None without one)."""
+        _, volume = unpack(planes)
+        if volume is None or self.volume_proj is None:
+            return None
+        return self.volume_proj(sample_volume(volume, points))
+
+    def raw(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output [N, M, 4] at points [N, M, 3]."""
+        return self.decoder(sample_triplane(planes, points), self.volume_term(planes, points))
 
     def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """points [N, M, 3] -> (rgb [N, M, 3] in [-0.001, 1.001], raw density [N, M])."""
-        out = self.decoder(sample_triplane(planes, points))
+        out = self.raw(planes, points)
         rgb = torch.sigmoid(out[..., 1:]) * 1.002 - 0.001
         return rgb, out[..., 0]
 
@@ -75,6 +106,6 @@ class Synthesizer(nn.Module):
         """Activated density only at points [N, P, 3] -> [N, P] (skips the colour head's activation)."""
         out = []
         for start in range(0, points.shape[1], chunk):
-            raw = self.decoder(sample_triplane(planes, points[:, start : start + chunk]))[..., 0]
+            raw = self.raw(planes, points[:, start : start + chunk])[..., 0]
             out.append(activate_density(raw))
         return torch.cat(out, 1)

@@ -108,6 +108,10 @@ class RenderConfig(BaseModel):
         "auto", description="Cycles device; 'auto' picks OptiX, then CUDA, when the actor sees a GPU, else CPU."
     )
     depth_scale: float = Field(1e-4, gt=0, description="Metres per uint16 depth step in the shard (max 6.5535 m).")
+    occupancy_resolution: int = Field(
+        96, ge=0, le=256,
+        description="Side of the ground-truth occupancy grid stored with each sample (training's 3D supervision); 0: none.",
+    )
     cameras: CameraConfig = Field(default_factory=CameraConfig)
     lighting: LightingConfig = Field(default_factory=LightingConfig)
     timeout_s: float = Field(600.0, gt=0, description="Per-asset render timeout; a hung actor is killed and replaced.")

@@ -41,6 +41,26 @@ class Outcome:
     n_views: int | None = None
 
 
+def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
+    """Attach the ground-truth occupancy grid of the record's canonical mesh (``mesh_path``) to a sample.
+
+    Without a mesh path (or with ``resolution`` 0) the sample goes without; training then skips the
+    occupancy term for it.
+    """
+    import numpy as np
+    import trimesh
+
+    from lrm_dist.geometry.occupancy import occupancy_grid
+
+    mesh_path = record.get("mesh_path")
+    if resolution <= 0 or not mesh_path:
+        return
+    mesh = trimesh.load(mesh_path, force="mesh", process=False)
+    sample["occupancy"] = occupancy_grid(np.asarray(mesh.vertices), np.asarray(mesh.faces), resolution)
+    sample["meta"]["occupancy_resolution"] = resolution
+    sample["meta"]["occupancy_fraction"] = round(float(sample["occupancy"].mean()), 5)
+
+
 class RenderWorker:
     """Body of a render actor: one Blender in this process, created on ``ready()``."""
 
@@ -69,6 +89,7 @@ class RenderWorker:
             with quiet_stdout():
                 sample = self.renderer.render(record)
             sample["meta"]["attempts"] = attempt
+            add_occupancy(sample, record, self.cfg.occupancy_resolution)
             payload = encode_sample(sample) if self.encode else sample
         except AssetInputError as exc:
             status["reason"] = str(exc)

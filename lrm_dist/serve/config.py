@@ -13,7 +13,10 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mesh_resolution: int = Field(256, ge=16, le=1024, description="Density grid side for marching cubes.")
-    density_threshold: float = Field(3.0, gt=0, description="Iso-level of the activated density (OpenLRM: 3.0).")
+    density_threshold: float | None = Field(
+        None, gt=0,
+        description="Iso-level of the activated density; None: the model's calibrated iso_level (config.json), else OpenLRM's 3.0.",
+    )
     formats: list[str] = Field(default_factory=lambda: ["glb"], description="Any of glb, ply, obj.")
     mesher: str = Field(
         "marching_cubes", pattern="^(marching_cubes|surface_nets)$",

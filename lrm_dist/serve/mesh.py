@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import trimesh
 
 from lrm_dist.geometry.frame import Y_UP_TO_Z_UP
+from lrm_dist.model.lift import unpack
 from lrm_dist.model.renderer import activate_density
 from lrm_dist.model.synthesizer import Synthesizer
 
@@ -42,6 +43,9 @@ def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chun
     """
     net = synth.decoder.net
     coords = torch.linspace(-1.0, 1.0, resolution, device=planes.device)
+    volume_packed = planes.unsqueeze(0)
+    planes, volume = unpack(volume_packed)
+    planes = planes[0]
     t_xy, t_xz, t_zy = _plane_tables(planes, coords)
     w0 = net[0].weight.to(t_xy.dtype)
     c = t_xy.shape[-1]
@@ -52,6 +56,10 @@ def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chun
     step = max(1, chunk // resolution**2)
     for i in range(0, resolution, step):
         h = pre_xy[i : i + step, :, None] + pre_xz[i : i + step, None, :] + pre_yz[None]
+        if volume is not None:  # the image lift's volume: sampled at this slab's grid points, [x, y, z, hidden]
+            xs = coords[i : i + step]
+            pts = torch.stack(torch.meshgrid(xs, coords, coords, indexing="ij"), dim=-1)
+            h = h + synth.volume_term(volume_packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
         h = net[4](net[3](net[2](net[1](h))))
         raw = F.linear(net[5](h), net[6].weight[:1], net[6].bias[:1])[..., 0]
         out[i : i + step] = activate_density(raw.float())

@@ -73,6 +73,13 @@ class Reconstructor:
     def source_size(self) -> int:
         return self.model.source_size
 
+    @property
+    def density_threshold(self) -> float:
+        """``serve.density_threshold`` when set, else the model's calibrated iso-level."""
+        if self.cfg.density_threshold is not None:
+            return self.cfg.density_threshold
+        return self.model.config.surface_level()
+
     @contextmanager
     def _autocast(self):
         enabled = self.dtype != torch.float32
@@ -98,7 +105,7 @@ class Reconstructor:
         with self._autocast():
             grid = self._grid_fn(self.model.synthesizer, planes, self.cfg.mesh_resolution, self.cfg.grid_chunk)
         t2 = self._sync()
-        verts, faces = MESHERS[self.cfg.mesher](grid, self.cfg.density_threshold, name)
+        verts, faces = MESHERS[self.cfg.mesher](grid, self.density_threshold, name)
         t3 = self._sync()
         with self._autocast():
             colours = vertex_colours(self.model.synthesizer, planes, verts)

@@ -3,8 +3,10 @@
 Members of asset ``<id>``: ``<id>.meta.json``, ``<id>.cameras.json`` and per view ``<id>.NNN.rgba.png``
 (uint8 RGBA, straight alpha), ``<id>.NNN.depth.png`` (uint16 planar depth, metres = value *
 depth_scale, 0 = background) and ``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 =
-background). The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32,
-normal [V,h,w,3] float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta.
+background) and, when the render stage had the canonical mesh, ``<id>.occupancy.npz`` (the
+ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``). The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32,
+normal [V,h,w,3] float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta,
+and occupancy bool [R,R,R] (None without the member).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 
 import numpy as np
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the optional occupancy member
 ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _VIEW_FIELD = re.compile(r"^(\d{3,})\.(rgba|depth|normal)\.png$")
 
@@ -84,6 +86,10 @@ def encode_sample(sample: dict) -> dict[str, bytes]:
         members[f"{asset_id}.{i:03d}.rgba.png"] = _png(np.ascontiguousarray(rgba[i], dtype=np.uint8))
         members[f"{asset_id}.{i:03d}.depth.png"] = _png(d)
         members[f"{asset_id}.{i:03d}.normal.png"] = _png(encode_normal(normal[i], d > 0))
+    if sample.get("occupancy") is not None:
+        from lrm_dist.geometry.occupancy import encode_grid
+
+        members[f"{asset_id}.occupancy.npz"] = encode_grid(sample["occupancy"])
     return dict(sorted(members.items()))
 
 
@@ -112,6 +118,11 @@ def decode_sample(raw: dict) -> dict:
     depth_raw = np.stack([_unpng(fields["depth"][i]) for i in range(views)]).astype(np.float32)
     depth = depth_raw * np.float32(meta["depth_scale"])
     normal = np.stack([decode_normal(_unpng(fields["normal"][i]), depth_raw[i] > 0) for i in range(views)])
+    occupancy = None
+    if raw.get("occupancy.npz") is not None:
+        from lrm_dist.geometry.occupancy import decode_grid
+
+        occupancy = decode_grid(raw["occupancy.npz"], f"sample {raw.get('__key__')} occupancy")
     return {
         "asset_id": meta["asset_id"],
         "category": meta["category"],
@@ -121,4 +132,5 @@ def decode_sample(raw: dict) -> dict:
         "c2w": np.asarray(cams["c2w"], dtype=np.float32),
         "intrinsics": np.asarray(cams["intrinsics"], dtype=np.float32),
         "meta": meta,
+        "occupancy": occupancy,
     }

@@ -28,6 +28,14 @@ class SampleConfig(BaseModel):
     source_distance: float | None = Field(
         None, gt=0, description="Rescale the scene so the source camera sits at this distance (None: keep it)."
     )
+    depth: bool = Field(True, description="Decode each supervision view's depth map (for train.loss.depth).")
+    occupancy_points: int = Field(
+        4096, ge=0, le=1 << 20,
+        description="Labelled ground-truth occupancy points per sample (for train.loss.occupancy); 0: none.",
+    )
+    occupancy_surface_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of the occupancy points drawn at the surface (the rest: uniform in the box)."
+    )
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "SampleConfig":
@@ -45,8 +53,10 @@ class LossConfig(BaseModel):
 
     pixel: float = Field(1.0, ge=0, description="Weight of the pixel MSE on the composited patch.")
     perceptual: float = Field(1.0, ge=0, description="Weight of the LPIPS-style loss (used only with perceptual_weights).")
-    mask: float = Field(0.0, ge=0, description="Weight of the MSE between rendered opacity and target alpha.")
-    tv: float = Field(5e-4, ge=0, description="Weight of the total-variation loss on the triplanes.")
+    mask: float = Field(1.0, ge=0, description="Weight of the MSE between rendered opacity and target alpha.")
+    tv: float = Field(0.0, ge=0, description="Weight of the total-variation loss on the triplanes.")
+    depth: float = Field(0.5, ge=0, description="Weight of the L1 between rendered and Blender depth (foreground pixels).")
+    occupancy: float = Field(1.0, ge=0, description="Weight of the BCE of ground-truth occupancy at sampled points.")
     perceptual_weights: str | None = Field(
         None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."
     )

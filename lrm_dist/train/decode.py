@@ -1,7 +1,8 @@
 """Decode just the views a training sample needs from one raw shard sample (the shard contract's members).
 
-A shard sample holds every view's rgba, depth and normal PNGs; training uses the rgba of a few views,
-so only those are decoded (decoding all of them costs several times the whole recipe).
+A shard sample holds every view's rgba, depth and normal PNGs; training uses the rgba and depth of a
+few views and the occupancy grid, so only those are decoded (decoding all of them costs several times
+the whole recipe). A sample without depth or occupancy members trains without those terms.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lrm_dist.geometry.occupancy import decode_grid
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.sample import build_sample, choose_views
 
 
 def wanted_member(name: str) -> bool:
-    """Members the trainer reads (select_files/fileselect filter): json and rgba PNGs, not depth/normal."""
-    return name.endswith((".json", ".rgba.png"))
+    """Members the trainer reads (select_files/fileselect filter): json, rgba and depth PNGs, occupancy."""
+    return name.endswith((".json", ".rgba.png", ".depth.png", ".occupancy.npz"))
 
 
 def _json(value: Any) -> dict:
@@ -33,6 +35,14 @@ def _png_rgba(data: bytes) -> np.ndarray:
         if image.mode != "RGBA":
             raise ValueError(f"rgba member is {image.mode}, expected RGBA")
         return np.asarray(image, dtype=np.uint8)
+
+
+def _png_depth(data: bytes, depth_scale: float) -> np.ndarray:
+    with Image.open(io.BytesIO(bytes(data))) as image:
+        depth = np.asarray(image)
+    if depth.ndim != 2:
+        raise ValueError(f"depth member has shape {depth.shape}, expected a single-channel image")
+    return depth.astype(np.float32) * np.float32(depth_scale)
 
 
 def sample_from_raw(
@@ -51,13 +61,21 @@ def sample_from_raw(
     c2w_all = np.asarray(cameras["c2w"], dtype=np.float64)
     intr_all = np.asarray(cameras["intrinsics"], dtype=np.float64)
     views = choose_views(len(c2w_all), cfg.supervision_views, rng)
+    meta = _json(raw["meta.json"])
     rgba = []
     for v in views:
         member = f"{int(v):03d}.rgba.png"
         if member not in raw:
             raise ValueError(f"shard sample {key!r} has no {member} member")
         rgba.append(_png_rgba(raw[member]))
-    sample = build_sample(np.stack(rgba), c2w_all[views], intr_all[views], cfg, source_size, rng)
-    sample["asset_id"] = _json(raw["meta.json"]).get("asset_id", str(key))
+    depth_members = [raw.get(f"{int(v):03d}.depth.png") for v in views]
+    depth = None
+    if cfg.depth and "depth_scale" in meta and all(m is not None for m in depth_members):
+        depth = np.stack([_png_depth(m, float(meta["depth_scale"])) for m in depth_members])
+    occupancy = None
+    if cfg.occupancy_points and raw.get("occupancy.npz") is not None:
+        occupancy = decode_grid(raw["occupancy.npz"], f"shard sample {key!r} occupancy")
+    sample = build_sample(np.stack(rgba), c2w_all[views], intr_all[views], cfg, source_size, rng, depth, occupancy)
+    sample["asset_id"] = meta.get("asset_id", str(key))
     sample["views"] = views.astype(np.int64)
     return sample

@@ -47,6 +47,32 @@ class _Meter:
         return dict(zip(keys, values.tolist()))
 
 
+class _MissingMembers:
+    """Counts samples trained without depth or occupancy (their terms off); warns once per member."""
+
+    MEMBERS = {"depth": "render_depth_mask", "occupancy": "occupancy_mask"}
+
+    def __init__(self, rank: int):
+        self.rank, self.counts, self.warned = rank, dict.fromkeys(self.MEMBERS, 0), set()
+
+    def _lacking(self, batch: dict[str, torch.Tensor], key: str) -> int:
+        return int((batch[key].flatten(1).amax(1) == 0).sum())
+
+    def add(self, batch: dict[str, torch.Tensor]) -> None:
+        for name, key in self.MEMBERS.items():
+            n = self._lacking(batch, key) if key in batch else len(batch["render_image"])
+            self.counts[name] += n
+            if n and name not in self.warned:
+                self.warned.add(name)
+                log.warning("rank %d: %d sample(s) of this batch have no %s supervision (term off for them; "
+                            "counted as data/no_%s)", self.rank, n, name, name)
+
+    def fractions(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        n = len(batch["render_image"])
+        return {f"data/no_{name}": (self._lacking(batch, key) if key in batch else n) / n
+                for name, key in self.MEMBERS.items()}
+
+
 def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_size: int, start_batch: int):
     from lrm_dist.train.data import ray_data_batches, webdataset_batches
 
@@ -79,6 +105,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from lrm_dist.config import PipelineConfig
     from lrm_dist.model.pretrained import build_model
+    from lrm_dist.train.calibrate import IsoCalibrator
     from lrm_dist.train.checkpoint import load_checkpoint, save_checkpoint
     from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_precision
     from lrm_dist.train.losses import LossFn
@@ -131,6 +158,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             tcfg.micro_batch_size, tcfg.grad_accum_steps, sum(p.numel() for p in model.parameters()) / 1e6,
         )
     meter, batches_done, epoch = _Meter(), start_batch, 0
+    calibrator, missing = IsoCalibrator(), _MissingMembers(rank)
     engine.train()
     while step < tcfg.max_steps:
         t0 = time.perf_counter()
@@ -142,8 +170,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             batch = to_device(batch, device)
             data_s += time.perf_counter() - t_data
             batches_done += 1
-            out = forward_batch(engine, batch, dtype)
-            loss, terms = loss_fn(out["rgb"], out["opacity"], out["planes"], batch["render_image"], batch["render_alpha"])
+            out = forward_batch(engine, batch, dtype, points=loss_fn.needs_points)
+            loss, terms = loss_fn(out, batch)
+            missing.add(batch)
+            if "points_raw_density" in out:
+                calibrator.add(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
             engine.backward(loss)
             engine.step()
         step += 1
@@ -157,7 +188,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
             "time/step_s": step_s, "time/data_s": data_s,
             "throughput/samples_per_s": tcfg.micro_batch_size * tcfg.grad_accum_steps * world / step_s,
-            "epoch": float(epoch),
+            "epoch": float(epoch), **missing.fractions(batch),
         })
         last = step == tcfg.max_steps
         if step % tcfg.log_every == 0 or last:
@@ -172,8 +203,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if step % tcfg.checkpoint_every == 0 or last:
             report = {"step": step, "loss": float(loss.detach()), "batches": batches_done}
             with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
-                save_checkpoint(engine, folder, rank, {"step": step, "batches": batches_done, "epoch": epoch},
-                                model.config.hf_dict())
+                lrm_config = model.config.hf_dict()
+                iso = calibrator.iso_level() if rank == 0 else None
+                if iso is not None:
+                    lrm_config["iso_level"] = iso
+                    log.info("step %d: calibrated iso-level %.3f (density) on the last batches' occupancy points", step, iso)
+                save_checkpoint(engine, folder, rank, {"step": step, "batches": batches_done, "epoch": epoch}, lrm_config)
                 ray.train.report(
                     report, checkpoint=ray.train.Checkpoint.from_directory(folder),
                     checkpoint_dir_name=f"checkpoint_{step:08d}",

@@ -1,18 +1,27 @@
-"""Training losses: pixel MSE, LPIPS-style perceptual, mask (opacity vs alpha), triplane total variation.
+"""Training losses: pixel MSE, LPIPS-style perceptual, mask (opacity vs alpha), triplane total variation,
+and the geometry terms: depth L1 against Blender's depth and occupancy BCE against the ground-truth mesh.
 
 The perceptual term needs VGG16 weights from a path (nothing is downloaded); without them it is
 disabled and the log says so once. ``LossFn`` returns the weighted total plus every term for logging.
+The occupancy term reads the field's raw density as a logit: ``raw - OCCUPANCY_LOGIT_OFFSET``, so an
+even chance of "inside" is exactly OpenLRM's iso-level (activated density 3.0).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 from lrm_dist.log import get_logger
+from lrm_dist.model.config import DEFAULT_ISO_LEVEL
 from lrm_dist.train.config import LossConfig
 
 log = get_logger(__name__)
+
+OCCUPANCY_LOGIT_OFFSET = 1.0 + math.log(math.expm1(DEFAULT_ISO_LEVEL))
+"""Raw density at which softplus(raw - 1) equals the default iso-level (about 3.95)."""
 
 
 def pixel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -33,6 +42,22 @@ def tv_loss(planes: torch.Tensor) -> torch.Tensor:
     return dh + dw
 
 
+def occupancy_logits(raw_density: torch.Tensor) -> torch.Tensor:
+    """The occupancy logit of the field's raw density (see the module doc)."""
+    return raw_density.float() - OCCUPANCY_LOGIT_OFFSET
+
+
+def occupancy_loss(raw_density: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean binary cross-entropy of inside/outside labels [N, M] against the raw density [N, M]."""
+    bce = F.binary_cross_entropy_with_logits(occupancy_logits(raw_density), labels.float(), reduction="none")
+    return (bce * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def depth_loss(depth: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean absolute error of rendered vs target planar depth ([N, V, 1, h, w] each)."""
+    return ((depth.float() - target.float()).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 class LossFn:
     """The weighted training loss of one batch; the perceptual network lives here, not in the model."""
 
@@ -51,10 +76,21 @@ class LossFn:
     def perceptual_enabled(self) -> bool:
         return self.perceptual is not None
 
+    @property
+    def needs_points(self) -> bool:
+        """Whether the model must also evaluate the field at the batch's occupancy points."""
+        return self.cfg.occupancy > 0
+
     def __call__(
-        self, rgb: torch.Tensor, opacity: torch.Tensor, planes: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """rgb/target [N, V, 3, h, w], opacity/alpha [N, V, 1, h, w], planes [N, 3, C, H, W] -> (total, terms)."""
+        """The model's output (``LRM.forward``) and the batch (``train.sample``) -> (total, terms).
+
+        Geometry terms need their batch members (``render_depth``..., ``occupancy_points``...); a
+        batch without them, or whose samples all lack them (zero masks), contributes 0 to the term.
+        """
+        rgb, opacity, planes = out["rgb"], out["opacity"], out["planes"]
+        target, alpha = batch["render_image"], batch["render_alpha"]
         if rgb.shape != target.shape or opacity.shape != alpha.shape:
             raise ValueError(f"prediction/target shapes differ: {tuple(rgb.shape)} vs {tuple(target.shape)}")
         terms: dict[str, torch.Tensor] = {"pixel": pixel_loss(rgb, target)}
@@ -64,5 +100,9 @@ class LossFn:
             terms["mask"] = mask_loss(opacity, alpha)
         if self.cfg.tv > 0:
             terms["tv"] = tv_loss(planes)
+        if self.cfg.depth > 0 and "render_depth" in batch:
+            terms["depth"] = depth_loss(out["depth"], batch["render_depth"], batch["render_depth_mask"])
+        if self.cfg.occupancy > 0 and "points_raw_density" in out:
+            terms["occupancy"] = occupancy_loss(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
         total = sum(getattr(self.cfg, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}

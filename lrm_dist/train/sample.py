@@ -7,6 +7,12 @@ Cameras are canonicalised to the source view (``geometry.cameras.canonicalize_po
 intrinsics are rewritten so the crop is a whole image of its own (principal point shifted by the
 anchor, focal scaled by R/W): rendering a patch at an anchor of an R x R image and rendering that
 crop camera give the same rays, so samples of different R batch together.
+
+Geometry supervision rides along when the shard has it: each view's planar depth cropped like its
+image (``render_depth`` with ``render_depth_mask``), and labelled points of the ground-truth occupancy
+grid moved into the canonicalised frame (``occupancy_points``, ``occupancy_labels``,
+``occupancy_mask``). Without them the arrays are zeros with a zero mask, so the term is off for
+that sample and batches still collate.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrm_dist.geometry.cameras import camera_features, canonicalize_poses
+from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
+from lrm_dist.geometry.occupancy import lookup, surface_points
 from lrm_dist.train.config import SampleConfig
 
 
@@ -31,6 +38,47 @@ def resize(images: torch.Tensor, side: int) -> torch.Tensor:
         return images
     out = F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False, antialias=True)
     return out.clamp_(0.0, 1.0)
+
+
+def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Planar depth [K, 1, H, W] (0 = background) -> (depth, mask) at side x side.
+
+    Depth is averaged over valid pixels only (no blending with the background's 0); a pixel is valid
+    where at least 99% of its footprint was foreground.
+    """
+    valid = (depth > 0).float()
+    if depth.shape[-2:] == (side, side):
+        return depth * valid, valid
+    kw = {"size": (side, side), "mode": "bilinear", "align_corners": False, "antialias": True}
+    weight = F.interpolate(valid, **kw)
+    total = F.interpolate(depth * valid, **kw)
+    mask = (weight > 0.99).float()
+    return torch.where(mask > 0, total / weight.clamp_min(1e-6), torch.zeros_like(total)), mask
+
+
+def occupancy_sample(
+    grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, surface_fraction: float = 0.5,
+) -> dict[str, np.ndarray]:
+    """``n`` labelled points in the model frame (``to_model``: 4x4 object -> model): ``surface_fraction`` of them
+    at the ground truth's surface, the rest uniform over the model's [-1, 1]^3 box (every part of the
+    box the field is rendered and meshed in gets labels, also corners the object frame's grid misses).
+
+    Without a grid all points get mask 0; surface points that the canonicalisation moves out of the
+    box get mask 0 too.
+    """
+    if grid is None or n == 0:
+        return {"occupancy_points": np.zeros((n, 3), np.float32), "occupancy_labels": np.zeros(n, np.float32),
+                "occupancy_mask": np.zeros(n, np.float32)}
+    near, near_inside = surface_points(grid, int(round(n * surface_fraction)), rng)
+    near_model = near.astype(np.float64) @ to_model[:3, :3].T + to_model[:3, 3]
+    uniform = rng.uniform(-1.0, 1.0, size=(n - len(near), 3))
+    from_model = np.linalg.inv(to_model)
+    uniform_inside = lookup(grid, uniform @ from_model[:3, :3].T + from_model[:3, 3])
+    points = np.concatenate([near_model, uniform])
+    mask = np.all(np.abs(points) <= 1.0, axis=-1)
+    return {"occupancy_points": points.astype(np.float32),
+            "occupancy_labels": np.concatenate([near_inside, uniform_inside]).astype(np.float32),
+            "occupancy_mask": mask.astype(np.float32)}
 
 
 def crop_intrinsics(intrinsics: np.ndarray, res: int, anchors: np.ndarray, patch: int) -> np.ndarray:
@@ -60,15 +108,18 @@ def choose_views(n_views: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def build_sample(
     rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator, depth: np.ndarray | None = None, occupancy: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One training sample from K chosen views (view 0 is the source).
 
     rgba: uint8 [K, H, W, 4] straight alpha; c2w: [K, 4, 4] OpenGL, canonical object frame;
     intrinsics: [K, 6] pixels of the rgba image. Returns float32 arrays: ``source_image`` [3, S, S],
     ``source_camera`` [16], ``render_c2w`` [K, 4, 4], ``render_intrinsics`` [K, 6] (pixels of the crop),
-    ``render_image`` [K, 3, P, P], ``render_alpha`` [K, 1, P, P], ``render_bg`` [K]; int64
-    ``render_anchors`` [K, 2] (row, col) and ``render_res`` [K].
+    ``render_image`` [K, 3, P, P], ``render_alpha`` [K, 1, P, P], ``render_bg`` [K], ``render_depth`` and
+    ``render_depth_mask`` [K, 1, P, P], ``occupancy_points`` [M, 3], ``occupancy_labels`` and
+    ``occupancy_mask`` [M] (M = ``cfg.occupancy_points``); int64 ``render_anchors`` [K, 2] (row, col) and
+    ``render_res`` [K]. depth: float32 [K, h, w] planar depth of the views (0 = background) or None;
+    occupancy: the asset's bool occupancy grid (object frame) or None.
     """
     rgba = np.asarray(rgba)
     if rgba.ndim != 4 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:
@@ -90,16 +141,28 @@ def build_sample(
     rows = torch.from_numpy(anchors[:, 0]).view(k, 1, 1) + torch.arange(p).view(1, p, 1)
     cols = torch.from_numpy(anchors[:, 1]).view(k, 1, 1) + torch.arange(p).view(1, 1, p)
     batch = torch.arange(k).view(k, 1, 1)
-    image_crop = target.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-    alpha_crop = alpha.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+    def crop(images: torch.Tensor) -> torch.Tensor:
+        return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous().numpy().astype(np.float32)
+
+    to_model = object_to_model_frame(c2w, 0, cfg.source_distance)
+    if depth is not None:
+        scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))  # canonicalisation may rescale the scene
+        depth_res, depth_mask = resize_depth(torch.from_numpy(np.asarray(depth, np.float32)).unsqueeze(1) * scale, res)
+        depth_crop, depth_mask_crop = crop(depth_res), crop(depth_mask)
+    else:
+        depth_crop = depth_mask_crop = np.zeros((k, 1, p, p), np.float32)
     return {
         "source_image": source.numpy().astype(np.float32),
         "source_camera": source_camera.astype(np.float32),
         "render_c2w": poses.astype(np.float32),
         "render_intrinsics": crop_intrinsics(intrinsics, res, anchors, p).astype(np.float32),
-        "render_image": image_crop.contiguous().numpy().astype(np.float32),
-        "render_alpha": alpha_crop.contiguous().numpy().astype(np.float32),
+        "render_image": crop(target),
+        "render_alpha": crop(alpha),
         "render_bg": bg.astype(np.float32),
+        "render_depth": depth_crop,
+        "render_depth_mask": depth_mask_crop,
+        **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.occupancy_surface_fraction),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),
     }

@@ -19,8 +19,11 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def forward_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Planes and rendered crops (``rgb``, ``opacity``, ``depth``) for a batch already on the model's device.
+def forward_batch(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype, points: bool = False
+) -> dict[str, torch.Tensor]:
+    """Planes and rendered crops (``rgb``, ``opacity``, ``depth``) for a batch already on the model's device;
+    with ``points``, also the raw density at the batch's ``occupancy_points``.
 
     Calls the module itself (``LRM.forward``), so DeepSpeed's engine and ZeRO-3's parameter gathering
     see the whole pass; the crops render as whole images through their crop cameras.
@@ -31,4 +34,5 @@ def forward_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype:
         batch["source_camera"].to(dtype),
         render_cameras(batch["render_c2w"].float(), batch["render_intrinsics"].float()),
         patch, patch, None, batch["render_bg"].float(),
+        batch["occupancy_points"].float() if points else None,
     )

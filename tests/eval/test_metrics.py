@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from lrm_dist.eval.inside import contains
+from lrm_dist.geometry.inside import contains
 from lrm_dist.eval.metrics import (
     WORST_DISTANCE, evaluate_mesh, sample_ground_truth, surface_metrics, volumetric_iou,
 )

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lrm_dist.eval.reconstruct import PreparedInput, object_to_model_frame, prepare_input, reconstruct_meshes
+from lrm_dist.eval.reconstruct import PreparedInput, prepare_input, reconstruct_meshes
+from lrm_dist.geometry.cameras import object_to_model_frame
 from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, intrinsics_from_fov, look_at_c2w, orbit_position
 
 

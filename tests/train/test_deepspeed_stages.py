@@ -84,7 +84,7 @@ def _train(engine, batches):
     loss_fn = LossFn(LossConfig(mask=0.5))
     for batch in batches:
         out = forward_batch(engine, batch, torch.float32)
-        loss, _ = loss_fn(out["rgb"], out["opacity"], out["planes"], batch["render_image"], batch["render_alpha"])
+        loss, _ = loss_fn(out, batch)
         engine.backward(loss)
         engine.step()
 

@@ -1,10 +1,16 @@
 """Loss values on known inputs; the perceptual loss from a weights file written here."""
 
+import math
+
 import pytest
 import torch
 
 from lrm_dist.train.config import LossConfig
-from lrm_dist.train.losses import LossFn, mask_loss, pixel_loss, tv_loss
+from lrm_dist.model.renderer import activate_density
+from lrm_dist.train.calibrate import IsoCalibrator, best_iso_level
+from lrm_dist.train.losses import (
+    OCCUPANCY_LOGIT_OFFSET, LossFn, depth_loss, mask_loss, occupancy_loss, pixel_loss, tv_loss,
+)
 from lrm_dist.train.perceptual import PerceptualLoss, _vgg16_features
 
 
@@ -28,8 +34,9 @@ def test_loss_fn_weights_and_disabled_perceptual(caplog):
     rgb, target = torch.zeros(1, 2, 3, 4, 4), torch.full((1, 2, 3, 4, 4), 0.5)
     opacity, alpha = torch.ones(1, 2, 1, 4, 4), torch.zeros(1, 2, 1, 4, 4)
     planes = torch.arange(4.0).view(1, 1, 1, 1, 4).expand(1, 3, 2, 4, 4)
-    total, terms = fn(rgb, opacity, planes, target, alpha)
-    assert set(terms) == {"pixel", "mask", "tv"}
+    out = {"rgb": rgb, "opacity": opacity, "planes": planes}
+    total, terms = fn(out, {"render_image": target, "render_alpha": alpha})
+    assert set(terms) == {"pixel", "mask", "tv"}  # no depth or occupancy members: those terms are off
     assert terms == pytest.approx({"pixel": 0.25, "mask": 1.0, "tv": 1.0})
     assert float(total) == pytest.approx(2.0 * 0.25 + 0.5 * 1.0 + 0.1 * 1.0)
 
@@ -61,3 +68,53 @@ def test_perceptual_weights_errors(tmp_path):
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="features"):
         PerceptualLoss(tmp_path / "bad.pth")
+
+
+def test_occupancy_logit_is_even_at_the_default_iso_level():
+    assert float(activate_density(torch.tensor(OCCUPANCY_LOGIT_OFFSET))) == pytest.approx(3.0, rel=1e-6)
+
+
+def test_occupancy_loss_known_values_and_mask():
+    raw = torch.tensor([[OCCUPANCY_LOGIT_OFFSET, OCCUPANCY_LOGIT_OFFSET + 100.0, OCCUPANCY_LOGIT_OFFSET - 100.0, 0.0]])
+    labels = torch.tensor([[1.0, 1.0, 0.0, 1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # the last point is ignored
+    # ln 2 for the undecided point, ~0 for the two confident right ones, averaged over 3 points
+    assert float(occupancy_loss(raw, labels, mask)) == pytest.approx(math.log(2) / 3, abs=1e-6)
+    wrong = occupancy_loss(raw[:, 1:3], 1 - labels[:, 1:3], mask[:, 1:3])
+    assert float(wrong) == pytest.approx(100.0, rel=1e-3)
+    assert float(occupancy_loss(raw, labels, torch.zeros_like(mask))) == 0.0  # no labelled points: no term
+
+
+def test_depth_loss_only_on_masked_pixels():
+    depth = torch.full((1, 2, 1, 2, 2), 2.0)
+    target = torch.tensor([2.5, 1.0, 9.0, 9.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
+    mask = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
+    assert float(depth_loss(depth, target, mask)) == pytest.approx(0.75)
+
+
+def test_loss_fn_geometry_terms():
+    fn = LossFn(LossConfig(pixel=1.0, perceptual=0.0, mask=0.0, tv=0.0, depth=2.0, occupancy=3.0))
+    assert fn.needs_points
+    shape = (1, 1, 3, 2, 2)
+    out = {"rgb": torch.zeros(shape), "opacity": torch.zeros(1, 1, 1, 2, 2), "planes": torch.zeros(1, 3, 1, 2, 2),
+           "depth": torch.ones(1, 1, 1, 2, 2), "points_raw_density": torch.full((1, 2), OCCUPANCY_LOGIT_OFFSET)}
+    batch = {"render_image": torch.zeros(shape), "render_alpha": torch.zeros(1, 1, 1, 2, 2),
+             "render_depth": torch.full((1, 1, 1, 2, 2), 1.5), "render_depth_mask": torch.ones(1, 1, 1, 2, 2),
+             "occupancy_labels": torch.tensor([[0.0, 1.0]]), "occupancy_mask": torch.ones(1, 2)}
+    total, terms = fn(out, batch)
+    assert terms == pytest.approx({"pixel": 0.0, "depth": 0.5, "occupancy": math.log(2)})
+    assert float(total) == pytest.approx(2.0 * 0.5 + 3.0 * math.log(2))
+
+
+def test_iso_level_calibration_recovers_the_labelling_threshold():
+    torch.manual_seed(0)
+    raw = torch.randn(20000) * 4
+    labels = (raw > 2.5).float()
+    level = best_iso_level(raw, labels)
+    assert level == pytest.approx(float(activate_density(torch.tensor(2.5))), rel=0.05)
+    assert best_iso_level(raw, torch.zeros_like(raw)) is None  # nothing inside: no calibration
+    calib = IsoCalibrator(keep=2)
+    calib.add(torch.full((1, 4), -9.0), torch.zeros(1, 4), torch.ones(1, 4))  # dropped: only the last 2 kept
+    calib.add(raw[:10000].view(1, -1), labels[:10000].view(1, -1), torch.ones(1, 10000))
+    calib.add(raw[10000:].view(1, -1), labels[10000:].view(1, -1), torch.ones(1, 10000))
+    assert calib.iso_level() == pytest.approx(level, rel=0.05)

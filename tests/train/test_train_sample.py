@@ -96,3 +96,44 @@ def test_sample_from_raw_reads_only_the_chosen_views(synthetic_shards, small_rec
         sample_from_raw(broken, small_recipe, 28, np.random.default_rng(0))
     with pytest.raises(ValueError, match="supervision_views"):
         sample_from_raw(raw, small_recipe.model_copy(update={"supervision_views": 7}), 28, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("distance", [None, 2.0])
+def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distance):
+    import trimesh
+
+    from lrm_dist.geometry.cameras import object_to_model_frame
+    from lrm_dist.geometry.inside import contains
+    from lrm_dist.geometry.occupancy import occupancy_grid
+
+    mesh = trimesh.creation.box(extents=(1.6, 0.5, 0.9))
+    mesh.apply_translation((0.1, 0.2, -0.1))
+    grid = occupancy_grid(mesh.vertices, mesh.faces, 48)
+    rgba, c2w, intr = _views(3)
+    cfg = small_recipe.model_copy(update={"occupancy_points": 3000, "source_distance": distance})
+    s = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2), occupancy=grid)
+    points, labels, mask = s["occupancy_points"], s["occupancy_labels"], s["occupancy_mask"]
+    assert points.shape == (3000, 3) and mask.mean() > 0.9
+    assert np.abs(points[mask > 0]).max() <= 1.0
+    to_object = np.linalg.inv(object_to_model_frame(c2w, 0, distance))
+    in_object = points.astype(np.float64) @ to_object[:3, :3].T + to_object[:3, 3]
+    truth = contains(mesh.vertices, mesh.faces, in_object)
+    agree = (truth == (labels > 0.5))[mask > 0].mean()
+    assert agree > 0.98  # only uniform points within one cell of the surface may differ
+    assert 0.2 < labels[mask > 0].mean() < 0.6
+    none = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2))
+    assert none["occupancy_points"].shape == (3000, 3) and not none["occupancy_mask"].any()
+
+
+def test_depth_is_cropped_like_the_image_and_masked(small_recipe):
+    rgba, c2w, intr = _views(3)
+    depth = np.zeros((3, 40, 40), np.float32)
+    depth[:, :, 20:] = 2.5  # the opaque right half, as in _views
+    s = build_sample(rgba, c2w, intr, small_recipe, 28, np.random.default_rng(3), depth=depth)
+    d, m = s["render_depth"], s["render_depth_mask"]
+    assert d.shape == m.shape == (3, 1, 16, 16)
+    assert np.allclose(d[m > 0], 2.5, atol=1e-4) and (d[m == 0] == 0).all()
+    assert (m <= s["render_alpha"] + 1e-6).all()  # depth only where the view is foreground
+    scaled = build_sample(rgba, c2w, intr, small_recipe.model_copy(update={"source_distance": 1.25}), 28,
+                          np.random.default_rng(3), depth=depth)
+    assert np.allclose(scaled["render_depth"][scaled["render_depth_mask"] > 0], 2.5 * 1.25 / 2.5, atol=1e-4)

@@ -1,0 +1,95 @@
+"""Ground-truth occupancy of a mesh on a regular grid over the [-1, 1]^3 box, stored as packed bits.
+
+A shard sample carries it as the ``occupancy.npz`` member (``encode_grid`` / ``decode_grid``: no
+pickle, only uint8 and int arrays), computed once per asset from the canonical ground-truth mesh.
+Grid cell ``(i, j, k)`` has its centre at ``-1 + (i + 0.5) * 2 / R`` along x (y, z likewise). The
+inside test is ``geometry.inside.contains`` (ray parity along three axes with a majority vote), so a
+mesh with a small hole still gets sensible labels. Training draws points at the surface
+(``surface_points``: centres of cells with a differently labelled neighbour, exact labels) and
+anywhere in its own frame's box (``lookup``: the label of the cell a point falls in).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from lrm_dist.geometry.inside import contains
+
+OCCUPANCY_VERSION = 1
+BOX_HALF = 1.0
+
+
+def cell_centres(resolution: int, half: float = BOX_HALF) -> np.ndarray:
+    """Centres of the R^3 cells of [-half, half]^3, shape [R, R, R, 3] (index order x, y, z)."""
+    axis = -half + (np.arange(resolution) + 0.5) * (2 * half / resolution)
+    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)
+
+
+def occupancy_grid(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """Inside/outside of every cell centre of the box against the mesh: bool [R, R, R]."""
+    if resolution < 2:
+        raise ValueError(f"occupancy resolution must be >= 2, got {resolution}")
+    points = cell_centres(resolution).reshape(-1, 3)
+    return contains(vertices, faces, points).reshape(resolution, resolution, resolution)
+
+
+def encode_grid(grid: np.ndarray) -> bytes:
+    """bool [R, R, R] -> compressed npz bytes (``bits``: packed uint8, ``resolution``, ``version``)."""
+    grid = np.asarray(grid, dtype=bool)
+    r = grid.shape[0]
+    if grid.shape != (r, r, r):
+        raise ValueError(f"occupancy grid must be cubic, got shape {grid.shape}")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, bits=np.packbits(grid.reshape(-1)), resolution=np.int64(r),
+                        version=np.int64(OCCUPANCY_VERSION))
+    return buf.getvalue()
+
+
+def decode_grid(data: bytes, source: str = "occupancy member") -> np.ndarray:
+    """Inverse of ``encode_grid`` (never unpickles): bool [R, R, R]; a malformed member raises ValueError."""
+    try:
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
+            r, version, bits = int(npz["resolution"]), int(npz["version"]), npz["bits"]
+    except Exception as exc:  # zip, npy or key errors: all mean the same to the caller
+        raise ValueError(f"{source}: not a readable occupancy grid ({type(exc).__name__}: {exc})") from None
+    if version != OCCUPANCY_VERSION or not 2 <= r <= 512 or bits.dtype != np.uint8 or bits.size != (r**3 + 7) // 8:
+        raise ValueError(f"{source}: occupancy grid version {version}, resolution {r}, {bits.size} bytes is not valid")
+    return np.unpackbits(bits, count=r**3).astype(bool).reshape(r, r, r)
+
+
+def surface_cells(grid: np.ndarray) -> np.ndarray:
+    """Cells whose label differs from one of their 6 neighbours: bool [R, R, R]."""
+    g = np.asarray(grid, dtype=bool)
+    edge = np.zeros_like(g)
+    for axis in range(3):
+        diff = np.diff(g, axis=axis)
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        edge[tuple(lo)] |= diff
+        edge[tuple(hi)] |= diff
+    return edge
+
+
+def lookup(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Label of the cell holding each point [P, 3] (nearest cell centre); points outside the box are outside."""
+    r = grid.shape[0]
+    points = np.asarray(points, dtype=np.float64)
+    ijk = np.floor((points + BOX_HALF) * (r / (2 * BOX_HALF))).astype(np.int64)
+    inside_box = np.all((ijk >= 0) & (ijk < r), axis=-1)
+    ijk = np.clip(ijk, 0, r - 1)
+    return grid[ijk[:, 0], ijk[:, 1], ijk[:, 2]] & inside_box
+
+
+def surface_points(grid: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` cell centres drawn from the cells at the surface, with their labels: ([n, 3] float32, [n] bool)."""
+    r = grid.shape[0]
+    near = np.flatnonzero(surface_cells(grid).reshape(-1))
+    if n == 0 or len(near) == 0:
+        return np.zeros((0, 3), np.float32), np.zeros(0, bool)
+    idx = near[rng.integers(0, len(near), n)]
+    ijk = np.stack(np.unravel_index(idx, (r, r, r)), axis=-1)
+    points = -BOX_HALF + (ijk + 0.5) * (2 * BOX_HALF / r)
+    return points.astype(np.float32), grid.reshape(-1)[idx]

@@ -1,0 +1,100 @@
+"""Image lift: a feature volume of pixel-aligned image features, next to the triplanes (an lrm-dist option).
+
+OpenLRM's only path from image to triplanes is cross-attention from learned tokens to DINOv2 tokens.
+Trained from scratch on a few hundred assets, that path carries almost no image signal for a long
+time: the field starts, and stays, nearly the same for every input. The lift gives the field the
+input's silhouette and appearance from the first step. A small CNN encodes the source image; every
+cell of a G^3 grid over the [-1, 1]^3 box is projected into the image through the source camera (the
+same 16 numbers the camera embedder reads) and samples the CNN features and the pixel there; an MLP
+turns them, with the cell's depth and position and a global summary of the image (the object's
+overall extent and kind, which say how deep it is likely to be), into the cell's feature. The field reads the volume
+trilinearly at each point (``synthesizer.sample_volume``), so every point sees the image where it
+projects, perspective included. (Pooling the volume into planes loses that: a plane cell averages
+pixels along a line that the camera sees at very different image positions.)
+
+The volume travels in the same tensor as the triplanes, as G extra "planes" of C channels
+(``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points [N, P, 3] through source cameras [N, 16] -> (grid_sample coordinates [N, P, 2], depth [N, P]).
+
+    The camera is ``geometry.cameras.camera_features``: OpenGL c2w (3x4, row-major) and normalised
+    intrinsics (fx/W, fy/H, cx/W, cy/H). Coordinates are in [-1, 1] across the image (x right, y down);
+    depth is the distance in front of the camera (negative behind it).
+    """
+    c2w = camera[:, :12].view(-1, 3, 4)
+    fx, fy, cx, cy = camera[:, 12:16].unbind(-1)
+    rot, origin = c2w[:, :, :3], c2w[:, :, 3]
+    local = (points - origin[:, None]) @ rot  # world -> camera: R^T (p - t), as row vectors
+    depth = -local[..., 2]
+    safe = torch.where(depth.abs() < 1e-4, torch.full_like(depth, 1e-4), depth)
+    u = cx[:, None] + fx[:, None] * local[..., 0] / safe
+    v = cy[:, None] - fy[:, None] * local[..., 1] / safe
+    return torch.stack([2 * u - 1, 2 * v - 1], dim=-1), depth
+
+
+def cell_centres(resolution: int, device: torch.device | None = None) -> torch.Tensor:
+    """[G, G, G, 3] centres of the grid's cells (index order x, y, z), as ``align_corners=False`` sees them."""
+    axis = (torch.arange(resolution, device=device, dtype=torch.float32) + 0.5) * (2.0 / resolution) - 1.0
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
+
+
+def pack(planes: torch.Tensor, volume: torch.Tensor) -> torch.Tensor:
+    """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G]."""
+    return torch.cat([planes, volume.transpose(1, 2)], dim=1)
+
+
+def unpack(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inverse of ``pack``: (planes [N, 3, C, H, W], volume [N, C, G, G, G] or None for plain triplanes)."""
+    if packed.shape[1] == 3:
+        return packed, None
+    return packed[:, :3], packed[:, 3:].transpose(1, 2)
+
+
+def _fourier(points: torch.Tensor, frequencies: int) -> torch.Tensor:
+    scaled = points.unsqueeze(-1) * (torch.pi * 2.0 ** torch.arange(frequencies, device=points.device))
+    return torch.cat([points, scaled.sin().flatten(-2), scaled.cos().flatten(-2)], dim=-1)
+
+
+class ImageLift(nn.Module):
+    """Source image + camera -> feature volume [N, C, G, G, G] (z, y, x order, for 3D ``grid_sample``)."""
+
+    def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2):
+        super().__init__()
+        self.resolution, self.frequencies = resolution, frequencies
+        self.cnn = nn.Sequential(
+            nn.Conv2d(3, width // 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(width // 2, width, 3, padding=1), nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4),
+        )
+        self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
+        cell_in = 2 * width + 3 + 2 + 3 * (1 + 2 * frequencies)
+        self.cell_mlp = nn.Sequential(nn.Linear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
+
+    def forward(self, image: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+        """image [N, 3, S, S] in [0, 1] on white; camera [N, 16] -> volume [N, C, G, G, G]."""
+        n, g = image.shape[0], self.resolution
+        features = self.cnn(image)
+        points = cell_centres(g, image.device).permute(2, 1, 0, 3).reshape(1, -1, 3).expand(n, -1, -1)  # z-major
+        coords, depth = project_points(points, camera.float())
+        inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
+        grid = coords.to(features.dtype).unsqueeze(1)
+        sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, :, 0]
+        pixels = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
+                               align_corners=False)[:, :, 0]
+        context = self.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
+        cell = torch.cat([
+            sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, points.shape[1], -1), pixels.transpose(1, 2).to(features.dtype), inside.unsqueeze(-1),
+            (depth - depth.mean(1, keepdim=True)).unsqueeze(-1).to(features.dtype),
+            _fourier(points, self.frequencies).to(features.dtype),
+        ], dim=-1)
+        return self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g)
