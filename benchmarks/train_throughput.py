@@ -112,7 +112,10 @@ def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_o
 
 def bench(size: str, args, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
-    arch = SIZES[size].model_copy(update={"rendering_samples_per_ray": args.samples} if args.samples else {})
+    update = {"image_lift": args.image_lift}
+    if args.samples:
+        update["rendering_samples_per_ray"] = args.samples
+    arch = SIZES[size].model_copy(update=update)
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
@@ -226,6 +229,7 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
+    parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
     parser.add_argument("--peak-tflops", type=float, default=790.0 if cuda else 0.0,
                         help="MFU denominator (H100: 790 measured bf16 matmul peak, 989 spec)")
     args = parser.parse_args()

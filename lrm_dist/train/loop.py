@@ -9,6 +9,7 @@ step, optimizer, scheduler, RNG and data position.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -34,17 +35,20 @@ class _Meter:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
 
-    def mean_across_ranks(self) -> dict[str, float]:
-        """Per-step means, averaged over all ranks (a collective: every rank calls it at the same step)."""
+    def mean_across_ranks(self, device: torch.device) -> dict[str, float]:
+        """Per-step means, averaged over all ranks (a collective: every rank calls it at the same step).
+
+        ``device`` is the training device: NCCL reduces only CUDA tensors, gloo CPU ones.
+        """
         import torch.distributed as dist
 
         keys = sorted(self.sums)
-        values = torch.tensor([self.sums[k] / max(1, self.count) for k in keys], dtype=torch.float64)
+        values = torch.tensor([self.sums[k] / max(1, self.count) for k in keys], dtype=torch.float64, device=device)
         if dist.is_available() and dist.is_initialized() and keys:
             dist.all_reduce(values)
             values /= dist.get_world_size()
         self.sums, self.count = {}, 0
-        return dict(zip(keys, values.tolist()))
+        return dict(zip(keys, values.cpu().tolist()))
 
 
 class _MissingMembers:
@@ -158,6 +162,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             tcfg.micro_batch_size, tcfg.grad_accum_steps, sum(p.numel() for p in model.parameters()) / 1e6,
         )
     meter, batches_done, epoch = _Meter(), start_batch, 0
+    train_seconds = float(state.get("train_seconds", 0.0)) if checkpoint is not None else 0.0
     calibrator, missing = IsoCalibrator(), _MissingMembers(rank)
     engine.train()
     while step < tcfg.max_steps:
@@ -181,6 +186,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if use_gpu:
             torch.cuda.synchronize(device)
         step_s = time.perf_counter() - t0
+        train_seconds += step_s
         grad_norm = engine.get_global_grad_norm()
         meter.add({
             "loss/total": float(loss.detach()), **{f"loss/{k}": v for k, v in terms.items()},
@@ -192,7 +198,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         })
         last = step == tcfg.max_steps
         if step % tcfg.log_every == 0 or last:
-            metrics = meter.mean_across_ranks()
+            metrics = meter.mean_across_ranks(device)
             if rank == 0:
                 board.scalars(metrics, step)
                 log.info(_progress_line(step, tcfg.max_steps, metrics))
@@ -201,14 +207,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 batch["render_image"][0], out["rgb"][0], out["opacity"][0], batch["render_alpha"][0]
             ), step)
         if step % tcfg.checkpoint_every == 0 or last:
-            report = {"step": step, "loss": float(loss.detach()), "batches": batches_done}
+            report = {"step": step, "loss": float(loss.detach()), "batches": batches_done, "train_seconds": train_seconds}
             with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
                 lrm_config = model.config.hf_dict()
                 iso = calibrator.iso_level() if rank == 0 else None
                 if iso is not None:
                     lrm_config["iso_level"] = iso
                     log.info("step %d: calibrated iso-level %.3f (density) on the last batches' occupancy points", step, iso)
-                save_checkpoint(engine, folder, rank, {"step": step, "batches": batches_done, "epoch": epoch}, lrm_config)
+                save_checkpoint(engine, folder, rank, {"step": step, "batches": batches_done, "epoch": epoch,
+                                                       "train_seconds": train_seconds}, lrm_config)
+                if rank == 0:  # what the quality benchmark's learning curve reads (plain JSON)
+                    samples = batches_done * tcfg.micro_batch_size * world
+                    Path(folder, "progress.json").write_text(json.dumps(
+                        {"step": step, "train_seconds": round(train_seconds, 3), "samples": samples}) + "\n")
                 ray.train.report(
                     report, checkpoint=ray.train.Checkpoint.from_directory(folder),
                     checkpoint_dir_name=f"checkpoint_{step:08d}",

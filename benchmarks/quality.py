@@ -1,0 +1,96 @@
+"""Quality per GPU-minute: train from scratch through the train stage, score held-out checkpoints with the eval stage.
+
+Runs ``lrm_dist.train.train`` (Ray Train + DeepSpeed) on a config's shards, then exports every
+checkpoint the run kept and scores each with ``lrm_dist.eval.evaluate`` on the held-out split, so the
+printed table is a learning curve: held-out class-mean IoU, Chamfer-L1, normal consistency,
+F-scores and empty predictions against training steps, seconds and samples/s. The last checkpoint
+also gets the per-category table and the eval report.
+
+    # shards made on a CPU machine (Blender): lrm-dist run configs/quality.yaml --stages assets,render
+    python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~6 min of training
+    python benchmarks/quality.py configs/default.yaml --set train.max_steps=60   # CPU smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+
+def _row(label: str, summary: list[dict]) -> dict:
+    mean = next((r for r in summary if r["kind"] == "class_mean"), None) or summary[-1]
+    return {"label": label, **mean}
+
+
+def _fmt(x: float) -> str:
+    return "   nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:6.3f}"
+
+
+def print_curve(rows: list[dict]) -> None:
+    print("\nheld-out learning curve (class means; eval stage)")
+    print(f"{'step':>6} {'train s':>8} {'samples/s':>9} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} "
+          f"{'F@.01':>6} {'F@.02':>6} {'F@.05':>6} | empty")
+    for r in rows:
+        f = r["fscore"] + [float("nan")] * (3 - len(r["fscore"]))
+        print(f"{r['step']:>6} {r['train_seconds']:>8.0f} {r['samples_per_s']:>9.1f} | {_fmt(r['iou'])} "
+              f"{_fmt(r['chamfer_l1'])} {_fmt(r['normal_consistency'])} {_fmt(f[0])} {_fmt(f[1])} {_fmt(f[2])} "
+              f"| {r['n_empty']}/{r['n_assets']}")
+
+
+def print_categories(summary: list[dict]) -> None:
+    print("\nper category, last checkpoint")
+    print(f"{'category':>12} {'n':>3} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} {'F@.01':>6} {'F@.02':>6} {'F@.05':>6} | empty")
+    for r in summary:
+        if r["kind"] == "all":
+            continue
+        f = r["fscore"] + [float("nan")] * (3 - len(r["fscore"]))
+        name = "class mean" if r["kind"] == "class_mean" else r["category"]
+        print(f"{name:>12} {r['n_assets']:>3} | {_fmt(r['iou'])} {_fmt(r['chamfer_l1'])} "
+              f"{_fmt(r['normal_consistency'])} {_fmt(f[0])} {_fmt(f[1])} {_fmt(f[2])} | {r['n_empty']}")
+
+
+def main() -> None:
+    from lrm_dist.config import load_config
+    from lrm_dist.eval import evaluate
+    from lrm_dist.train import train
+    from lrm_dist.train.export import export_checkpoint
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--json", help="Also write the curve and the per-category table to this JSON file.")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides)
+
+    start = time.perf_counter()
+    result = train(cfg)
+    wall = time.perf_counter() - start
+    checkpoints = sorted(p for p in result.run_dir.glob("checkpoint_[0-9]*") if p.is_dir())
+    if not checkpoints:
+        raise SystemExit(f"quality: run {result.run_dir} kept no checkpoint")
+    curve, summary = [], []
+    for i, folder in enumerate(checkpoints):
+        progress = json.loads((folder / "progress.json").read_text())
+        model_dir = Path(cfg.stage_dir("train")) / "curve" / folder.name
+        export_checkpoint(folder, model_dir)
+        last = i == len(checkpoints) - 1
+        eval_cfg = cfg.model_copy(deep=True)
+        eval_cfg.eval.checkpoint = str(model_dir)
+        eval_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{folder.name}"
+        eval_cfg.eval.report.enabled = last
+        summary = evaluate(eval_cfg).per_category
+        seconds = progress["train_seconds"]
+        curve.append({**_row(folder.name, summary), "step": progress["step"], "train_seconds": seconds,
+                      "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
+    print(f"\nquality: {args.config} {' '.join(args.overrides)}; train stage {wall:.0f} s wall (start-up included)")
+    print_curve(curve)
+    print_categories(summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
