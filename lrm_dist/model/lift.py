@@ -12,6 +12,12 @@ trilinearly at each point (``synthesizer.sample_volume``), so every point sees t
 projects, perspective included. (Pooling the volume into planes loses that: a plane cell averages
 pixels along a line that the camera sees at very different image positions.)
 
+Depth along each ray is what one view leaves open, so the CNN also predicts two depth layers per
+pixel: where the object starts (front) and how thick it is there. Each cell gets the soft
+"between front and back" test of its own depth, which is the occupancy of a shape that is one
+interval deep along every ray (most furniture parts are). The front layer is supervised directly
+by the source view's depth map (``train.loss.source_depth``), the rest by the occupancy loss.
+
 The volume travels in the same tensor as the triplanes, as G extra "planes" of C channels
 (``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working.
 """
@@ -76,14 +82,26 @@ class ImageLift(nn.Module):
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.GELU(),
             nn.Conv2d(width, width, 3, padding=4, dilation=4),
         )
+        self.layers = nn.Conv2d(width, 2, 1)  # front depth offset, thickness (before their activations)
         self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
-        cell_in = 2 * width + 3 + 2 + 3 * (1 + 2 * frequencies)
+        cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)
         self.cell_mlp = nn.Sequential(nn.Linear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
 
-    def forward(self, image: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
-        """image [N, 3, S, S] in [0, 1] on white; camera [N, 16] -> volume [N, C, G, G, G]."""
+    def depth_layers(self, features: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pixel (front depth, thickness) [N, 1, h, w] each, in scene units along the camera's axis.
+
+        The front is the camera's distance to the origin (where every object is centred) plus at most 1.5.
+        """
+        raw = self.layers(features).float()
+        distance = camera[:, [3, 7, 11]].float().norm(dim=-1).view(-1, 1, 1, 1)
+        return distance + 1.5 * torch.tanh(raw[:, :1]), F.softplus(raw[:, 1:] - 1.0)
+
+    def forward(self, image: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image [N, 3, S, S] in [0, 1] on white; camera [N, 16] -> (volume [N, C, G, G, G],
+        predicted front depth of the source view [N, 1, S/2, S/2])."""
         n, g = image.shape[0], self.resolution
         features = self.cnn(image)
+        front, thickness = self.depth_layers(features, camera)
         points = cell_centres(g, image.device).permute(2, 1, 0, 3).reshape(1, -1, 3).expand(n, -1, -1)  # z-major
         coords, depth = project_points(points, camera.float())
         inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
@@ -91,10 +109,16 @@ class ImageLift(nn.Module):
         sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, :, 0]
         pixels = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
                                align_corners=False)[:, :, 0]
+        layers = F.grid_sample(torch.cat([front, thickness], 1), grid.float(), mode="bilinear", padding_mode="border",
+                               align_corners=False)[:, :, 0]  # [N, 2, P]
+        behind_front = depth - layers[:, 0]
+        before_back = layers[:, 0] + layers[:, 1] - depth
+        between = torch.sigmoid(behind_front / 0.03) * torch.sigmoid(before_back / 0.03)
         context = self.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
         cell = torch.cat([
             sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, points.shape[1], -1), pixels.transpose(1, 2).to(features.dtype), inside.unsqueeze(-1),
             (depth - depth.mean(1, keepdim=True)).unsqueeze(-1).to(features.dtype),
+            torch.stack([behind_front, before_back, between], -1).to(features.dtype),
             _fourier(points, self.frequencies).to(features.dtype),
         ], dim=-1)
-        return self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g)
+        return self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g), front

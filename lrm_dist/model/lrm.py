@@ -75,6 +75,10 @@ class LRM(nn.Module):
         camera). Returns planes [N, 3, C, 2L, 2L] (C = triplane_dim, L = triplane_low_res), unbounded floats;
         with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``).
         """
+        return self._planes(image, source_cam_features)[0]
+
+    def _planes(self, image: torch.Tensor, source_cam_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward_planes`` plus the lift's predicted front depth of the source view (None without a lift)."""
         if image.shape[0] != source_cam_features.shape[0]:
             raise ValueError(f"batch mismatch: image {tuple(image.shape)} vs camera {tuple(source_cam_features.shape)}")
         n, low = image.shape[0], self.config.triplane_low_res
@@ -84,9 +88,10 @@ class LRM(nn.Module):
         tokens = tokens.view(n, 3, low, low, -1).permute(0, 1, 4, 2, 3).reshape(n * 3, -1, low, low)
         planes = self.upsampler(tokens)
         planes = planes.view(n, 3, *planes.shape[1:])
-        if self.lift is not None:
-            planes = pack(planes, self.lift(image, source_cam_features).to(planes.dtype))
-        return planes
+        if self.lift is None:
+            return planes, None
+        volume, front = self.lift(image, source_cam_features)
+        return pack(planes, volume.to(planes.dtype)), front
 
     def render(
         self, planes: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int,
@@ -161,11 +166,14 @@ class LRM(nn.Module):
         """``forward_planes`` then ``render``; render_cameras: [N, V, 25] (``render_camera_features``).
 
         Returns ``planes`` plus ``render``'s ``rgb``, ``opacity`` and ``depth``; with ``points`` [N, M, 3]
-        (model frame) also ``points_raw_density`` [N, M], the field's density before its activation there.
+        (model frame) also ``points_raw_density`` [N, M], the field's density before its activation there; with
+        an image lift also ``source_front_depth`` [N, 1, S/2, S/2], its predicted depth of the source view.
         """
-        planes = self.forward_planes(image, source_camera_features)
+        planes, front = self._planes(image, source_camera_features)
         c2w, intrinsics = split_render_cameras(render_cameras)
         out = {"planes": planes, **self.render(planes, c2w, intrinsics, height, width, patch, bg_color)}
+        if front is not None:
+            out["source_front_depth"] = front
         if points is not None:
             out["points_raw_density"] = self.synthesizer.field(planes, points)[1].float()
         return out

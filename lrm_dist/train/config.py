@@ -57,6 +57,9 @@ class LossConfig(BaseModel):
     tv: float = Field(0.0, ge=0, description="Weight of the total-variation loss on the triplanes.")
     depth: float = Field(0.5, ge=0, description="Weight of the L1 between rendered and Blender depth (foreground pixels).")
     occupancy: float = Field(1.0, ge=0, description="Weight of the BCE of ground-truth occupancy at sampled points.")
+    source_depth: float = Field(
+        1.0, ge=0, description="Weight of the L1 between the image lift's front depth and the source view's depth map."
+    )
     perceptual_weights: str | None = Field(
         None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."
     )

@@ -54,7 +54,7 @@ class _Meter:
 class _MissingMembers:
     """Counts samples trained without depth or occupancy (their terms off); warns once per member."""
 
-    MEMBERS = {"depth": "render_depth_mask", "occupancy": "occupancy_mask"}
+    MEMBERS = {"depth": "render_depth_mask", "occupancy": "occupancy_mask"}  # source_depth comes with depth
 
     def __init__(self, rank: int):
         self.rank, self.counts, self.warned = rank, dict.fromkeys(self.MEMBERS, 0), set()

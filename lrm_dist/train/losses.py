@@ -102,6 +102,12 @@ class LossFn:
             terms["tv"] = tv_loss(planes)
         if self.cfg.depth > 0 and "render_depth" in batch:
             terms["depth"] = depth_loss(out["depth"], batch["render_depth"], batch["render_depth_mask"])
+        if self.cfg.source_depth > 0 and "source_front_depth" in out and "source_depth" in batch:
+            front = out["source_front_depth"]
+            if front.shape[-2:] != batch["source_depth"].shape[-2:]:
+                raise ValueError(f"source depth {tuple(batch['source_depth'].shape)} does not match the model's "
+                                 f"front depth {tuple(front.shape)}")
+            terms["source_depth"] = depth_loss(front, batch["source_depth"], batch["source_depth_mask"])
         if self.cfg.occupancy > 0 and "points_raw_density" in out:
             terms["occupancy"] = occupancy_loss(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
         total = sum(getattr(self.cfg, name) * value for name, value in terms.items())

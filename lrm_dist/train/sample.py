@@ -116,7 +116,8 @@ def build_sample(
     intrinsics: [K, 6] pixels of the rgba image. Returns float32 arrays: ``source_image`` [3, S, S],
     ``source_camera`` [16], ``render_c2w`` [K, 4, 4], ``render_intrinsics`` [K, 6] (pixels of the crop),
     ``render_image`` [K, 3, P, P], ``render_alpha`` [K, 1, P, P], ``render_bg`` [K], ``render_depth`` and
-    ``render_depth_mask`` [K, 1, P, P], ``occupancy_points`` [M, 3], ``occupancy_labels`` and
+    ``render_depth_mask`` [K, 1, P, P], ``source_depth`` and ``source_depth_mask`` [1, S/2, S/2] (the source
+    view's depth at half the encoder's side), ``occupancy_points`` [M, 3], ``occupancy_labels`` and
     ``occupancy_mask`` [M] (M = ``cfg.occupancy_points``); int64 ``render_anchors`` [K, 2] (row, col) and
     ``render_res`` [K]. depth: float32 [K, h, w] planar depth of the views (0 = background) or None;
     occupancy: the asset's bool occupancy grid (object frame) or None.
@@ -146,12 +147,16 @@ def build_sample(
         return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous().numpy().astype(np.float32)
 
     to_model = object_to_model_frame(c2w, 0, cfg.source_distance)
+    half = source_size // 2
     if depth is not None:
         scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))  # canonicalisation may rescale the scene
-        depth_res, depth_mask = resize_depth(torch.from_numpy(np.asarray(depth, np.float32)).unsqueeze(1) * scale, res)
+        depth_t = torch.from_numpy(np.asarray(depth, np.float32)).unsqueeze(1) * scale
+        depth_res, depth_mask = resize_depth(depth_t, res)
         depth_crop, depth_mask_crop = crop(depth_res), crop(depth_mask)
+        source_depth, source_mask = (t[0].numpy().astype(np.float32) for t in resize_depth(depth_t[:1], half))
     else:
         depth_crop = depth_mask_crop = np.zeros((k, 1, p, p), np.float32)
+        source_depth = source_mask = np.zeros((1, half, half), np.float32)
     return {
         "source_image": source.numpy().astype(np.float32),
         "source_camera": source_camera.astype(np.float32),
@@ -162,6 +167,8 @@ def build_sample(
         "render_bg": bg.astype(np.float32),
         "render_depth": depth_crop,
         "render_depth_mask": depth_mask_crop,
+        "source_depth": source_depth,
+        "source_depth_mask": source_mask,
         **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.occupancy_surface_fraction),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),

@@ -6,9 +6,9 @@ import torch
 
 from lrm_dist.geometry.cameras import camera_features, look_at_c2w
 from lrm_dist.model.config import SIZES, LRMConfig, ModelConfig
-from lrm_dist.model.lift import ImageLift, project_points
+from lrm_dist.model.lift import ImageLift, cell_centres, pack, project_points, unpack
 from lrm_dist.model.lrm import LRM
-from lrm_dist.model.synthesizer import sample_triplane
+from lrm_dist.model.synthesizer import sample_triplane, sample_volume
 
 
 def _source_camera(distance=2.5, focal=100.0, size=200):
@@ -29,29 +29,27 @@ def test_project_points_matches_the_pinhole_model():
     assert coords[0, :, 1].tolist() == pytest.approx((2 * v - 1).tolist(), abs=1e-6)
 
 
-def test_pooled_planes_follow_the_synthesizer_layout():
-    """With cell features = the cell's position, every plane sampled at a point gives back its two coordinates."""
-    lift = ImageLift(triplane_dim=6, resolution=8, width=8)
+def test_volume_layout_and_packing():
+    """With cell features = the cell's position, the field reads each point's own position back."""
+    lift = ImageLift(feature_dim=3, resolution=8, width=8)
 
     class Position(torch.nn.Module):
         def forward(self, cell):
-            xyz = cell[..., -3 * (1 + 2 * lift.frequencies):][..., :3]
-            return torch.cat([xyz, torch.zeros(*xyz.shape[:-1], 5)], -1)
+            return cell[..., -3 * (1 + 2 * lift.frequencies):][..., :3]
 
     lift.cell_mlp = Position()
-    with torch.no_grad():  # keep the mean half of the pooled features: (x, y, z) of the cell
-        lift.to_planes.weight.zero_()
-        lift.to_planes.bias.zero_()
-        for c in range(3):
-            lift.to_planes.weight[c, c] = 1.0
-    planes = lift(torch.rand(1, 3, 28, 28), _source_camera())
-    assert planes.shape == (1, 3, 6, 8, 8)
-    point = torch.tensor([[[0.375, -0.625, 0.125]]])  # a cell centre of the 8^3 grid
-    feats = sample_triplane(planes, point)[0, 0].view(3, 6)[:, :3]
-    x, y, z = point[0, 0].tolist()
-    assert feats[0].tolist() == pytest.approx([x, y, 0.0], abs=1e-6)  # plane 0: (x, y), mean over z is 0
-    assert feats[1].tolist() == pytest.approx([x, 0.0, z], abs=1e-6)  # plane 1: (x, z)
-    assert feats[2].tolist() == pytest.approx([0.0, y, z], abs=1e-6)  # plane 2: (z, y)
+    volume, front = lift(torch.rand(2, 3, 28, 28), _source_camera().expand(2, -1))
+    assert volume.shape == (2, 3, 8, 8, 8) and front.shape == (2, 1, 14, 14)
+    assert (front > 0).all()
+    point = torch.tensor([[[0.375, -0.625, 0.125]]]).expand(2, 1, 3)  # a cell centre of the 8^3 grid
+    assert sample_volume(volume, point)[0, 0].tolist() == pytest.approx([0.375, -0.625, 0.125], abs=1e-6)
+    planes = torch.randn(2, 3, 3, 8, 8)
+    packed = pack(planes, volume)
+    assert packed.shape == (2, 11, 3, 8, 8)
+    back_planes, back_volume = unpack(packed)
+    assert torch.equal(back_planes, planes) and torch.equal(back_volume, volume)
+    assert unpack(planes)[1] is None
+    assert torch.equal(sample_triplane(packed, point), sample_triplane(planes, point))
 
 
 def test_lift_makes_planes_depend_on_the_image():
@@ -61,8 +59,14 @@ def test_lift_makes_planes_depend_on_the_image():
     white, dark = torch.ones(1, 3, 56, 56), torch.ones(1, 3, 56, 56)
     dark[..., 18:38, 18:38] = 0.2
     with torch.no_grad():
-        diff = (model.forward_planes(white, cam) - model.forward_planes(dark, cam)).abs().mean()
-    assert float(diff) > 0.05
+        (p_white, v_white), (p_dark, v_dark) = (unpack(model.forward_planes(x, cam)) for x in (white, dark))
+    diff = (v_white - v_dark).abs().mean(1)[0]  # [z, y, x] per cell
+    centres = cell_centres(16).permute(2, 1, 0, 3).reshape(1, -1, 3)
+    coords, _ = project_points(centres, cam)
+    pixel = ((coords[0] + 1) / 2 * 56).view(16, 16, 16, 2)
+    in_square = ((pixel >= 19) & (pixel < 37)).all(-1)
+    # cells that see the changed pixels change most: the lift is pixel-aligned from the first step
+    assert float(diff[in_square].mean()) > 2 * float(diff[~in_square].mean())
 
 
 def test_openlrm_architecture_has_no_lift_keys():
