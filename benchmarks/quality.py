@@ -74,12 +74,12 @@ def main() -> None:
     curve, summary = [], []
     for i, folder in enumerate(checkpoints):
         progress = json.loads((folder / "progress.json").read_text())
-        model_dir = Path(cfg.stage_dir("train")) / "curve" / folder.name
+        model_dir = Path(cfg.stage_dir("train")) / "curve" / cfg.train.run_name / folder.name
         export_checkpoint(folder, model_dir)
         last = i == len(checkpoints) - 1
         eval_cfg = cfg.model_copy(deep=True)
         eval_cfg.eval.checkpoint = str(model_dir)
-        eval_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{folder.name}"
+        eval_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/{folder.name}"
         eval_cfg.eval.report.enabled = last
         summary = evaluate(eval_cfg).per_category
         seconds = progress["train_seconds"]

@@ -45,7 +45,8 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
     """Attach the ground-truth occupancy grid of the record's canonical mesh (``mesh_path``) to a sample.
 
     Without a mesh path (or with ``resolution`` 0) the sample goes without; training then skips the
-    occupancy term for it.
+    occupancy term for it. A mesh that cannot be read or has no triangles also goes without, with
+    the reason in ``meta["occupancy_skipped"]`` (the renders themselves are still good).
     """
     import numpy as np
     import trimesh
@@ -55,7 +56,13 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
     mesh_path = record.get("mesh_path")
     if resolution <= 0 or not mesh_path:
         return
-    mesh = trimesh.load(mesh_path, force="mesh", process=False)
+    try:
+        mesh = trimesh.load(mesh_path, force="mesh", process=False)
+        if len(mesh.faces) == 0:
+            raise ValueError("no triangles")
+    except Exception as exc:  # unreadable ground truth: keep the renders, skip the labels
+        sample["meta"]["occupancy_skipped"] = f"{mesh_path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return
     sample["occupancy"] = occupancy_grid(np.asarray(mesh.vertices), np.asarray(mesh.faces), resolution)
     sample["meta"]["occupancy_resolution"] = resolution
     sample["meta"]["occupancy_fraction"] = round(float(sample["occupancy"].mean()), 5)

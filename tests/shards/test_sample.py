@@ -18,7 +18,21 @@ def test_members_are_named_and_sorted_per_contract():
     assert names[-2:] == ["chair-01.cameras.json", "chair-01.meta.json"]
     assert len(names) == 3 * 3 + 2
     meta = json.loads(m["chair-01.meta.json"])
-    assert meta["schema_version"] == "1" and meta["n_views"] == 3
+    assert meta["schema_version"] == "2" and meta["n_views"] == 3
+
+
+def test_occupancy_member_round_trip_and_absence():
+    grid = np.zeros((8, 8, 8), bool)
+    grid[2:6, 3:5, 1:7] = True
+    s = dict(fake_sample("box-1", views=2, res=16), occupancy=grid)
+    members = encode_sample(s)
+    assert "box-1.occupancy.npz" in members
+    raw = {"__key__": "box-1", **{k.split(".", 1)[1]: v for k, v in members.items()}}
+    assert np.array_equal(decode_sample(raw)["occupancy"], grid)
+    plain = encode_sample(fake_sample("box-2", views=2, res=16))
+    assert not any(k.endswith("occupancy.npz") for k in plain)
+    raw = {"__key__": "box-2", **{k.split(".", 1)[1]: v for k, v in plain.items()}}
+    assert decode_sample(raw)["occupancy"] is None
 
 
 def test_round_trip_values():
