@@ -4,9 +4,10 @@ Members of asset ``<id>``: ``<id>.meta.json``, ``<id>.cameras.json`` and per vie
 (uint8 RGBA, straight alpha), ``<id>.NNN.depth.png`` (uint16 planar depth, metres = value *
 depth_scale, 0 = background) and ``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 =
 background) and, when the render stage had the canonical mesh, ``<id>.occupancy.npz`` (the
-ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``). The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32,
-normal [V,h,w,3] float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta,
-and occupancy bool [R,R,R] (None without the member).
+ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``). The decoded dict: asset_id,
+category, rgba [V,H,W,4] uint8, depth [V,h,w] float32, normal [V,h,w,3] float32 (zero on
+background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta, and occupancy bool [R,R,R]
+(None without the member).
 """
 
 from __future__ import annotations
