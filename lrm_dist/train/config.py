@@ -34,7 +34,8 @@ class SampleConfig(BaseModel):
         description="Labelled ground-truth occupancy points per sample (for train.loss.occupancy); 0: none.",
     )
     occupancy_surface_fraction: float = Field(
-        0.5, ge=0, le=1, description="Share of the occupancy points drawn at the surface (the rest: uniform in the box)."
+        0.2, ge=0, le=1,
+        description="Share of the occupancy points drawn at the surface (the rest: uniform in the box; measured in docs/train.md).",
     )
 
     @model_validator(mode="after")
@@ -58,7 +59,9 @@ class LossConfig(BaseModel):
     depth: float = Field(0.5, ge=0, description="Weight of the L1 between rendered and Blender depth (foreground pixels).")
     occupancy: float = Field(1.0, ge=0, description="Weight of the BCE of ground-truth occupancy at sampled points.")
     source_depth: float = Field(
-        1.0, ge=0, description="Weight of the L1 between the image lift's front depth and the source view's depth map."
+        0.0, ge=0,
+        description="Weight of the L1 between the image lift's front depth and the source view's depth map (measured "
+        "no better than 0, docs/train.md).",
     )
     perceptual_weights: str | None = Field(
         None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."

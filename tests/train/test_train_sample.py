@@ -110,7 +110,8 @@ def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distan
     mesh.apply_translation((0.1, 0.2, -0.1))
     grid = occupancy_grid(mesh.vertices, mesh.faces, 48)
     rgba, c2w, intr = _views(3)
-    cfg = small_recipe.model_copy(update={"occupancy_points": 3000, "source_distance": distance})
+    cfg = small_recipe.model_copy(update={"occupancy_points": 3000, "source_distance": distance,
+                                          "occupancy_surface_fraction": 0.5})
     s = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2), occupancy=grid)
     points, labels, mask = s["occupancy_points"], s["occupancy_labels"], s["occupancy_mask"]
     assert points.shape == (3000, 3) and mask.mean() > 0.9
