@@ -84,6 +84,10 @@ class DataConfig(BaseModel):
     )
     loader_workers: int = Field(2, ge=0, description="Decode processes per training worker (webdataset backend; 0: in the worker).")
     shuffle_buffer: int = Field(16, ge=1, description="Samples held for shuffling (raw bytes, before decoding).")
+    max_bad_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="Undecodable samples are skipped and counted; past this share of those seen the run stops (webdataset).",
+    )
 
 
 class TrainConfig(BaseModel):

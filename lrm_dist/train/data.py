@@ -24,9 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrm_dist.log import get_logger
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.decode import sample_from_raw, wanted_member
 from lrm_dist.train.sample import collate
+
+log = get_logger(__name__)
 
 
 def resolve_shards(spec: str | None, workdir: str) -> list[str]:
@@ -101,18 +104,63 @@ def raw_stream(spec: StreamSpec) -> Iterator[tuple[int, int, dict[str, Any]]]:
         epoch += 1
 
 
+class UnusableData(ValueError):
+    """Most training samples cannot be decoded: the run stops instead of training on what is left."""
+
+
+class _BadSamples:
+    """Counts samples that fail to decode; warns on the first, stops the run past ``max_fraction``."""
+
+    MIN_SEEN = 20  # judge the fraction only after this many samples
+
+    def __init__(self, max_fraction: float):
+        self.max_fraction, self.seen, self.bad, self.shards = max_fraction, 0, 0, set()
+
+    def ok(self) -> None:
+        self.seen += 1
+
+    def failed(self, raw: dict[str, Any], exc: Exception) -> None:
+        self.seen += 1
+        self.bad += 1
+        url = str(raw.get("__url__", "?"))
+        self.shards.add(os.path.basename(url))
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        if self.bad == 1:
+            log.warning("skipping undecodable training sample %r of %s (%s: %s); skipped samples are counted",
+                        raw.get("__key__"), url, type(exc).__name__, first)
+        if self.seen >= self.MIN_SEEN and self.bad > self.max_fraction * self.seen:
+            raise UnusableData(
+                f"training data is mostly unusable: {self.bad} of {self.seen} samples could not be decoded "
+                f"(train.data.max_bad_fraction {self.max_fraction}); shards: {', '.join(sorted(self.shards))}; "
+                f"last: {raw.get('__key__')!r}: {type(exc).__name__}: {first}"
+            )
+
+
 def batch_stream(
-    spec: StreamSpec, batch_size: int, sample_cfg: SampleConfig, source_size: int, skip_batches: int = 0
+    spec: StreamSpec, batch_size: int, sample_cfg: SampleConfig, source_size: int, skip_batches: int = 0,
+    max_bad_fraction: float = 0.5,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Collated batches of one consumer, after skipping ``skip_batches`` batches' raw samples undecoded."""
+    """Collated batches of one consumer, after skipping ``skip_batches`` batches' raw samples undecoded.
+
+    A sample that fails to decode (truncated member, bad image, bad JSON) is skipped, counted and
+    warned about once; past ``max_bad_fraction`` of the samples seen the stream raises
+    ``UnusableData`` naming the shards. (A resumed stream skips the same samples again.)
+    """
     skip = skip_batches * batch_size
     pending: list[dict[str, Any]] = []
+    bad = _BadSamples(max_bad_fraction)
     for n, (epoch, index, raw) in enumerate(raw_stream(spec)):
         if n < skip:
             continue
         key = zlib.crc32(str(raw.get("__key__", "")).encode())
         rng = _epoch_rng(spec.seed, epoch, spec.consumer, index, key)
-        pending.append(sample_from_raw(raw, sample_cfg, source_size, rng))
+        try:
+            sample = sample_from_raw(raw, sample_cfg, source_size, rng)
+        except Exception as exc:  # any decoding failure of this one sample; the cap stops a hopeless run
+            bad.failed(raw, exc)
+            continue
+        bad.ok()
+        pending.append(sample)
         if len(pending) == batch_size:
             batch = collate(pending)
             batch["epoch"] = torch.tensor(epoch)
@@ -130,10 +178,10 @@ class ShardBatches(torch.utils.data.IterableDataset):
     def __init__(
         self, urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int,
         sample_cfg: SampleConfig, source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0,
-        holdout: float = 0.0,
+        holdout: float = 0.0, max_bad_fraction: float = 0.5,
     ):
         super().__init__()
-        self.holdout = holdout
+        self.holdout, self.max_bad_fraction = holdout, max_bad_fraction
         self.urls, self.rank, self.world_size = tuple(urls), rank, world_size
         self.loader_workers, self.batch_size = max(1, loader_workers), batch_size
         self.sample_cfg, self.source_size, self.seed = sample_cfg, source_size, seed
@@ -149,18 +197,20 @@ class ShardBatches(torch.utils.data.IterableDataset):
         spec = StreamSpec(
             self.urls, self.seed, self.rank * n + role, self.world_size * n, self.shuffle_buffer, self.holdout
         )
-        return batch_stream(spec, self.batch_size, self.sample_cfg, self.source_size, skip_batches=done)
+        return batch_stream(spec, self.batch_size, self.sample_cfg, self.source_size, skip_batches=done,
+                            max_bad_fraction=self.max_bad_fraction)
 
 
 def webdataset_batches(
     urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int, sample_cfg: SampleConfig,
     source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0, holdout: float = 0.0,
+    max_bad_fraction: float = 0.5,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless batches for one training worker (``loader_workers`` decode processes; 0: in process),
-    skipping the held-out split (``holdout``: its fraction)."""
+    skipping the held-out split (``holdout``: its fraction) and undecodable samples (``batch_stream``)."""
     dataset = ShardBatches(
         urls, rank, world_size, loader_workers, batch_size, sample_cfg, source_size, seed, shuffle_buffer, start_batch,
-        holdout,
+        holdout, max_bad_fraction,
     )
     if loader_workers == 0:
         return iter(dataset)

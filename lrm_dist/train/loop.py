@@ -87,7 +87,7 @@ def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_siz
         return ray_data_batches(ray.train.get_dataset_shard("train"), tcfg.micro_batch_size, start_batch)
     return webdataset_batches(
         config["urls"], rank, world, tcfg.data.loader_workers, tcfg.micro_batch_size, tcfg.sample, source_size,
-        config["seed"], tcfg.data.shuffle_buffer, start_batch, cfg.shards.holdout_fraction,
+        config["seed"], tcfg.data.shuffle_buffer, start_batch, cfg.shards.holdout_fraction, tcfg.data.max_bad_fraction,
     )
 
 

@@ -71,3 +71,52 @@ def test_training_stream_skips_the_held_out_split():
     assert kept == [r["__key__"] for r in raws if not is_heldout(r["__key__"], 0.25)]
     assert 250 < len(kept) < 350
     assert len(list(_training_split(iter(raws), 0.0))) == 400
+
+
+def _corrupt_copy(src, dst, bad_keys):
+    """Copy a shard tar, replacing the rgba PNGs of ``bad_keys`` with garbage bytes."""
+    import io
+    import tarfile
+
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for info in tin.getmembers():
+            data = tin.extractfile(info).read()
+            if info.name.split(".", 1)[0] in bad_keys and info.name.endswith(".rgba.png"):
+                data = b"not a png"
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+
+
+def _keys(path):
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        return sorted({m.name.split(".", 1)[0] for m in tar.getmembers()})
+
+
+def test_undecodable_samples_are_skipped_and_counted(synthetic_shards, small_recipe, tmp_path, caplog):
+    from lrm_dist.train.data import StreamSpec, batch_stream
+
+    bad_key = _keys(synthetic_shards[0])[0]
+    corrupt = tmp_path / "shard-corrupt.tar"
+    _corrupt_copy(synthetic_shards[0], corrupt, {bad_key})
+    urls = (str(corrupt), *map(str, synthetic_shards[1:]))
+    spec = StreamSpec(urls, seed=0, consumer=0, consumers=1, shuffle_buffer=2)
+    batches = list(itertools.islice(batch_stream(spec, 1, small_recipe, 28), 11))  # one epoch: 12 - 1 samples
+    assert len(batches) == 11
+    assert "skipping undecodable training sample" in caplog.text and bad_key in caplog.text
+
+
+def test_mostly_unusable_data_stops_with_one_line_naming_the_shards(synthetic_shards, small_recipe, tmp_path):
+    from lrm_dist.train.data import StreamSpec, UnusableData, batch_stream
+
+    urls = []
+    for i, shard in enumerate(synthetic_shards):
+        out = tmp_path / f"broken-{i}.tar"
+        _corrupt_copy(shard, out, set(_keys(shard)[:3]))  # 3 of every 4 samples broken
+        urls.append(str(out))
+    spec = StreamSpec(tuple(urls), seed=0, consumer=0, consumers=1, shuffle_buffer=2)
+    with pytest.raises(UnusableData, match="mostly unusable") as err:
+        list(itertools.islice(batch_stream(spec, 1, small_recipe, 28), 100))
+    message = str(err.value)
+    assert "\n" not in message and "broken-0.tar" in message and "max_bad_fraction" in message
