@@ -34,7 +34,7 @@ class SampleConfig(BaseModel):
         description="Labelled ground-truth occupancy points per sample (for train.loss.occupancy); 0: none.",
     )
     occupancy_surface_fraction: float = Field(
-        0.2, ge=0, le=1,
+        0.0, ge=0, le=1,
         description="Share of the occupancy points drawn at the surface (the rest: uniform in the box; measured in docs/train.md).",
     )
 
