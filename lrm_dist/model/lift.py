@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrm_dist.geometry.occupancy import cell_centres
+
 
 def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Points [N, P, 3] through source cameras [N, 16] -> (grid_sample coordinates [N, P, 2], depth [N, P]).
@@ -45,12 +47,6 @@ def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Te
     u = cx[:, None] + fx[:, None] * local[..., 0] / safe
     v = cy[:, None] - fy[:, None] * local[..., 1] / safe
     return torch.stack([2 * u - 1, 2 * v - 1], dim=-1), depth
-
-
-def cell_centres(resolution: int, device: torch.device | None = None) -> torch.Tensor:
-    """[G, G, G, 3] centres of the grid's cells (index order x, y, z), as ``align_corners=False`` sees them."""
-    axis = (torch.arange(resolution, device=device, dtype=torch.float32) + 0.5) * (2.0 / resolution) - 1.0
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)
 
 
 def pack(planes: torch.Tensor, volume: torch.Tensor) -> torch.Tensor:
@@ -102,7 +98,8 @@ class ImageLift(nn.Module):
         n, g = image.shape[0], self.resolution
         features = self.cnn(image)
         front, thickness = self.depth_layers(features, camera)
-        points = cell_centres(g, image.device).permute(2, 1, 0, 3).reshape(1, -1, 3).expand(n, -1, -1)  # z-major
+        centres = torch.from_numpy(cell_centres(g)).float().to(image.device)  # as align_corners=False sees them
+        points = centres.permute(2, 1, 0, 3).reshape(1, -1, 3).expand(n, -1, -1)  # z-major
         coords, depth = project_points(points, camera.float())
         inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
         grid = coords.to(features.dtype).unsqueeze(1)

@@ -43,10 +43,9 @@ def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chun
     """
     net = synth.decoder.net
     coords = torch.linspace(-1.0, 1.0, resolution, device=planes.device)
-    volume_packed = planes.unsqueeze(0)
-    planes, volume = unpack(volume_packed)
-    planes = planes[0]
-    t_xy, t_xz, t_zy = _plane_tables(planes, coords)
+    packed = planes.unsqueeze(0)  # the triplanes, plus the image lift's volume when the model has one
+    lifted = unpack(packed)[1] is not None
+    t_xy, t_xz, t_zy = _plane_tables(planes[:3], coords)
     w0 = net[0].weight.to(t_xy.dtype)
     c = t_xy.shape[-1]
     pre_xy = t_xy @ w0[:, :c].T + net[0].bias.to(t_xy.dtype)  # [x, y, 64]
@@ -56,10 +55,9 @@ def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chun
     step = max(1, chunk // resolution**2)
     for i in range(0, resolution, step):
         h = pre_xy[i : i + step, :, None] + pre_xz[i : i + step, None, :] + pre_yz[None]
-        if volume is not None:  # the image lift's volume: sampled at this slab's grid points, [x, y, z, hidden]
-            xs = coords[i : i + step]
-            pts = torch.stack(torch.meshgrid(xs, coords, coords, indexing="ij"), dim=-1)
-            h = h + synth.volume_term(volume_packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
+        if lifted:  # the volume's term at this slab's grid points, [x, y, z, hidden]
+            pts = torch.stack(torch.meshgrid(coords[i : i + step], coords, coords, indexing="ij"), dim=-1)
+            h = h + synth.volume_term(packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
         h = net[4](net[3](net[2](net[1](h))))
         raw = F.linear(net[5](h), net[6].weight[:1], net[6].bias[:1])[..., 0]
         out[i : i + step] = activate_density(raw.float())

@@ -52,29 +52,25 @@ class _Meter:
 
 
 class _MissingMembers:
-    """Counts samples trained without depth or occupancy (their terms off); warns once per member."""
+    """Samples trained without depth or occupancy (their terms off): warns once per member."""
 
     MEMBERS = {"depth": "render_depth_mask", "occupancy": "occupancy_mask"}  # source_depth comes with depth
 
     def __init__(self, rank: int):
-        self.rank, self.counts, self.warned = rank, dict.fromkeys(self.MEMBERS, 0), set()
+        self.rank, self.warned = rank, set()
 
-    def _lacking(self, batch: dict[str, torch.Tensor], key: str) -> int:
-        return int((batch[key].flatten(1).amax(1) == 0).sum())
-
-    def add(self, batch: dict[str, torch.Tensor]) -> None:
+    def check(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """This batch's share of samples lacking each member, as ``data/no_<member>`` metrics."""
+        n = len(batch["render_image"])
+        out = {}
         for name, key in self.MEMBERS.items():
-            n = self._lacking(batch, key) if key in batch else len(batch["render_image"])
-            self.counts[name] += n
-            if n and name not in self.warned:
+            lacking = int((batch[key].flatten(1).amax(1) == 0).sum()) if key in batch else n
+            if lacking and name not in self.warned:
                 self.warned.add(name)
                 log.warning("rank %d: %d sample(s) of this batch have no %s supervision (term off for them; "
-                            "counted as data/no_%s)", self.rank, n, name, name)
-
-    def fractions(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        n = len(batch["render_image"])
-        return {f"data/no_{name}": (self._lacking(batch, key) if key in batch else n) / n
-                for name, key in self.MEMBERS.items()}
+                            "counted as data/no_%s)", self.rank, lacking, name, name)
+            out[f"data/no_{name}"] = lacking / n
+        return out
 
 
 def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_size: int, start_batch: int):
@@ -177,8 +173,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             batches_done += 1
             out = forward_batch(engine, batch, dtype, points=loss_fn.needs_points)
             loss, terms = loss_fn(out, batch)
-            missing.add(batch)
-            if "points_raw_density" in out:
+            data_shares = missing.check(batch)
+            if rank == 0 and "points_raw_density" in out:  # only rank 0 writes the config it calibrates
                 calibrator.add(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
             engine.backward(loss)
             engine.step()
@@ -194,7 +190,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
             "time/step_s": step_s, "time/data_s": data_s,
             "throughput/samples_per_s": tcfg.micro_batch_size * tcfg.grad_accum_steps * world / step_s,
-            "epoch": float(epoch), **missing.fractions(batch),
+            "epoch": float(epoch), **data_shares,
         })
         last = step == tcfg.max_steps
         if step % tcfg.log_every == 0 or last:

@@ -57,7 +57,7 @@ def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Te
 
 
 def occupancy_sample(
-    grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, surface_fraction: float = 0.5,
+    grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, surface_fraction: float,
 ) -> dict[str, np.ndarray]:
     """``n`` labelled points in the model frame (``to_model``: 4x4 object -> model): ``surface_fraction`` of them
     at the ground truth's surface, the rest uniform over the model's [-1, 1]^3 box (every part of the

@@ -6,7 +6,8 @@ import torch
 
 from lrm_dist.geometry.cameras import camera_features, look_at_c2w
 from lrm_dist.model.config import SIZES, LRMConfig, ModelConfig
-from lrm_dist.model.lift import ImageLift, cell_centres, pack, project_points, unpack
+from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.model.lift import ImageLift, pack, project_points, unpack
 from lrm_dist.model.lrm import LRM
 from lrm_dist.model.synthesizer import sample_triplane, sample_volume
 
@@ -61,7 +62,7 @@ def test_lift_makes_planes_depend_on_the_image():
     with torch.no_grad():
         (p_white, v_white), (p_dark, v_dark) = (unpack(model.forward_planes(x, cam)) for x in (white, dark))
     diff = (v_white - v_dark).abs().mean(1)[0]  # [z, y, x] per cell
-    centres = cell_centres(16).permute(2, 1, 0, 3).reshape(1, -1, 3)
+    centres = torch.from_numpy(cell_centres(16)).float().permute(2, 1, 0, 3).reshape(1, -1, 3)
     coords, _ = project_points(centres, cam)
     pixel = ((coords[0] + 1) / 2 * 56).view(16, 16, 16, 2)
     in_square = ((pixel >= 19) & (pixel < 37)).all(-1)
@@ -79,3 +80,20 @@ def test_openlrm_architecture_has_no_lift_keys():
     with pytest.raises(ValueError, match="model.architecture"):
         ModelConfig(architecture={"no_such_key": 1}).arch()
     assert LRMConfig(iso_level=1.5).surface_level() == 1.5 and LRMConfig().surface_level() == 3.0
+
+
+def test_meshing_grid_reads_the_volume_like_the_field():
+    """serve.mesh.density_grid's factorised query equals the synthesizer's own density, lift included."""
+    from lrm_dist.serve.mesh import density_grid
+
+    torch.manual_seed(0)
+    model = LRM(ModelConfig(size="tiny").arch()).eval()
+    with torch.no_grad():
+        planes = model.forward_planes(torch.rand(1, 3, 56, 56), _source_camera(focal=30.0, size=56))
+        grid = density_grid(model.synthesizer, planes[0], 9, chunk=2 * 81)  # several slabs
+        c = torch.linspace(-1, 1, 9)
+        points = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).view(1, -1, 3)
+        direct = model.synthesizer.density(planes, points).view(9, 9, 9)
+        without = model.synthesizer.density(planes[:, :3], points).view(9, 9, 9)
+    assert torch.allclose(grid, direct, atol=1e-5)
+    assert not torch.allclose(direct, without, atol=1e-3)  # the volume term is really in there
