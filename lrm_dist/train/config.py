@@ -97,6 +97,10 @@ class TrainConfig(BaseModel):
 
     num_workers: int = Field(1, ge=1, description="Ray Train workers (one per GPU, or CPU processes).")
     max_steps: int = Field(10, ge=1, description="Optimizer steps of the whole run (a resumed run continues to it).")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop earlier, with a checkpoint, after this many minutes of training steps "
+        "(start-up excluded; the lr schedule still spans max_steps). None: no time limit.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when the cluster has GPUs.")
     cpus_per_worker: float = Field(1.0, gt=0)
     run_name: str = Field("lrm", description="Ray Train run name; re-running the same name resumes it.")

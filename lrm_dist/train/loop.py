@@ -192,7 +192,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "throughput/samples_per_s": tcfg.micro_batch_size * tcfg.grad_accum_steps * world / step_s,
             "epoch": float(epoch), **data_shares,
         })
-        last = step == tcfg.max_steps
+        out_of_time = tcfg.max_minutes is not None and _any_rank(train_seconds >= 60 * tcfg.max_minutes, device)
+        last = step == tcfg.max_steps or out_of_time
+        if out_of_time and rank == 0:
+            log.info("step %d: train.max_minutes (%g) reached; stopping with a checkpoint", step, tcfg.max_minutes)
         if step % tcfg.log_every == 0 or last:
             metrics = meter.mean_across_ranks(device)
             if rank == 0:
@@ -221,7 +224,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     checkpoint_dir_name=f"checkpoint_{step:08d}",
                 )
             _maybe_fault(tcfg.fault_at_step, step, rank, world, Path(config["run_dir"]))
+        if last:
+            break
     board.close()
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any (a collective), so all ranks stop at the same step."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _maybe_fault(fault_at_step: int | None, step: int, rank: int, world: int, run_dir: Path) -> None:

@@ -158,6 +158,16 @@ def test_rerun_with_the_same_name_continues_from_the_last_checkpoint(reference, 
     assert state["step"] == 4 and state["batches"] == 4
 
 
+def test_time_budget_stops_every_rank_at_one_step_with_a_checkpoint(cluster, synthetic_shards, tmp_path):
+    from lrm_dist.train import train
+
+    # 1e-4 minutes (6 ms) is over after the first step: both ranks stop there, far before max_steps.
+    result = train(_config(tmp_path, synthetic_shards, "budget", max_steps=50, **{"train.max_minutes": 1e-4}))
+    assert result.checkpoint.name == "checkpoint_00000001"
+    progress = (result.checkpoint / "progress.json").read_text()
+    assert '"step": 1' in progress
+
+
 def test_ray_data_reader_gives_the_same_batch_layout(cluster, synthetic_shards, small_recipe):
     from lrm_dist.train.data import ray_dataset, webdataset_batches
 
