@@ -26,14 +26,26 @@ class RayConfig(BaseModel):
     namespace: str = "lrm-dist"
 
 
+def pin_to_loopback() -> None:
+    """Keep a local Ray on loopback, whenever ``ray`` was first imported.
+
+    Ray (2.5x+) replaces a loopback node IP by the machine's network address unless its multi-node
+    mode is off. The switch is read from the environment once, when ``ray`` is first imported, so an
+    environment variable alone is too late in a process that imported ray earlier: set the module
+    constant for this process and the variable for the processes Ray starts.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
     """Connect to (or start) Ray once per process; a no-op when already connected."""
     cfg = cfg or RayConfig()
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if not address and cfg.node_ip in _LOOPBACK:
-        # Ray (2.5x+) replaces a loopback node IP by the machine's network address unless multi-node
-        # mode is off; a local Ray is single-node. Read when ray is first imported, so set it before.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        pin_to_loopback()
     import ray
 
     if ray.is_initialized():

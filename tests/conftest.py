@@ -1,9 +1,10 @@
-"""Shared test set-up: quiet progress bars and Ray pinned to loopback."""
+"""Shared test set-up: quiet progress bars, no usage stats.
+
+Ray's loopback pinning is deliberately NOT set here: ``lrm_dist.ray_utils.init_ray`` must do it
+itself (tests/test_ray_utils.py checks it in a fresh process), and a suite-wide setting would hide a leak.
+"""
 
 import os
 
 os.environ.setdefault("LRM_DIST_PROGRESS", "0")
-os.environ.setdefault("RAY_NODE_IP_ADDRESS", "127.0.0.1")
-# Ray on Linux replaces 127.0.0.1 by the machine's address unless "cluster mode" is off: keep it on loopback.
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

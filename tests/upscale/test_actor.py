@@ -27,13 +27,13 @@ def test_upscaler_callable_on_numpy_batches(small_srvgg_file):
 
 
 @pytest.mark.integration
-def test_ray_data_pipeline_upscales(small_srvgg_file, monkeypatch):
+def test_ray_data_pipeline_upscales(small_srvgg_file):
     import ray
 
+    from lrm_dist.ray_utils import RayConfig, init_ray
     from lrm_dist.upscale.actor import upscale_dataset
 
-    monkeypatch.setenv("RAY_NODE_IP_ADDRESS", "127.0.0.1")
-    ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    init_ray(RayConfig(num_cpus=2))
     try:
         rng = np.random.default_rng(1)
         rows = [{"asset_id": f"a{i}", "image": rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)} for i in range(5)]
