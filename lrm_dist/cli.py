@@ -10,9 +10,13 @@ import argparse
 import importlib
 import sys
 
+from lrm_dist.errors import UserError
 from lrm_dist.log import get_logger
 
 log = get_logger(__name__)
+
+# Errors the user can act on (bad config, input, files, a busy workdir): one line and exit code 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, OSError, ValueError)
 
 # Stage packages whose ``cli.register`` adds subcommands, in the order ``--help`` lists them.
 _STAGES = ("assets", "render", "upscale", "train", "eval", "serve", "pipeline")
@@ -50,15 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lrm-dist`` console script; returns the exit code."""
-    from lrm_dist.config import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"lrm-dist {args.command}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"lrm-dist {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def describe(exc: BaseException) -> str:
+    """An error for the user: its message, or for an OS error the file and the reason."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,12 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    workdir: str = Field("runs/default", description="Local path or fsspec URL where every stage writes.")
+    workdir: str = Field(
+        "runs/default", min_length=1, pattern=r"\S", description="Local path or fsspec URL where every stage writes."
+    )
+    allow_failed: bool = Field(
+        False, description="Exit 0 even when some items (assets, renders, eval samples) failed; their rows say why.",
+    )
     seed: int = 0
     ray: RayConfig = Field(default_factory=RayConfig)
     assets: AssetsConfig = Field(default_factory=AssetsConfig)
@@ -69,8 +74,20 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({_one_line(exc)})") from None
+        _set_dotted(tree, key.strip(), value)
     return tree
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one line; a YAML error as its problem and position."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +119,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file {p} is not valid YAML: {_one_line(exc)}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping, got {type(loaded).__name__}")
         data = loaded or {}
@@ -118,8 +139,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(_format_error(exc, origin)) from None
     try:
         assets = cfg.assets.resolve_recipe(Path(path).parent if path is not None else None)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, f"assets.recipe {cfg.assets.recipe}")) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"assets.recipe {cfg.assets.recipe}: not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"assets.recipe {cfg.assets.recipe}: not valid YAML ({_one_line(exc)})") from None
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(_one_line(exc)) from None
     return cfg.model_copy(update={"assets": assets})
 
 

@@ -18,9 +18,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"report: {write_report(eval_paths(cfg)[2], cfg)}")
         return 0
     from lrm_dist.eval import evaluate
+    from lrm_dist.pipeline import exit_code
 
-    print(evaluate(cfg))
-    return 0
+    summary = evaluate(cfg)
+    print(summary)
+    return exit_code(cfg, {"eval": summary}, "lrm-dist eval")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from lrm_dist.log import get_logger
 
@@ -18,17 +21,48 @@ STAGES: dict[str, tuple[str, str]] = {
 """Stage name -> (module, function taking a PipelineConfig), in pipeline order."""
 
 
+def stage_function(stage: str) -> Callable[[Any], Any]:
+    """The library function of ``stage``, imported now; a clear error when it is unknown or missing."""
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} is unknown; stages: {', '.join(STAGES)}")
+    module, name = STAGES[stage]
+    fn = getattr(importlib.import_module(module), name, None)
+    if not callable(fn):
+        raise ValueError(f"stage {stage!r}: {module}.{name} does not exist in this lrm_dist")
+    return fn
+
+
 def run_pipeline(cfg, stages: list[str] | None = None) -> dict[str, object]:
     """Run ``stages`` (default: all) in order on one config; returns each stage's summary."""
     names = list(STAGES) if stages is None else stages
-    unknown = [s for s in names if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage {', '.join(map(repr, unknown))}; stages: {', '.join(STAGES)}")
+    fns = {name: stage_function(name) for name in names}  # every name checked before any work starts
     results: dict[str, object] = {}
-    for name in names:
-        module, func = STAGES[name]
+    for name, fn in fns.items():
         start = time.perf_counter()
-        log.info("stage %s: starting", name)
-        results[name] = getattr(importlib.import_module(module), func)(cfg)
+        log.info("stage %s: starting (workdir %s)", name, cfg.workdir)
+        results[name] = fn(cfg)
         log.info("stage %s: done in %.1f s: %s", name, time.perf_counter() - start, results[name])
     return results
+
+
+def failed_items(results: dict[str, object]) -> dict[str, int]:
+    """Stage name -> items its summary reports as failed (renders, eval samples), for stages with any."""
+    counts = {name: int(getattr(result, "failed", 0) or 0) for name, result in results.items()}
+    return {name: n for name, n in counts.items() if n}
+
+
+def exit_code(cfg, results: dict[str, object], prog: str) -> int:
+    """1 when a stage reported failed items and ``allow_failed`` is off (what RayJob and CI read), else 0.
+
+    Called after the summaries are printed; says on stderr which stages failed items and where to look.
+    """
+    failed = failed_items(results)
+    if not failed:
+        return 0
+    what = ", ".join(f"{name} {n}" for name, n in failed.items())
+    if cfg.allow_failed:
+        print(f"{prog}: failed items accepted (allow_failed): {what}", file=sys.stderr)
+        return 0
+    print(f"{prog}: failed items: {what} (their manifest rows say why; --set allow_failed=true accepts them)",
+          file=sys.stderr)
+    return 1

@@ -8,14 +8,15 @@ from lrm_dist.cli import add_config_args, load_cli_config
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lrm_dist.pipeline import run_pipeline
+    from lrm_dist.pipeline import exit_code, run_pipeline
 
-    stages = args.stages.split(",") if args.stages else None
-    results = run_pipeline(load_cli_config(args), stages)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    cfg = load_cli_config(args)
+    results = run_pipeline(cfg, stages)
     print("pipeline summary:")
     for name, result in results.items():
         print(f"  {name}: {result}")
-    return 0
+    return exit_code(cfg, results, "lrm-dist run")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,11 +8,13 @@ from lrm_dist.cli import add_config_args, load_cli_config
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lrm_dist.pipeline import exit_code
     from lrm_dist.render import render_assets
 
-    summary = render_assets(load_cli_config(args))
+    cfg = load_cli_config(args)
+    summary = render_assets(cfg)
     print(summary)
-    return 0 if summary.done + summary.skipped > 0 or summary.assets == 0 else 1
+    return exit_code(cfg, {"render": summary}, "lrm-dist render")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -56,7 +56,17 @@ def _pending(records: list[dict], store, digest: str, limit: int | None) -> list
 
 
 def render_assets(cfg) -> RenderSummary:
-    """Render every ok asset of ``<workdir>/assets/assets.parquet`` into ``<workdir>/render`` (see module doc)."""
+    """Render every ok asset of ``<workdir>/assets/assets.parquet`` into ``<workdir>/render`` (see module doc).
+
+    Holds the render folder's lock: a second render of the same workdir is refused, not interleaved.
+    """
+    from lrm_dist.locks import folder_lock
+
+    with folder_lock(cfg.stage_dir("render"), "render"):
+        return _render(cfg)
+
+
+def _render(cfg) -> RenderSummary:
     from lrm_dist.assets import read_asset_manifest
     from lrm_dist.ray_utils import init_ray
     from lrm_dist.render.fanout import RenderFleet

@@ -36,8 +36,26 @@ def _use_gpu(device: str) -> bool:
     return device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
 
 
+def _run_paths(cfg: PipelineConfig) -> tuple[Path, Path]:
+    """The run's Ray Train folder and its export folder (absolute)."""
+    train_dir = Path(_abs(cfg.stage_dir("train")))
+    storage = _abs(cfg.train.storage_path or str(train_dir / "ray"))
+    return Path(storage) / cfg.train.run_name, Path(_abs(cfg.train.export_dir or str(train_dir / "model")))
+
+
 def train(cfg: PipelineConfig) -> TrainResult:
-    """Train (or resume: same run name and storage path) to ``train.max_steps`` and export the model."""
+    """Train (or resume: same run name and storage path) to ``train.max_steps`` and export the model.
+
+    Holds the locks of the run folder and the export folder: a second job on either is refused.
+    """
+    from lrm_dist.locks import folder_lock
+
+    run_dir, export_dir = _run_paths(cfg)
+    with folder_lock(run_dir, f"train run {cfg.train.run_name!r}"), folder_lock(export_dir, "train export"):
+        return _train(cfg)
+
+
+def _train(cfg: PipelineConfig) -> TrainResult:
     import ray
     import ray.data
     import ray.train
@@ -50,10 +68,9 @@ def train(cfg: PipelineConfig) -> TrainResult:
 
     tcfg = cfg.train
     train_dir = Path(_abs(cfg.stage_dir("train")))
-    storage = _abs(tcfg.storage_path or str(train_dir / "ray"))
-    run_dir = Path(storage) / tcfg.run_name
+    run_dir, export_dir = _run_paths(cfg)
+    storage = str(run_dir.parent)
     tb_dir = train_dir / "tensorboard" / tcfg.run_name
-    export_dir = Path(_abs(tcfg.export_dir or str(train_dir / "model")))
     ext_dir = _abs(tcfg.torch_extensions_dir or str(train_dir / "torch_extensions"))
     urls = [_abs(u) for u in resolve_shards(tcfg.data.shards, cfg.workdir)]
     seed = cfg.seed if tcfg.seed is None else tcfg.seed

@@ -15,19 +15,22 @@ from jobs import _entry  # noqa: E402
 JOBS = ["assets", "render", "train", "eval", "pipeline"]
 
 
-def test_every_stage_names_an_existing_module():
-    for stage, target in _entry.STAGE_FUNCTIONS.items():
-        module = target.partition(":")[0]
+def test_every_stage_names_an_existing_function():
+    from lrm_dist import pipeline
+
+    for stage, (module, _) in pipeline.STAGES.items():
         assert (REPO / Path(*module.split("."))).is_dir(), stage
-    assert _entry.stage_function("assets").__name__ == "build_assets"
+    assert pipeline.stage_function("assets").__name__ == "build_assets"
 
 
 def test_unknown_or_missing_stage_is_a_clear_error(monkeypatch):
+    from lrm_dist import pipeline
+
     with pytest.raises(ValueError, match="stage 'paint' is unknown"):
-        _entry.stage_function("paint")
-    monkeypatch.setitem(_entry.STAGE_FUNCTIONS, "render", "lrm_dist.assets:no_such_function")
+        pipeline.stage_function("paint")
+    monkeypatch.setitem(pipeline.STAGES, "render", ("lrm_dist.assets", "no_such_function"))
     with pytest.raises(ValueError, match=r"lrm_dist.assets.no_such_function does not exist"):
-        _entry.stage_function("render")
+        pipeline.stage_function("render")
 
 
 def test_main_reports_bad_input_with_exit_code_2(tmp_path, capsys):

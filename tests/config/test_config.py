@@ -86,3 +86,38 @@ def test_repo_configs_and_recipes_validate():
 def test_cli_reports_config_errors(capsys):
     assert main(["assets", "--set", "render.views=abc"]) == 2
     assert "render.views = 'abc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"workdir: \xff\xfe\n", "not UTF-8 text"),
+    (b"workdir: [1,\n", "not valid YAML: expected the node content"),
+])
+def test_unreadable_config_files_are_one_line_naming_the_file(tmp_path, content, needle):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("recipe, needle", [
+    ("sources: [\n", "not valid YAML"),
+    ("sources: [{kind: nope}]\n", "sources.0"),
+])
+def test_malformed_recipes_name_the_recipe(tmp_path, recipe, needle):
+    (tmp_path / "rec.yaml").write_text(recipe)
+    (tmp_path / "c.yaml").write_text("assets: {recipe: rec.yaml}\n")
+    with pytest.raises(ConfigError, match=needle) as err:
+        load_config(tmp_path / "c.yaml")
+    assert "rec.yaml" in str(err.value)
+
+
+def test_unparsable_override_value_names_the_override():
+    with pytest.raises(ConfigError, match=r"override 'render.views=\[1,': the value is not valid YAML"):
+        load_config(None, ["render.views=[1,"])
+
+
+@pytest.mark.parametrize("workdir", ["", " "])
+def test_an_empty_workdir_is_refused(workdir):
+    with pytest.raises(ConfigError, match="workdir"):
+        load_config(None, [f"workdir={workdir}"])
