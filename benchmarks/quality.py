@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--json", help="Also write the curve and the per-category table to this JSON file.")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
+    if cfg.train.export_dir is None:  # one export folder per run: runs of one workdir can share a GPU
+        cfg.train.export_dir = f"{cfg.stage_dir('train')}/curve/{cfg.train.run_name}/final"
 
     start = time.perf_counter()
     result = train(cfg)
