@@ -50,6 +50,10 @@ class Storage:
     def open(self, name: str, mode: str = "rb"):
         return self.fs.open(self.path(name), mode)
 
+    def move(self, name: str, new_name: str) -> None:
+        """Rename a file within this folder."""
+        self.fs.mv(self.path(name), self.path(new_name))
+
     def remove(self, name: str) -> None:
         if self.fs.exists(self.path(name)):
             self.fs.rm_file(self.path(name))

@@ -10,6 +10,11 @@ Crash safety comes from the order of writes (one writer: the job's driver):
 that sequence: ``.tmp`` files are deleted (their assets render again), shards missing from the index
 are read and adopted (they are always the newest writes), rows pointing to missing shards are
 dropped, and shards holding superseded samples are compacted or deleted.
+
+Only this store's own writes are adopted: before step 1 the writer records the shard's SHA-256 in
+``<name>.intent`` (removed after step 3). A shard in ``shards/`` that is neither indexed as it is
+nor announced by a matching intent (a file dropped or altered by hand, another job's output) is
+moved to ``foreign/`` with a warning, never trained on and never deleted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from lrm_dist.shards.writer import ShardBuilder, ShardInfo, scan_shard, shard_na
 
 log = get_logger(__name__)
 
+INTENT = ".intent"  # <render>/<shard name>.intent: the SHA-256 of a shard this store is publishing
+FOREIGN_DIR = "foreign"  # shards found in shards/ that this store did not write
+
 
 @dataclass
 class OpenReport:
@@ -38,6 +46,7 @@ class OpenReport:
     adopted: int = 0
     dropped_rows: int = 0
     unreadable_shards: int = 0
+    foreign_shards: int = 0
     compacted: int = 0
     deleted_shards: int = 0
 
@@ -78,6 +87,8 @@ class ShardStore:
                     st.remove(f"{folder}/{name}" if folder else name)
                     report.removed_tmp += 1
         rows, index = load_rows(st), load_index(st)
+        intents = {n.removesuffix(INTENT): st.read_bytes(n).decode("ascii", "replace")
+                   for n in st.listdir() if n.endswith(INTENT)}
         contents: dict[str, set[tuple[str, str]]] = {}
         adopted: list[tuple[str, dict]] = []
         numbers = [n for n in (shard_number(x) for x in index) if n is not None]
@@ -91,6 +102,14 @@ class ShardStore:
                 contents[name] = set(zip(rec["asset_ids"], rec["settings_hashes"]))
                 continue
             data = st.read_bytes(f"{SHARDS_DIR}/{name}")
+            if intents.get(name) != hashlib.sha256(data).hexdigest():
+                log.warning("shard %s was not written by this render job (not indexed, no matching intent): "
+                            "moved to %s/, not used", name, FOREIGN_DIR)
+                st.makedirs(FOREIGN_DIR)
+                st.move(f"{SHARDS_DIR}/{name}", f"{FOREIGN_DIR}/{name}")
+                index.pop(name, None)
+                report.foreign_shards += 1
+                continue
             try:
                 keys, hashes, metas = scan_shard(io.BytesIO(data))
             except (tarfile.TarError, ValueError, KeyError, EOFError) as exc:
@@ -118,6 +137,8 @@ class ShardStore:
         self.rows, self.index = rows, index
         save_rows(st, rows)
         save_index(st, index)
+        for name in intents:
+            st.remove(f"{name}{INTENT}")
         report.compacted, report.deleted_shards = self.compact()
         report.done = sum(r["status"] == "done" for r in rows.values())
         report.failed = len(rows) - report.done
@@ -157,12 +178,14 @@ class ShardStore:
         self.next_index += 1
         local = builder.spool / name
         info = builder.build(local, name)
+        self.storage.write_bytes_atomic(f"{name}{INTENT}", info.sha256.encode("ascii"))
         self.storage.put_file_atomic(str(local), f"{SHARDS_DIR}/{name}")
         for key in info.asset_ids:
             self.rows[key] = {**staged[key], "shard": name}
         save_rows(self.storage, self.rows)
         self.index[name] = info.row()
         save_index(self.storage, self.index)
+        self.storage.remove(f"{name}{INTENT}")
         builder.discard()
         self._dirty_failed = 0
         log.info("committed %s: %d samples, %.1f MB", name, len(info.asset_ids), info.bytes / 2**20)

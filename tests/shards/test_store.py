@@ -157,7 +157,9 @@ def test_missing_and_corrupt_shards(render_dir):
         verify_render_dir(render_dir)
     s2 = ShardStore(render_dir)
     report = s2.open()
-    assert report.unreadable_shards == 1 and report.dropped_rows == 4
+    # the unrecorded truncated file was not written by the store: set aside, not deleted
+    assert report.foreign_shards == 1 and report.dropped_rows == 4
+    assert st.listdir("foreign") == ["shard-000007.tar"]
     assert verify_render_dir(render_dir) == {}
     assert s2.next_index == 8  # never reuses a shard number
 
@@ -171,10 +173,32 @@ def test_verify_catches_a_duplicate(render_dir):
     st.write_bytes_atomic(f"{SHARDS_DIR}/shard-000005.tar", st.read_bytes(f"{SHARDS_DIR}/shard-000000.tar"))
     with pytest.raises(RenderDirError):
         verify_render_dir(render_dir)
-    ShardStore(render_dir).open()  # the copy is adopted, the original superseded and deleted
-    assert set(verify_render_dir(render_dir).values()) == {"shard-000005.tar"}
-    keys, _, _ = scan_shard(io.BytesIO(st.read_bytes(f"{SHARDS_DIR}/shard-000005.tar")))
+    report = ShardStore(render_dir).open()  # the copy was not written by the store: set aside
+    assert report.foreign_shards == 1 and report.adopted == 0
+    assert set(verify_render_dir(render_dir).values()) == {"shard-000000.tar"}
+    keys, _, _ = scan_shard(io.BytesIO(st.read_bytes("foreign/shard-000005.tar")))
     assert keys == ["a", "b"]
+
+
+def test_a_foreign_shard_is_set_aside_and_never_read_for_training(render_dir, tmp_path):
+    from lrm_dist.train.data import resolve_shards
+
+    s = _store(render_dir)
+    for a in "ab":
+        _add(s, a)
+    s.close()
+    other = tmp_path / "other-render"
+    s_other = ShardStore(str(other), ShardsConfig(max_samples=2))
+    s_other.open()
+    for a in "xy":
+        _add(s_other, a)
+    s_other.close()
+    st = Storage(render_dir)
+    st.write_bytes_atomic(f"{SHARDS_DIR}/shard-000009.tar", Storage(str(other)).read_bytes(f"{SHARDS_DIR}/shard-000000.tar"))
+    report = ShardStore(render_dir).open()
+    assert report.foreign_shards == 1 and report.adopted == 0
+    assert sorted(verify_render_dir(render_dir)) == ["a", "b"]
+    assert [p.rsplit("/", 1)[1] for p in resolve_shards(f"{render_dir}/{SHARDS_DIR}", "")] == ["shard-000000.tar"]
 
 
 def test_store_on_an_fsspec_url():
