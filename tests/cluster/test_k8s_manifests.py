@@ -186,6 +186,16 @@ def test_pipeline_configmap_is_a_valid_config(rel, tmp_path):
     path.write_text(cm["data"]["pipeline.yaml"])
     cfg = load_config(path)
     assert cfg.workdir.startswith("/data/")
+    # every config a manifest mounts runs the real job, not a smoke test
+    assert cfg.train.max_steps >= 300, rel
+    if rel != "overlays/dev":  # the GPU configs train a real size with the measured recipe
+        assert cfg.model.size != "tiny" or cfg.model.pretrained, rel
+        assert cfg.train.sample.occupancy_points > 0 and cfg.train.loss.occupancy > 0, rel
+    else:  # the CPU config is the README demo's job, whose training is measured to learn
+        demo = load_config(m.REPO / "configs" / "default.yaml")
+        assert cfg.model == demo.model and cfg.train.max_steps == demo.train.max_steps, rel
+    if cfg.upscale.enabled:
+        assert cfg.upscale.model == "realesrgan-x4plus", rel
 
 
 def test_secret_examples_hold_placeholders_only():
