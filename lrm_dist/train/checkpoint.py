@@ -4,6 +4,11 @@ Layout (Ray Train merges the folders every rank reports into one; names never co
 ``ds/`` DeepSpeed's own files (``mp_rank_00_model_states.pt`` from rank 0, ``*zero_pp_rank_<r>_*`` from
 rank r), ``trainer_state_rank<r>.pt`` (step, data position, RNG states of rank r) and
 ``lrm_config.json`` (the architecture, from rank 0) that the export reads.
+
+Nothing here unpickles code: the trainer state is read with ``weights_only=True``, and since DeepSpeed's
+loaders (``engine.load_checkpoint``, ``zero_to_fp32``) call ``torch.load(..., weights_only=False)``,
+every ``.pt`` file of a folder is first verified with a weights-only load that allows only the few
+classes DeepSpeed itself writes; a file that fails is refused with ``UnsafeCheckpoint``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,55 @@ import torch
 
 DS_TAG = "ds"
 CONFIG_NAME = "lrm_config.json"
+
+
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint file that a weights-only load refuses (it would run code, or is no torch file); names the file."""
+
+
+def _deepspeed_types() -> list[type]:
+    """The non-tensor classes DeepSpeed pickles into its checkpoints (ZeRO 1-3 optimizer states; ZeRO 0 has none).
+
+    Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on CPU checkpoints of stages 0-3
+    (tests/train/test_checkpoint_safety.py keeps the list exact); ``fragment_address`` also comes from bf16.
+    """
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, ZeroStageEnum, fragment_address]
+
+
+def _refusal(path: Path, exc: Exception, allowed: list[type]) -> str:
+    """One line naming ``path`` and the globals it would import (read from the pickle opcodes, never run)."""
+    names = {f"{t.__module__}.{t.__qualname__}" for t in allowed}
+    try:
+        bad = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
+    except Exception:  # not a torch zip file: no opcodes to list
+        bad = []
+    if bad:
+        shown = ", ".join(repr(g) for g in bad)
+        return f"checkpoint {path}: refuses to load {shown} (only tensors and DeepSpeed's own types are loaded)"
+    lines = str(exc).strip().splitlines()
+    return f"checkpoint {path}: not a loadable torch file ({type(exc).__name__}: {lines[0] if lines else 'no details'})"
+
+
+def safe_load(path: str | Path, mmap: bool = False) -> Any:
+    """``torch.load`` that never runs code from the file: tensors, containers and DeepSpeed's own types only."""
+    path = Path(path)
+    allowed = _deepspeed_types()
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # UnpicklingError for a refused global; zip/EOF/... errors for a damaged file
+        raise UnsafeCheckpoint(_refusal(path, exc, allowed)) from None
+
+
+def verify_folder(folder: str | Path) -> None:
+    """Weights-only load (memory-mapped: tensors are not read) every ``.pt`` file under ``folder`` before
+    DeepSpeed's own loaders unpickle them without restriction; raises ``UnsafeCheckpoint`` on the first bad one."""
+    for path in sorted(Path(folder).rglob("*.pt")):
+        safe_load(path, mmap=True)
 
 
 def state_name(rank: int) -> str:
@@ -47,6 +101,7 @@ def save_checkpoint(engine: Any, folder: str | Path, rank: int, state: dict[str,
 def load_checkpoint(engine: Any, folder: str | Path, rank: int) -> dict[str, Any]:
     """Restore model, optimizer and scheduler into ``engine`` and return this rank's trainer state."""
     folder = Path(folder)
+    verify_folder(folder)
     path, client = engine.load_checkpoint(
         str(folder), tag=DS_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
     )
@@ -57,7 +112,7 @@ def load_checkpoint(engine: Any, folder: str | Path, rank: int) -> dict[str, Any
         raise FileNotFoundError(
             f"checkpoint {folder}: no {own.name}; resuming needs the same number of workers as the run that saved it"
         )
-    state = torch.load(own, map_location="cpu", weights_only=False)
+    state = safe_load(own)
     if int(client.get("step", -1)) != int(state["step"]):
         raise ValueError(f"checkpoint {folder}: DeepSpeed step {client.get('step')} != trainer step {state['step']}")
     torch.set_rng_state(state.pop("torch_rng"))
@@ -73,6 +128,7 @@ def consolidated_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
     ds_dir = folder / DS_TAG
     if not ds_dir.is_dir():
         raise FileNotFoundError(f"checkpoint {folder}: no {DS_TAG}/ folder")
+    verify_folder(folder)
     if any(name.endswith("optim_states.pt") for name in os.listdir(ds_dir)):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -81,5 +137,5 @@ def consolidated_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
         model_file = ds_dir / "mp_rank_00_model_states.pt"
         if not model_file.is_file():
             raise FileNotFoundError(f"checkpoint {folder}: no {model_file.name}")
-        state = torch.load(model_file, map_location="cpu", weights_only=False)["module"]
+        state = safe_load(model_file)["module"]
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -14,8 +14,12 @@ log = get_logger(__name__)
 
 
 def export_checkpoint(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
-    """Gather a merged Ray Train checkpoint's fp32 weights into an LRM and ``save_pretrained`` it."""
-    from lrm_dist.model.config import LRMConfig
+    """Gather a merged Ray Train checkpoint's fp32 weights into an LRM and ``save_pretrained`` it.
+
+    The config is bounded before the model is built (on the meta device), and every checkpoint file is
+    verified weights-only before DeepSpeed's consolidation reads it (``consolidated_state_dict``).
+    """
+    from lrm_dist.model.config import validate_lrm_config
     from lrm_dist.model.lrm import LRM
     from lrm_dist.model.pretrained import load_into, save_pretrained
 
@@ -23,7 +27,11 @@ def export_checkpoint(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     config_file = checkpoint_dir / CONFIG_NAME
     if not config_file.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no {CONFIG_NAME}")
-    config = LRMConfig.model_validate(json.loads(config_file.read_text()))
+    try:
+        fields = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
+    config = validate_lrm_config(fields, str(config_file))
     with torch.device("meta"):
         model = LRM(config)
     load_into(model, consolidated_state_dict(checkpoint_dir), source=str(checkpoint_dir))

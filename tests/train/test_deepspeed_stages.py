@@ -33,18 +33,19 @@ EXTENSIONS = Path(__file__).resolve().parents[2] / "runs" / ".test-cache" / "tor
 
 @pytest.fixture(scope="module")
 def process_group():
+    """A gloo group of world size 1, created once per test process and kept: DeepSpeed caches its groups,
+    so a re-created one breaks the next module's engines (test_checkpoint_safety.py uses this fixture too)."""
     import torch.distributed as dist
 
-    os.environ["TORCH_EXTENSIONS_DIR"] = str(EXTENSIONS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "LOCAL_RANK": "0",
-                       "WORLD_SIZE": "1"}.items():
-        os.environ[key] = value
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
+    if not dist.is_initialized():
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(EXTENSIONS)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "LOCAL_RANK": "0",
+                           "WORLD_SIZE": "1"}.items():
+            os.environ[key] = value
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 @pytest.fixture(scope="module")

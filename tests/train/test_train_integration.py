@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from lrm_dist.train.checkpoint import safe_load
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +74,7 @@ def _tensors(obj, prefix=""):
 def _optimizer_states(checkpoint: Path) -> dict[str, torch.Tensor]:
     out = {}
     for f in sorted((checkpoint / "ds").glob("*optim_states.pt")):
-        out.update({f"{f.name}{k}": v for k, v in _tensors(torch.load(f, map_location="cpu", weights_only=False)).items()})
+        out.update({f"{f.name}{k}": v for k, v in _tensors(safe_load(f)).items()})
     return out
 
 
@@ -93,7 +95,7 @@ def test_multinode_run_checkpoints_every_rank_and_exports(reference):
     workdir, result = reference
     assert result.checkpoint.name == "checkpoint_00000003"
     assert sorted(p.name for p in result.run_dir.glob("checkpoint_0*")) == ["checkpoint_00000002", "checkpoint_00000003"]
-    states = [torch.load(result.checkpoint / state_name(r), weights_only=False) for r in (0, 1)]
+    states = [safe_load(result.checkpoint / state_name(r)) for r in (0, 1)]
     assert [s["step"] for s in states] == [3, 3] and [s["batches"] for s in states] == [3, 3]
     assert states[0]["node_id"] != states[1]["node_id"]  # the two ranks ran on different nodes
     assert sorted(p.name for p in (result.checkpoint / "ds").glob("zero_pp_rank_*")) == [
@@ -135,7 +137,7 @@ def test_worker_killed_after_checkpoint_resumes_identically(reference, synthetic
     assert (result.run_dir / "fault_injected_step2").is_file()  # a worker really died after step 2
     assert result.checkpoint.name == "checkpoint_00000003"
     for r in (0, 1):
-        state = torch.load(result.checkpoint / state_name(r), weights_only=False)
+        state = safe_load(result.checkpoint / state_name(r))
         assert state["step"] == 3 and state["batches"] == 3
     ours, theirs = consolidated_state_dict(result.checkpoint), consolidated_state_dict(ref.checkpoint)
     assert ours.keys() == theirs.keys()
@@ -154,7 +156,7 @@ def test_rerun_with_the_same_name_continues_from_the_last_checkpoint(reference, 
     workdir, _ = reference
     result = train(_config(workdir, synthetic_shards, "ref", max_steps=4))
     assert result.checkpoint.name == "checkpoint_00000004"
-    state = torch.load(result.checkpoint / state_name(0), weights_only=False)
+    state = safe_load(result.checkpoint / state_name(0))
     assert state["step"] == 4 and state["batches"] == 4
 
 

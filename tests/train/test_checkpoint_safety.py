@@ -1,0 +1,139 @@
+"""Tampered checkpoints never run code: real DeepSpeed checkpoints (ZeRO 0-3, one gloo process) with a
+pickled payload in the trainer state or in DeepSpeed's own files are refused on resume and export, in one
+line naming the file; clean ones still load (bit-exact resume: test_deepspeed_stages.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrm_dist.model.config import SIZES
+from lrm_dist.model.lrm import LRM
+from lrm_dist.model.pretrained import from_pretrained
+from lrm_dist.train.checkpoint import (
+    UnsafeCheckpoint, _deepspeed_types, consolidated_state_dict, load_checkpoint, safe_load, save_checkpoint,
+    state_name, verify_folder,
+)
+from lrm_dist.train.export import export_checkpoint
+from tests.train.test_deepspeed_stages import _engine, process_group  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.integration
+
+
+class Payload:
+    """Unpickling this runs ``touch <marker>``: what an attacker would put into a checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _checkpoint(stage: int, folder: Path) -> Path:
+    engine, model = _engine(stage)
+    save_checkpoint(engine, folder, 0, {"step": 0, "batches": 0, "epoch": 0}, model.config.hf_dict())
+    return folder
+
+
+def _tamper(path: Path, marker: Path) -> None:
+    """Add the payload to a real checkpoint file, keeping everything else in it."""
+    obj = safe_load(path)
+    obj["extra"] = Payload(marker)
+    torch.save(obj, path)
+
+
+def _assert_refusal(exc: pytest.ExceptionInfo, path: Path, marker: Path) -> None:
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message == (f"checkpoint {path}: refuses to load 'posix.system' "
+                       "(only tensors and DeepSpeed's own types are loaded)")
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def clean(process_group, tmp_path_factory) -> dict[int, Path]:  # noqa: F811
+    root = tmp_path_factory.mktemp("clean")
+    return {stage: _checkpoint(stage, root / f"zero{stage}") for stage in (0, 1, 2, 3)}
+
+
+def test_the_allow_list_is_exactly_what_deepspeed_writes(clean):
+    written = set()
+    for folder in clean.values():
+        verify_folder(folder)
+        for path in folder.rglob("*.pt"):
+            written |= set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    assert written == {f"{t.__module__}.{t.__qualname__}" for t in _deepspeed_types()}
+    state = safe_load(clean[2] / "ds" / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    assert int(state["optimizer_state_dict"]["zero_stage"]) == 2
+
+
+def test_the_payload_is_live(clean, tmp_path):
+    """The control: the tampered file does run its payload when unpickled freely, as DeepSpeed would."""
+    path, marker = tmp_path / "state.pt", tmp_path / "ran"
+    shutil.copy(clean[0] / state_name(0), path)
+    _tamper(path, marker)
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_tampered_trainer_state_is_refused_on_resume(clean, tmp_path):
+    folder, marker = tmp_path / "ckpt", tmp_path / "ran"
+    shutil.copytree(clean[1], folder)
+    _tamper(folder / state_name(0), marker)
+    engine, _ = _engine(1)
+    with pytest.raises(UnsafeCheckpoint) as exc:
+        load_checkpoint(engine, folder, 0)
+    _assert_refusal(exc, folder / state_name(0), marker)
+
+
+@pytest.mark.parametrize("stage,name", [
+    (0, "mp_rank_00_model_states.pt"),
+    (2, "mp_rank_00_model_states.pt"),
+    (2, "zero_pp_rank_0_mp_rank_00_optim_states.pt"),
+    (3, "zero_pp_rank_0_mp_rank_00_model_states.pt"),
+])
+def test_tampered_deepspeed_file_is_refused_on_resume_and_export(clean, tmp_path, stage, name):
+    folder, marker = tmp_path / "ckpt", tmp_path / "ran"
+    shutil.copytree(clean[stage], folder)
+    _tamper(folder / "ds" / name, marker)
+    engine, _ = _engine(stage)
+    with pytest.raises(UnsafeCheckpoint) as exc:
+        load_checkpoint(engine, folder, 0)
+    _assert_refusal(exc, folder / "ds" / name, marker)
+    with pytest.raises(UnsafeCheckpoint) as exc:
+        consolidated_state_dict(folder)
+    _assert_refusal(exc, folder / "ds" / name, marker)
+    with pytest.raises(UnsafeCheckpoint) as exc:
+        export_checkpoint(folder, tmp_path / "model")
+    _assert_refusal(exc, folder / "ds" / name, marker)
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_damaged_file_is_refused_in_one_line(clean, tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(clean[0], folder)
+    (folder / "ds" / "mp_rank_00_model_states.pt").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(UnsafeCheckpoint) as exc:
+        consolidated_state_dict(folder)
+    message = str(exc.value)
+    assert message.startswith(f"checkpoint {folder / 'ds' / 'mp_rank_00_model_states.pt'}: not a loadable torch file (")
+    assert "\n" not in message
+
+
+def test_clean_checkpoints_load_and_export(clean, tmp_path):
+    torch.manual_seed(0)  # _engine's seed: nothing was trained, so the saved weights are the initial ones
+    initial = LRM(SIZES["tiny"]).state_dict()
+    for stage, folder in clean.items():
+        engine, _ = _engine(stage)
+        assert load_checkpoint(engine, folder, 0)["step"] == 0
+        weights = consolidated_state_dict(folder)
+        assert weights.keys() == initial.keys()
+        assert all(torch.equal(weights[k], v) for k, v in initial.items()), stage
+    exported = from_pretrained(export_checkpoint(clean[3], tmp_path / "model"))
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in initial.items())
