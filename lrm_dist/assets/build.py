@@ -6,12 +6,15 @@ file is unchanged since the last run (same sha256, ground-truth mesh present) ar
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, write_asset_manifest
+from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, replace_atomically, write_asset_manifest
 from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_procedural
 from lrm_dist.geometry.frame import normalize_mesh, to_z_up
 from lrm_dist.geometry.mesh_io import MeshError, load_mesh, sha256_file
@@ -51,11 +54,8 @@ def process_candidate(c: Candidate, mesh_dir: str, max_faces: int, max_file_mb: 
         mesh = load_mesh(c.uri, max_faces=max_faces, max_file_mb=max_file_mb)
         z_up = to_z_up(mesh, c.up_axis)
         canonical, norm = normalize_mesh(z_up)
-        out = Path(mesh_dir) / f"{c.asset_id}.ply"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.ply")
-        canonical.export(tmp, file_type="ply")
-        tmp.replace(out)
+        out = replace_atomically(Path(mesh_dir) / f"{c.asset_id}.ply",
+                                 lambda tmp: canonical.export(tmp, file_type="ply"))
     except (MeshError, FileNotFoundError, OSError, ValueError) as exc:
         return _empty_row(c, str(exc).splitlines()[0])
     return {
@@ -77,6 +77,35 @@ def _candidates(cfg, assets_dir: Path):
             yield from iter_objaverse(src)
 
 
+def unique_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per file, each with its own id.
+
+    A file listed twice (overlapping sources, a symlink to a listed file) is kept once, under its own
+    name rather than a link's; a distinct file whose id is taken gets the id plus a hash of its uri.
+    """
+    def real(c: Candidate) -> str | None:
+        return os.path.realpath(c.uri) if c.uri and not c.reason else None
+
+    direct = {real(c) for c in candidates if real(c) and not os.path.islink(c.uri)}
+    kept: list[Candidate] = []
+    ids: set[str] = set()
+    files: dict[str, str] = {}
+    for c in candidates:
+        file = real(c)
+        if file in files or (file in direct and os.path.islink(c.uri)):
+            log.warning("%s is the same file as another listed asset: listed once", c.uri)
+            continue
+        while c.asset_id in ids:
+            digest = hashlib.sha1(f"{c.asset_id}\0{c.uri}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            log.warning("asset id %s is taken: %s gets %s-%s", c.asset_id, c.uri, c.asset_id, digest)
+            c = dataclasses.replace(c, asset_id=f"{c.asset_id}-{digest}")
+        if file is not None:
+            files[file] = c.asset_id
+        ids.add(c.asset_id)
+        kept.append(c)
+    return kept
+
+
 def _reusable(previous: dict[str, dict], c: Candidate) -> dict | None:
     row = previous.get(c.asset_id)
     if not row or row["status"] != "ok" or row["uri"] != c.uri or not Path(row["mesh_path"] or "").is_file():
@@ -95,16 +124,11 @@ def build_assets(cfg) -> AssetsSummary:
     previous = {}
     if manifest.is_file():
         previous = {r["asset_id"]: r for r in read_asset_manifest(manifest).to_pylist()}
-    candidates = list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset"))
+    candidates = unique_candidates(list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset")))
     rows: dict[str, dict] = {}
     todo: list[Candidate] = []
-    seen: set[str] = set()
     summary = AssetsSummary(manifest=manifest)
     for c in candidates:
-        if c.asset_id in seen:
-            log.warning("duplicate asset id %s (%s): keeping the first", c.asset_id, c.uri)
-            continue
-        seen.add(c.asset_id)
         reuse = _reusable(previous, c)
         if reuse is not None:
             rows[c.asset_id] = reuse
@@ -116,7 +140,7 @@ def build_assets(cfg) -> AssetsSummary:
         rows[row["asset_id"]] = row
         if row["status"] == "rejected":
             log.warning("rejected %s: %s", row["asset_id"], row["reason"])
-    ordered = [rows[c.asset_id] for c in candidates if c.asset_id in rows]
+    ordered = [rows[c.asset_id] for c in candidates]
     write_asset_manifest(ordered, manifest)
     counts = Counter(r["category"] for r in ordered if r["status"] == "ok")
     summary.ok = sum(counts.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,15 +15,26 @@ from lrm_dist.schema import ASSET_SCHEMA
 MANIFEST_NAME = "assets.parquet"
 
 
-def write_asset_manifest(rows: list[dict], path: str | Path) -> Path:
-    """Write rows to ``path`` through a temporary file, so a crash never leaves half a manifest."""
+def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write`` on a temporary name unique to this call beside ``path``, then rename it into place.
+
+    A crash never leaves half a file, and runs racing on the same output never share a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=ASSET_SCHEMA)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_asset_manifest(rows: list[dict], path: str | Path) -> Path:
+    """Write rows to ``path`` through a temporary file, so a crash never leaves half a manifest."""
+    table = pa.Table.from_pylist(rows, schema=ASSET_SCHEMA)
+    return replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_asset_manifest(path: str | Path, only_ok: bool = False) -> pa.Table:

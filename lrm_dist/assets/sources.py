@@ -7,6 +7,7 @@ unknown category label) is yielded with its rejection reason so the manifest rec
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import numpy as np
 
 from lrm_dist.assets.categories import CATEGORIES, LVIS_NAMES
 from lrm_dist.assets.config import LocalSource, ObjaverseSource, ProceduralSource
+from lrm_dist.assets.manifest import replace_atomically
 from lrm_dist.geometry.frame import UP_AXIS_BY_SUFFIX
 from lrm_dist.geometry.mesh_io import MESH_SUFFIXES
 from lrm_dist.log import get_logger
@@ -51,9 +53,7 @@ def iter_procedural(src: ProceduralSource, out_dir: Path) -> Iterator[Candidate]
             path = out_dir / category / f"{asset_id}.glb"
             if not path.is_file():
                 mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
-                tmp = path.with_suffix(".tmp.glb")
-                write_procedural_glb(mesh, tmp)
-                os.replace(tmp, path)
+                replace_atomically(path, lambda tmp, mesh=mesh: write_procedural_glb(mesh, tmp))
             yield Candidate(asset_id, "procedural", category, str(path), "y")
 
 
@@ -77,22 +77,51 @@ def _labels_from_file(root: Path, labels: str) -> dict[str, str]:
     return out
 
 
+def local_asset_id(rel: Path) -> str:
+    """A local file's id: its cleaned relative path plus a hash of the exact one, so no two files share it."""
+    digest = hashlib.sha1(rel.as_posix().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"local-{safe_asset_id(str(rel.with_suffix('')).replace(os.sep, '-'))}-{digest}"
+
+
+def _local_paths(root: Path) -> tuple[list[Path], list[Path]]:
+    """Mesh files under ``root`` and the symlinked entries (files or folders) that resolve outside it."""
+    real_root = Path(os.path.realpath(root))
+    files, outside = [], []
+    for folder, dirs, names in os.walk(root):  # symlinked folders are listed in ``dirs`` but not entered
+        for name in dirs + names:
+            path = Path(folder) / name
+            is_mesh = name in names and path.suffix.lower() in MESH_SUFFIXES
+            if (path.is_symlink() and (is_mesh or name in dirs)
+                    and not Path(os.path.realpath(path)).is_relative_to(real_root)):
+                outside.append(path)
+            elif is_mesh and path.is_file():
+                files.append(path)
+    return sorted(files), sorted(outside)
+
+
 def iter_local(src: LocalSource) -> Iterator[Candidate]:
-    """Mesh files under ``src.path``; category from ``labels`` when given, else the first sub-folder."""
+    """Mesh files under ``src.path``; category from ``labels`` when given, else the first sub-folder.
+
+    A symlinked file or folder that resolves outside ``src.path`` is listed as rejected, never read.
+    """
     root = Path(src.path).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"local source folder not found: {root}")
     labels = _labels_from_file(root, src.labels) if src.labels else None
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
-    if not files:
+    files, outside = _local_paths(root)
+    if not files and not outside:
         log.warning("local source %s holds no %s files", root, "/".join(MESH_SUFFIXES))
+    for path in outside:
+        rel = path.relative_to(root)
+        category = rel.parts[0] if len(rel.parts) > 1 else ""
+        reason = f"{path}: symlink resolving outside the source folder {root}"
+        yield Candidate(local_asset_id(rel), "local", category, str(path), "", reason)
     for path in files:
         rel = path.relative_to(root)
         if labels is not None:
             category = labels.get(str(rel), "")
         else:
             category = rel.parts[0] if len(rel.parts) > 1 else ""
-        asset_id = "local-" + safe_asset_id(str(rel.with_suffix("")).replace(os.sep, "-"))
         reason = None
         if not category:
             reason = f"{path}: no category (put it in a category sub-folder or list it in the labels file)"
@@ -100,7 +129,7 @@ def iter_local(src: LocalSource) -> Iterator[Candidate]:
             reason = f"{path}: unknown category {category!r} (known: {', '.join(CATEGORIES)})"
         elif category not in src.categories:
             continue
-        yield Candidate(asset_id, "local", category, str(path), UP_AXIS_BY_SUFFIX[path.suffix.lower()], reason)
+        yield Candidate(local_asset_id(rel), "local", category, str(path), UP_AXIS_BY_SUFFIX[path.suffix.lower()], reason)
 
 
 def configure_objaverse(cache_dir: str):

@@ -20,7 +20,7 @@ from lrm_dist.log import get_logger
 from lrm_dist.render import scene as S
 from lrm_dist.render.cameras import sample_cameras, sample_orbits
 from lrm_dist.render.config import RenderConfig
-from lrm_dist.render.inputs import check_asset_file
+from lrm_dist.render.inputs import stage_asset
 from lrm_dist.render.lighting import list_hdris, sample_lighting
 
 log = get_logger(__name__)
@@ -70,7 +70,7 @@ class BlenderRenderer:
 
     def _setup(self, record: dict) -> tuple[object, dict]:
         bpy, cfg = self.bpy, self.cfg
-        path = check_asset_file(record["uri"])
+        path = stage_asset(record["uri"], self.tmp / "asset")
         S.reset_scene(bpy)
         meshes = S.import_asset(bpy, path, record.get("up_axis"))
         S.normalize_objects(bpy, list(record["norm_center"]), float(record["norm_scale"]))

@@ -1,16 +1,18 @@
 """Checks on an asset file before Blender opens it: hostile or broken inputs fail here with a reason.
 
 Blender never sees a path with ``..``, a format other than glb/gltf/obj/ply/stl (so no .blend and no
-embedded scripts), an empty file, or a glTF whose buffers/images point outside the asset's folder
-(absolute paths, URLs, ``..``) or to files that are missing.
+embedded scripts), an empty file, or a mesh whose references (glTF buffers/images, OBJ ``mtllib`` and
+MTL textures, PLY texture names) or own symlink lead outside the asset's folder or, for glTF, to
+missing files (``lrm_dist.geometry.mesh_io.asset_files``). Blender then imports a private copy holding
+only the checked files, so none of its own path fallbacks can reach anything else.
 """
 
 from __future__ import annotations
 
-import json
-import struct
+import shutil
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlparse
+
+from lrm_dist.geometry.mesh_io import MeshError, asset_files
 
 RENDERABLE_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl")
 
@@ -19,45 +21,8 @@ class AssetInputError(ValueError):
     """An asset file that must not or cannot be rendered; the message is the manifest's reason."""
 
 
-def _glb_json(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        header = fh.read(20)
-        if len(header) < 20 or header[:4] != b"glTF":
-            raise AssetInputError(f"{path.name}: not a binary glTF (bad magic)")
-        chunk_len, chunk_type = struct.unpack("<II", header[12:20])
-        if chunk_type != 0x4E4F534A:  # 'JSON'
-            raise AssetInputError(f"{path.name}: binary glTF without a JSON chunk")
-        raw = fh.read(chunk_len)
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise AssetInputError(f"{path.name}: binary glTF with unreadable JSON") from None
-
-
-def _check_gltf_refs(path: Path) -> None:
-    try:
-        doc = _glb_json(path) if path.suffix.lower() == ".glb" else json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, AssetInputError):
-            raise
-        raise AssetInputError(f"{path.name}: glTF JSON is unreadable") from None
-    if not isinstance(doc, dict):
-        raise AssetInputError(f"{path.name}: glTF JSON is not an object")
-    for kind in ("buffers", "images"):
-        for item in doc.get(kind) or []:
-            uri = item.get("uri") if isinstance(item, dict) else None
-            if not uri or uri.startswith("data:"):
-                continue
-            parsed = urlparse(uri)
-            rel = PurePosixPath(unquote(parsed.path))
-            if parsed.scheme or parsed.netloc or rel.is_absolute() or ".." in rel.parts:
-                raise AssetInputError(f"{path.name}: external reference outside the asset folder: {uri[:80]!r}")
-            if not (path.parent / rel).is_file():
-                raise AssetInputError(f"{path.name}: referenced file is missing: {uri[:80]!r}")
-
-
-def check_asset_file(uri: str, max_file_mb: float = 500.0) -> Path:
-    """Return the checked local path of ``uri``, or raise ``AssetInputError`` naming what is wrong."""
+def _checked(uri: str, max_file_mb: float) -> tuple[Path, list[Path]]:
+    """The checked path of ``uri`` and its files relative to its folder, or ``AssetInputError``."""
     if ".." in PurePosixPath(uri.replace("\\", "/")).parts:
         raise AssetInputError(f"path contains '..': {uri[:120]!r}")
     path = Path(uri)
@@ -72,6 +37,26 @@ def check_asset_file(uri: str, max_file_mb: float = 500.0) -> Path:
         raise AssetInputError(f"{path.name}: empty file")
     if size > max_file_mb * 2**20:
         raise AssetInputError(f"{path.name}: {size / 2**20:.0f} MB, over the {max_file_mb:.0f} MB limit")
-    if suffix in (".glb", ".gltf"):
-        _check_gltf_refs(path)
-    return path
+    try:
+        return path, asset_files(path, max_file_mb)
+    except (MeshError, OSError) as exc:
+        raise AssetInputError(str(exc).splitlines()[0]) from None
+
+
+def check_asset_file(uri: str, max_file_mb: float = 500.0) -> Path:
+    """Return the checked local path of ``uri``, or raise ``AssetInputError`` naming what is wrong."""
+    return _checked(uri, max_file_mb)[0]
+
+
+def stage_asset(uri: str, dest: Path, max_file_mb: float = 500.0) -> Path:
+    """Copy the checked mesh and only the files it references (as plain files) into an emptied ``dest``.
+
+    Returns the copy's mesh path: Blender imports that, so it cannot read a file the check did not pass.
+    """
+    path, files = _checked(uri, max_file_mb)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for rel in files:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path.parent / rel, dest / rel)
+    return dest / path.name

@@ -9,7 +9,9 @@ each reset; the OBJ importer rotates the object (normalisation composes with ``m
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +30,18 @@ def reset_scene(bpy) -> None:
 
 
 def import_asset(bpy, path: Path, up_axis: str | None) -> list:
-    """Import a mesh file, drop any cameras/lights it carries; returns its mesh objects (z-up frame)."""
+    """Import a mesh file, drop any cameras/lights it carries; returns its mesh objects (z-up frame).
+
+    The import runs with the mesh's folder as working directory (Blender's OBJ importer retries a
+    texture's bare name there) and its images are then confined to that folder (``confine_images``).
+    """
     kind = _IMPORTERS.get(path.suffix.lower())
     if kind is None:
         raise AssetInputError(f"{path.name}: unsupported format {path.suffix!r}")
-    # Blender's importers turn y-up files into z-up; ply/stl are read as z-up unless the record says y.
-    axes = {"forward_axis": "NEGATIVE_Z", "up_axis": "Y"} if up_axis == "y" else {"forward_axis": "Y", "up_axis": "Z"}
     try:
-        if kind == "gltf":
-            bpy.ops.import_scene.gltf(filepath=str(path))
-        elif kind == "obj":
-            z_up = {"forward_axis": "Y", "up_axis": "Z"} if up_axis == "z" else {}  # default: y-up
-            bpy.ops.wm.obj_import(filepath=str(path), **z_up)
-        elif kind == "ply":
-            bpy.ops.wm.ply_import(filepath=str(path), **axes)
-        else:
-            bpy.ops.wm.stl_import(filepath=str(path), **axes)
+        with contextlib.chdir(path.parent):
+            _run_importer(bpy, kind, path, up_axis)
+            confine_images(bpy, path.parent)
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Location:")]
         raise AssetInputError(f"{path.name}: Blender cannot import it: {(lines or ['?'])[-1][:200]}") from None
@@ -55,6 +53,38 @@ def import_asset(bpy, path: Path, up_axis: str | None) -> list:
     if not meshes:
         raise AssetInputError(f"{path.name}: no mesh with faces after import")
     return meshes
+
+
+def _run_importer(bpy, kind: str, path: Path, up_axis: str | None) -> None:
+    """Call Blender's importer for ``kind`` with the axes the record's up axis implies."""
+    # Blender's importers turn y-up files into z-up; ply/stl are read as z-up unless the record says y.
+    axes = {"forward_axis": "NEGATIVE_Z", "up_axis": "Y"} if up_axis == "y" else {"forward_axis": "Y", "up_axis": "Z"}
+    if kind == "gltf":
+        bpy.ops.import_scene.gltf(filepath=str(path))
+    elif kind == "obj":
+        z_up = {"forward_axis": "Y", "up_axis": "Z"} if up_axis == "z" else {}  # default: y-up
+        bpy.ops.wm.obj_import(filepath=str(path), **z_up)
+    elif kind == "ply":
+        bpy.ops.wm.ply_import(filepath=str(path), **axes)
+    else:
+        bpy.ops.wm.stl_import(filepath=str(path), **axes)
+
+
+def confine_images(bpy, folder: Path) -> None:
+    """Pin every file-backed image to its absolute path inside ``folder``, or refuse the asset.
+
+    Run right after an import with ``folder`` as working directory (so a relative image path means the
+    same file to Blender and here), before lighting loads HDRIs: no texture may come from elsewhere.
+    """
+    real_folder = Path(os.path.realpath(folder))
+    for image in bpy.data.images:
+        if image.packed_file is not None or not image.filepath:
+            continue
+        name = image.filepath[2:] if image.filepath.startswith("//") else image.filepath
+        real = Path(os.path.realpath(folder / name))
+        if not real.is_relative_to(real_folder):
+            raise AssetInputError(f"{folder.name}: texture {image.filepath[:120]!r} resolves outside the asset folder")
+        image.filepath = str(real)
 
 
 def normalize_objects(bpy, center: list[float], scale: float) -> None:
