@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lrm_dist.errors import UserError
@@ -38,9 +39,35 @@ def load_cli_config(args: argparse.Namespace):
     return load_config(args.config, args.overrides)
 
 
+def _show_config(args: argparse.Namespace) -> int:
+    """``lrm-dist config show``: every resolved key with its value and what it means."""
+    import json
+
+    from lrm_dist.config import describe_config
+
+    rows = describe_config(load_cli_config(args))
+    width = max(len(key) for key, _, _ in rows)
+    for key, value, description in rows:
+        shown = json.dumps(value)
+        print(f"{key:<{width}} = {shown}" + (f"    # {description}" if description else ""))
+    return 0
+
+
+def _register_config(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("config", help="print the resolved config: every key, its value and its meaning")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
+    show = actions.add_parser("show", help="resolved values of CONFIG (with --set overrides), one key per line")
+    add_config_args(show)
+    show.set_defaults(func=_show_config)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lrm_dist import __version__
+
     parser = argparse.ArgumentParser(prog="lrm-dist", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lrm-dist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+    _register_config(sub)
     for stage in _STAGES:
         try:
             module = importlib.import_module(f"lrm_dist.{stage}.cli")
@@ -57,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
+    except BrokenPipeError:  # the output went to a reader that stopped early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as exc:
         print(f"lrm-dist {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2

@@ -150,6 +150,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg.model_copy(update={"assets": assets})
 
 
+def describe_config(cfg: BaseModel, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every leaf key of a config as (dotted key, resolved value, the field's description), in field order."""
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in type(cfg).model_fields.items():
+        value, key = getattr(cfg, name), f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(describe_config(value, f"{key}."))
+        else:
+            plain = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+            if isinstance(plain, list):
+                plain = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in plain]
+            rows.append((key, plain, field.description or ""))
+    return rows
+
+
 def dump_config(cfg: BaseModel) -> str:
     """Serialise a config back to YAML (what a job records next to its outputs)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

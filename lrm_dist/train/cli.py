@@ -10,8 +10,7 @@ from lrm_dist.cli import add_config_args, load_cli_config
 def _run(args: argparse.Namespace) -> int:
     from lrm_dist.train import train
 
-    result = train(load_cli_config(args))
-    print(f"checkpoint: {result.checkpoint}\nmodel: {result.export_dir}\ntensorboard: {result.tensorboard_dir}")
+    print(train(load_cli_config(args)))
     return 0
 
 

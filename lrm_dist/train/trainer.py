@@ -23,6 +23,12 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)  # rank 0's last checkpointed report
     tensorboard_dir: Path | None = None
 
+    def __str__(self) -> str:
+        step = self.metrics.get("step")
+        head = f"trained to step {step}" if step is not None else "trained"
+        return (f"{head}: checkpoint {self.checkpoint or '-'}\n  model: {self.export_dir or '-'}"
+                f"\n  tensorboard: {self.tensorboard_dir or '-'}")
+
 
 def _abs(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)

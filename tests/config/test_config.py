@@ -121,3 +121,23 @@ def test_unparsable_override_value_names_the_override():
 def test_an_empty_workdir_is_refused(workdir):
     with pytest.raises(ConfigError, match="workdir"):
         load_config(None, [f"workdir={workdir}"])
+
+
+def test_config_show_lists_every_key_with_its_value_and_meaning(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {max_steps: 77}\n")
+    assert main(["config", "show", str(path), "--set", "render.views=5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_key = {line.split("=")[0].strip(): line for line in lines}
+    assert by_key["train.max_steps"].split("=", 1)[1].split("#")[0].strip() == "77"
+    assert by_key["render.views"].split("=", 1)[1].split("#")[0].strip() == "5"
+    assert "# Optimizer steps of the whole run" in by_key["train.max_steps"]
+    assert len(lines) > 150 and "train.loss.occupancy" in by_key
+
+
+def test_version(capsys):
+    from lrm_dist import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lrm-dist {__version__}"
