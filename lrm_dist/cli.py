@@ -25,7 +25,7 @@ _STAGES = ("assets", "render", "upscale", "train", "eval", "serve", "pipeline")
 
 def add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
     """The config arguments every stage takes: a YAML file and ``--set key.path=value`` overrides."""
-    parser.add_argument("config", nargs=None if required else "?", help="pipeline config YAML (default: built-in defaults)")
+    parser.add_argument("config", nargs=None if required else "?", help="pipeline config YAML (default: the built-in demo, configs/default.yaml)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set render.views=8 (repeatable)",
@@ -33,10 +33,10 @@ def add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> 
 
 
 def load_cli_config(args: argparse.Namespace):
-    """Load the config named on the command line (with its overrides)."""
-    from lrm_dist.config import load_config
+    """Load the config named on the command line (with its overrides); none named: the demo config."""
+    from lrm_dist.config import DEFAULT_CONFIG, load_config
 
-    return load_config(args.config, args.overrides)
+    return load_config(args.config or DEFAULT_CONFIG, args.overrides)
 
 
 def _show_config(args: argparse.Namespace) -> int:

@@ -23,6 +23,11 @@ from lrm_dist.train.config import TrainConfig
 from lrm_dist.upscale.config import UpscaleConfig
 
 
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+"""The one default job (the README demo; ``configs/default.yaml`` in the repository): what the CLI
+runs when no config file is named."""
+
+
 class ConfigError(ValueError):
     """A config file or override that does not validate; the message names key and value."""
 

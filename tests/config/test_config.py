@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from lrm_dist.cli import main
@@ -141,3 +143,14 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lrm-dist {__version__}"
+
+
+def test_one_default_the_cli_without_a_config_runs_the_demo(capsys):
+    from lrm_dist.config import DEFAULT_CONFIG
+
+    assert (Path(__file__).resolve().parents[2] / "configs" / "default.yaml").resolve() == DEFAULT_CONFIG
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert main(["config", "show", str(DEFAULT_CONFIG)]) == 0
+    assert capsys.readouterr().out == shown
+    assert any(line.split("=")[0].strip() == "train.max_steps" and "= 300 " in line for line in shown.splitlines())
