@@ -19,6 +19,12 @@ from lrm_dist.render.config import LightingConfig
 HDRI_SUFFIXES = (".exr", ".hdr")
 
 
+# The presets' fixed shape (calibrated once, not user settings); part of the render settings hash,
+# so changing one re-renders a resumed run instead of mixing old and new lighting.
+AREA_RIG = {"jitter_deg": 30.0, "elevation_deg": (10.0, 70.0), "distance": (3.0, 5.0), "size": (1.0, 3.0)}
+SUN = {"distance": 5.0, "elevation_deg": (20.0, 75.0), "angle_deg": (0.5, 10.0)}
+
+
 def list_hdris(folder: str | Path | None) -> list[str]:
     """Environment maps in ``folder`` (sorted, so a seed picks the same file everywhere); [] when none."""
     if folder is None or not Path(folder).is_dir():
@@ -39,22 +45,24 @@ def sample_lighting(cfg: LightingConfig, asset_id: str, hdris: list[str]) -> dic
         count = int(rng.integers(cfg.area_lights[0], cfg.area_lights[1] + 1))
         base = rng.uniform(0.0, 360.0)  # rig turned as a whole; lights spread around it
         for i in range(count):
-            azimuth = base + 360.0 * i / count + rng.uniform(-30.0, 30.0)
-            elevation = rng.uniform(10.0, 70.0)
+            azimuth = base + 360.0 * i / count + rng.uniform(-AREA_RIG["jitter_deg"], AREA_RIG["jitter_deg"])
+            elevation = rng.uniform(*AREA_RIG["elevation_deg"])
             spec["lights"].append({
                 "type": "AREA",
-                "location": orbit_position(float(rng.uniform(3.0, 5.0)), azimuth, elevation).tolist(),
+                "location": orbit_position(float(rng.uniform(*AREA_RIG["distance"])), azimuth, elevation).tolist(),
                 "energy": float(rng.uniform(*cfg.area_energy_w)),
                 "temperature": float(rng.uniform(*cfg.temperature_k)),
-                "size": float(rng.uniform(1.0, 3.0)),
+                "size": float(rng.uniform(*AREA_RIG["size"])),
             })
     elif preset == "sun":
         spec["lights"].append({
             "type": "SUN",
-            "location": orbit_position(5.0, float(rng.uniform(0.0, 360.0)), float(rng.uniform(20.0, 75.0))).tolist(),
+            "location": orbit_position(
+                SUN["distance"], float(rng.uniform(0.0, 360.0)), float(rng.uniform(*SUN["elevation_deg"]))
+            ).tolist(),
             "energy": float(rng.uniform(*cfg.sun_strength)),
             "temperature": float(rng.uniform(*cfg.temperature_k)),
-            "angle_deg": float(rng.uniform(0.5, 10.0)),
+            "angle_deg": float(rng.uniform(*SUN["angle_deg"])),
         })
     else:
         spec["ambient"] = 0.0

@@ -93,3 +93,19 @@ def test_settings_hash_tracks_content_only():
 
 def test_orbit_position_frontal_convention():
     np.testing.assert_allclose(look_at_c2w(orbit_position(2.0, 0.0, 0.0))[:3, 3], [0, -2, 0], atol=1e-12)
+
+
+def test_settings_hash_tracks_the_lighting_code_constants(monkeypatch):
+    from lrm_dist.render import lighting, settings
+
+    h = settings_hash(RenderConfig())
+    monkeypatch.setitem(lighting.AREA_RIG, "elevation_deg", (89.0, 89.5))
+    changed = settings_hash(RenderConfig())
+    assert changed != h
+    spec = sample_lighting(RenderConfig().lighting.model_copy(update={"presets": {"area_rig": 1.0}}), "a", [])
+    for light in spec["lights"]:  # the rig is drawn from the constant: every light nearly overhead
+        x, y, z = light["location"]
+        assert z / math.sqrt(x * x + y * y + z * z) > 0.999
+    monkeypatch.undo()
+    monkeypatch.setattr(settings, "RENDER_CODE_VERSION", settings.RENDER_CODE_VERSION + 1)
+    assert settings_hash(RenderConfig()) not in (h, changed)
