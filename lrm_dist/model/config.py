@@ -2,14 +2,16 @@
 
 ``LRMConfig`` holds exactly the keys of OpenLRM's Hugging Face ``config.json`` (plus an optional
 ``source_size``), so a released checkpoint's config loads unchanged. ``SIZES`` names the published
-small/base/large architectures and the tiny ones used by tests and CPU runs.
+small/base/large architectures and the tiny ones used by tests and CPU runs. Every size has an upper
+bound several times OpenLRM-large's, so a hostile or mistyped config.json is refused in one line before
+anything is allocated.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 DEFAULT_ISO_LEVEL = 3.0
@@ -21,20 +23,28 @@ class LRMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    camera_embed_dim: int = Field(1024, ge=1, description="Width of the camera-embedding MLP (modulation vector).")
-    rendering_samples_per_ray: int = Field(96, ge=4, description="Coarse + importance samples per ray (half each).")
-    transformer_dim: int = Field(512, ge=8)
-    transformer_layers: int = Field(12, ge=1)
-    transformer_heads: int = Field(8, ge=1)
-    triplane_low_res: int = Field(32, ge=2, description="Token grid side of each plane (before the 2x upsampler).")
-    triplane_high_res: int = Field(64, ge=4, description="Plane side after the upsampler (= 2 * triplane_low_res).")
-    triplane_dim: int = Field(32, ge=1, description="Feature channels per plane.")
+    camera_embed_dim: int = Field(
+        1024, ge=1, le=4096, description="Width of the camera-embedding MLP (modulation vector)."
+    )
+    rendering_samples_per_ray: int = Field(
+        96, ge=4, le=1024, description="Coarse + importance samples per ray (half each)."
+    )
+    transformer_dim: int = Field(512, ge=8, le=4096)
+    transformer_layers: int = Field(12, ge=1, le=64)
+    transformer_heads: int = Field(8, ge=1, le=64)
+    triplane_low_res: int = Field(
+        32, ge=2, le=128, description="Token grid side of each plane (before the 2x upsampler)."
+    )
+    triplane_high_res: int = Field(
+        64, ge=4, le=256, description="Plane side after the upsampler (= 2 * triplane_low_res)."
+    )
+    triplane_dim: int = Field(32, ge=1, le=512, description="Feature channels per plane.")
     encoder_type: str = Field("dinov2", pattern="^dinov2$")
     encoder_model_name: str = Field("dinov2_vits14_reg", description="A name from lrm_dist.model.encoder.ENCODER_ARCHS.")
-    encoder_feat_dim: int = Field(384, ge=1)
+    encoder_feat_dim: int = Field(384, ge=1, le=4096)
     encoder_freeze: bool = False
     source_size: int | None = Field(
-        None, ge=14, description="Input image side in pixels (multiple of 14); None: the size's default."
+        None, ge=14, le=1024, description="Input image side in pixels (multiple of 14); None: the size's default."
     )
     # lrm-dist additions; their defaults are OpenLRM's architecture, so released configs load unchanged.
     image_lift: bool = Field(False, description="Add pixel-aligned image features to the triplanes (model/lift.py).")
@@ -62,6 +72,17 @@ class LRMConfig(BaseModel):
     def surface_level(self) -> float:
         """The density iso-level to mesh at: the calibrated ``iso_level``, else OpenLRM's 3.0."""
         return DEFAULT_ISO_LEVEL if self.iso_level is None else self.iso_level
+
+
+def validate_lrm_config(fields: dict[str, Any], origin: str) -> LRMConfig:
+    """``LRMConfig`` from ``fields``; a refusal is one line naming ``origin``, each bad field, its value and limit."""
+    try:
+        return LRMConfig.model_validate(fields)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'} = {e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ValueError(f"{origin}: {'; '.join(problems)}") from None
 
 
 SIZES: dict[str, LRMConfig] = {
@@ -100,11 +121,15 @@ class ModelConfig(BaseModel):
         default_factory=dict, description="Fresh models: LRMConfig fields overriding the size's, e.g. triplane_low_res."
     )
 
+    @model_validator(mode="after")
+    def _architecture_is_valid(self) -> ModelConfig:
+        """Refuse bad ``architecture`` overrides when the config loads, not later inside a worker."""
+        if self.architecture:
+            self.arch()
+        return self
+
     def arch(self) -> LRMConfig:
         """The architecture of a fresh model: ``size`` with ``image_lift`` and ``architecture`` applied
         (a pretrained checkpoint's own config.json wins when loading)."""
         fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift, **self.architecture}
-        try:
-            return LRMConfig.model_validate(fields)
-        except ValueError as exc:
-            raise ValueError(f"model.architecture {self.architecture}: {exc}") from None
+        return validate_lrm_config(fields, "model.architecture")

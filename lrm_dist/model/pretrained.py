@@ -3,18 +3,21 @@
 ``from_pretrained`` takes a local folder or a hub id (``zxhezexin/openlrm-obj-small-1.1``, resolved by
 ``huggingface_hub.snapshot_download`` when online, from its cache otherwise) and loads the weights
 with ``strict=True``; ``save_pretrained`` writes the same layout, so exported fine-tunes load in
-OpenLRM and here alike.
+OpenLRM and here alike. Loading never runs code from a file and allocates nothing before the
+config is within bounds and the weight file's tensor shapes (its header only) match the model it
+implies; a bad file is refused with ``ModelFileError``, one line naming it.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import torch
 
 from lrm_dist.log import get_logger
-from lrm_dist.model.config import LRMConfig, ModelConfig
+from lrm_dist.model.config import LRMConfig, ModelConfig, validate_lrm_config
 from lrm_dist.model.lrm import LRM
 
 log = get_logger(__name__)
@@ -22,6 +25,15 @@ log = get_logger(__name__)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+
+
+class ModelFileError(ValueError):
+    """A pretrained folder's config or weight file that cannot be used; the message is one line naming the file."""
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def resolve_pretrained(path_or_hub_id: str | Path, revision: str | None = None, cache_dir: str | None = None) -> Path:
@@ -48,45 +60,94 @@ def resolve_pretrained(path_or_hub_id: str | Path, revision: str | None = None, 
 
 
 def load_config(folder: str | Path) -> LRMConfig:
-    """Read ``config.json``; keys this architecture does not know are ignored with a warning."""
+    """Read ``config.json`` (bounded sizes); keys this architecture does not know are ignored with a warning."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"pretrained model folder {folder}: no {CONFIG_NAME}")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{path}: holds a {type(raw).__name__}, not a JSON object")
     known = {k: v for k, v in raw.items() if k in LRMConfig.model_fields}
     ignored = sorted(set(raw) - set(known))
     if ignored:
         log.warning("%s: ignoring unknown keys %s", path, ignored)
-    return LRMConfig.model_validate(known)
+    try:
+        return validate_lrm_config(known, str(path))
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
 
 
-def load_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
-    """The weights of a pretrained folder (``model.safetensors``, else a legacy ``pytorch_model.bin``)."""
+def weights_file(folder: str | Path) -> Path:
+    """The weight file of a pretrained folder: ``model.safetensors``, else a legacy ``pytorch_model.bin``."""
     folder = Path(folder)
-    if (folder / WEIGHTS_NAME).is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(folder / WEIGHTS_NAME))
-    if (folder / LEGACY_WEIGHTS_NAME).is_file():
-        return torch.load(folder / LEGACY_WEIGHTS_NAME, map_location="cpu", weights_only=True)
+    for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+        if (folder / name).is_file():
+            return folder / name
     raise FileNotFoundError(f"pretrained model folder {folder}: no {WEIGHTS_NAME} or {LEGACY_WEIGHTS_NAME}")
 
 
-def load_into(model: LRM, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
-    """Strictly load ``state_dict`` (assigning tensors, so a meta-device model needs no allocation)."""
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(ours))
-    wrong = sorted(k for k in set(ours) & set(state_dict) if tuple(ours[k].shape) != tuple(state_dict[k].shape))
+def _read_legacy(path: Path, mmap: bool) -> dict[str, torch.Tensor]:
+    """A weights-only ``torch.load`` of a ``.bin`` (memory-mapped when asked and the file is a zip: nothing read)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except Exception as exc:  # UnpicklingError for pickled code, zip/EOF errors for damaged files
+        from lrm_dist.train.checkpoint import load_failure
+
+        raise ModelFileError(
+            f"weights file {path} is not a tensor-only torch file ({load_failure(path, exc)})"
+        ) from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelFileError(f"weights file {path} holds no tensor state dict (got {type(obj).__name__})")
+    return obj
+
+
+def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a weight file without reading its tensors (safetensors header, or a memory-mapped .bin)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {k: tuple(v.shape) for k, v in _read_legacy(path, mmap=True).items()}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # SafetensorError / OSError for damaged or foreign files
+        raise ModelFileError(f"weights file {path} is not a readable safetensors file ({_first_line(exc)})") from None
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` or tensor-only ``.bin`` weight file (never unpickles code)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return _read_legacy(path, mmap=False)
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise ModelFileError(f"weights file {path} is not a readable safetensors file ({_first_line(exc)})") from None
+
+
+def check_shapes(model: LRM, shapes: dict[str, tuple[int, ...]], source: str = "state dict") -> None:
+    """Refuse (one line) a key set or tensor shapes that differ from ``model``'s, before any tensor is read."""
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(ours) - set(shapes))
+    unexpected = sorted(set(shapes) - set(ours))
+    wrong = sorted(k for k in set(ours) & set(shapes) if ours[k] != tuple(shapes[k]))
     if missing or unexpected or wrong:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
             if keys:
                 parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
-        raise ValueError(f"{source} does not match the LRM architecture: {'; '.join(parts)}")
+        raise ModelFileError(f"{source} does not match the LRM architecture: {'; '.join(parts)}")
+
+
+def load_into(model: LRM, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+    """Strictly load ``state_dict`` (assigning tensors, so a meta-device model needs no allocation)."""
+    check_shapes(model, {k: tuple(v.shape) for k, v in state_dict.items()}, source)
     model.load_state_dict(state_dict, strict=True, assign=True)
 
 
@@ -97,9 +158,14 @@ def from_pretrained(
     """Load an LRM from a HF-layout folder or hub id (OpenLRM's released checkpoints included)."""
     folder = resolve_pretrained(path_or_hub_id, revision, cache_dir)
     config = load_config(folder)
-    with torch.device("meta"):
-        model = LRM(config)
-    load_into(model, load_state_dict(folder), source=str(folder))
+    path = weights_file(folder)
+    try:
+        with torch.device("meta"):
+            model = LRM(config)
+    except ValueError as exc:  # sizes that do not fit together (heads, triplane sides, encoder width)
+        raise ModelFileError(f"{Path(folder) / CONFIG_NAME}: {exc}") from None
+    check_shapes(model, weight_shapes(path), source=str(path))
+    load_into(model, read_weights(path), source=str(path))
     log.info("loaded LRM from %s (%.1fM parameters)", folder, sum(p.numel() for p in model.parameters()) / 1e6)
     return model.to(device=device, dtype=dtype)
 

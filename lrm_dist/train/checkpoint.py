@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -41,13 +41,31 @@ def _deepspeed_types() -> list[type]:
     return [LossScaler, ZeroStageEnum, fragment_address]
 
 
-def _refusal(path: Path, exc: Exception, allowed: list[type]) -> str:
-    """One line naming ``path`` and the globals it would import (read from the pickle opcodes, never run)."""
+def unsafe_globals(path: str | Path, allowed: Iterable[type] = ()) -> list[str]:
+    """The globals a torch file's pickle would import beyond torch's weights-only set and ``allowed``.
+
+    Read from the pickle's opcodes, never run; [] for a file that is no torch zip file.
+    """
     names = {f"{t.__module__}.{t.__qualname__}" for t in allowed}
     try:
-        bad = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
-    except Exception:  # not a torch zip file: no opcodes to list
-        bad = []
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a torch zip file: no pickle to read
+        return []
+    return [g for g in found if g not in names]
+
+
+def load_failure(path: str | Path, exc: Exception) -> str:
+    """Why a weights-only ``torch.load`` of a weights file failed, in one line: the code it refuses, else the error."""
+    bad = unsafe_globals(path)
+    if bad:
+        return f"refuses to load {', '.join(repr(g) for g in bad)}: only tensors are loaded"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no details'}"
+
+
+def _refusal(path: Path, exc: Exception, allowed: list[type]) -> str:
+    """One line naming ``path`` and the globals it would import (or the first line of the load error)."""
+    bad = unsafe_globals(path, allowed)
     if bad:
         shown = ", ".join(repr(g) for g in bad)
         return f"checkpoint {path}: refuses to load {shown} (only tensors and DeepSpeed's own types are loaded)"

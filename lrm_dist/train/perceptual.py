@@ -34,15 +34,29 @@ def _vgg16_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class PerceptualWeightsError(ValueError):
+    """A perceptual weights file that cannot be read as tensors; the message is one line naming the file."""
+
+
 def _load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file, or a weights-only ``torch.load`` (pickled code is refused), as a tensor dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"perceptual weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # SafetensorError, UnpicklingError, zip/EOF errors: all mean "not a weights file"
+        from lrm_dist.train.checkpoint import load_failure
+
+        raise PerceptualWeightsError(f"perceptual weights {path} are unreadable ({load_failure(path, exc)})") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise PerceptualWeightsError(f"perceptual weights {path} hold no tensor state dict (got {type(obj).__name__})")
+    return obj
 
 
 class PerceptualLoss(nn.Module):

@@ -99,8 +99,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj = load_file(str(path))
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch/safetensors raise many types for corrupt files
-        raise WeightsError(f"weights file {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # torch/safetensors raise many types for corrupt files; pickled code is refused
+        from lrm_dist.train.checkpoint import load_failure
+
+        raise WeightsError(f"weights file {path} is unreadable ({load_failure(path, exc)})") from None
     for wrapper in ("params_ema", "params", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
