@@ -2,7 +2,8 @@
 
 Each replica loads the model once (``model`` section of the config) and reuses ``Reconstructor``.
 Responses: 200 ``model/gltf-binary`` with an ``X-LRM-Timings`` header (JSON seconds per step); 400
-with a one-line reason for a bad image or an image with no reconstructable surface.
+with JSON ``{"error": "<one-line reason>"}`` for a bad image (unreadable, truncated, a decompression
+bomb: refused from its header) or an image with no reconstructable surface.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 from ray import serve
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from lrm_dist.log import get_logger
 
@@ -44,8 +45,8 @@ class LRMService:
             image = prepare_image(body, self.recon.source_size, self.cfg.foreground_ratio,
                                   self.cfg.remove_background, name="request body")
             result = self.recon.reconstruct(image, name="request body")
-        except ValueError as exc:
-            return PlainTextResponse(f"{exc}\n", status_code=400)
+        except ValueError as exc:  # BadImage, or no surface at the density threshold
+            return JSONResponse({"error": str(exc)}, status_code=400)
         glb = mesh_bytes(result.mesh, "glb")
         timings = {**{k: round(v, 4) for k, v in result.timings.items()}, "total": round(time.perf_counter() - start, 4)}
         return Response(glb, media_type="model/gltf-binary", headers={"X-LRM-Timings": json.dumps(timings)})

@@ -24,13 +24,16 @@ def _load(args: argparse.Namespace):
 
 
 def _infer(args: argparse.Namespace) -> int:
+    """Run infer and print its summary; exit 1 when an image failed (each was logged as one line)."""
+    from lrm_dist.pipeline import exit_code
     from lrm_dist.serve.pipeline import infer_images
 
     cfg = _load(args)
     if args.video:
         cfg = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"video": True})})
-    infer_images(args.images, args.out, cfg)
-    return 0
+    summary = infer_images(args.images, args.out, cfg)
+    print(summary)
+    return exit_code(cfg, {"infer": summary}, "lrm-dist infer")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from lrm_dist.log import get_logger, progress
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, export_mesh, vertex_colours
-from lrm_dist.serve.preprocess import expand_inputs, prepare_image
+from lrm_dist.images import BadImage
+from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
 
 log = get_logger(__name__)
 
@@ -147,45 +148,76 @@ def write_video(frames: np.ndarray, path: Path, fps: int = 24) -> Path:
     return path
 
 
+@dataclass
+class InferSummary:
+    """What ``infer_images`` did: one record per input image (``infer.json``), ``failed`` counts bad ones."""
+
+    out_dir: str
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] != "ok" for r in self.records)
+
+    def __str__(self) -> str:
+        bad = [r["image"] for r in self.records if r["status"] != "ok"]
+        listed = f" (failed: {', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''})" if bad else ""
+        return f"infer: {len(self.records) - len(bad)} reconstructed, {len(bad)} failed -> {self.out_dir}{listed}"
+
+
 def infer_images(
     inputs: list[str | Path], out_dir: str | Path, cfg, model: LRM | None = None,
-) -> list[dict]:
+) -> InferSummary:
     """Reconstruct every image (files, or folders of images) into meshes under ``out_dir``.
 
     ``cfg`` is a ``PipelineConfig`` (its ``model`` and ``serve`` sections); ``model`` overrides
-    ``cfg.model``. All images are checked before the model loads, so a bad input fails fast. Writes
+    ``cfg.model``. Every image is decoded and checked before the model loads, so bad inputs are
+    reported in seconds; a bad image is logged as one line, gets a ``status: failed`` record with its
+    ``error``, and the others are still reconstructed (no model loads when none is usable). Writes
     ``<stem>.<fmt>`` per format (sub-folders mirror input folders), optional ``<stem>.gif|mp4``, and
-    ``infer.json`` (one record per image); returns the records.
+    ``infer.json`` (one record per image, in input order).
     """
     from lrm_dist.model.pretrained import build_model
 
     serve_cfg: ServeConfig = cfg.serve
     items = expand_inputs(list(inputs))
-    if model is None:
-        model = build_model(cfg.model)
-    size = model.source_size
-    prepared = [
-        prepare_image(path, size, serve_cfg.foreground_ratio, serve_cfg.remove_background, name=str(path))
-        for path, _ in items
-    ]
-    recon = Reconstructor(model, serve_cfg)
     out_root = Path(out_dir)
-    records = []
-    for (path, stem), image in progress(list(zip(items, prepared)), desc="infer", unit="image"):
-        start = time.perf_counter()
-        result = recon.reconstruct(image, name=str(path))
-        outputs = [str(export_mesh(result.mesh, out_root / stem.with_suffix(f".{fmt}"))) for fmt in serve_cfg.formats]
-        if serve_cfg.video:
-            video = out_root / stem.with_suffix(f".{serve_cfg.video_format}")
-            video.parent.mkdir(parents=True, exist_ok=True)
-            outputs.append(str(write_video(recon.turntable(result.planes), video)))
-        record = {
-            "image": str(path), "outputs": outputs, "n_vertices": len(result.mesh.vertices),
-            "n_faces": len(result.mesh.faces), "seconds": round(time.perf_counter() - start, 4),
-            **{f"seconds_{k}": round(v, 4) for k, v in result.timings.items()},
-        }
-        log.info("%s -> %s (%d faces, %.2f s)", path, ", ".join(outputs), record["n_faces"], record["seconds"])
-        records.append(record)
+    records: list[dict | None] = [None] * len(items)
+    usable = []
+    for i, (path, stem) in enumerate(items):
+        try:
+            check_image(path, serve_cfg.remove_background, name=str(path))
+            usable.append((i, path, stem))
+        except BadImage as exc:
+            log.error("%s", exc)
+            records[i] = _failed_record(path, exc)
+    if usable:
+        recon = Reconstructor(model if model is not None else build_model(cfg.model), serve_cfg)
+        for i, path, stem in progress(usable, desc="infer", unit="image"):
+            start = time.perf_counter()
+            try:
+                image = prepare_image(path, recon.source_size, serve_cfg.foreground_ratio, serve_cfg.remove_background,
+                                      name=str(path))
+            except BadImage as exc:  # rembg found no object
+                log.error("%s", exc)
+                records[i] = _failed_record(path, exc)
+                continue
+            result = recon.reconstruct(image, name=str(path))
+            outputs = [str(export_mesh(result.mesh, out_root / stem.with_suffix(f".{fmt}"))) for fmt in serve_cfg.formats]
+            if serve_cfg.video:
+                video = out_root / stem.with_suffix(f".{serve_cfg.video_format}")
+                video.parent.mkdir(parents=True, exist_ok=True)
+                outputs.append(str(write_video(recon.turntable(result.planes), video)))
+            records[i] = {
+                "image": str(path), "status": "ok", "outputs": outputs, "n_vertices": len(result.mesh.vertices),
+                "n_faces": len(result.mesh.faces), "seconds": round(time.perf_counter() - start, 4),
+                **{f"seconds_{k}": round(v, 4) for k, v in result.timings.items()},
+            }
+            log.info("%s -> %s (%d faces, %.2f s)", path, ", ".join(outputs), records[i]["n_faces"], records[i]["seconds"])
     out_root.mkdir(parents=True, exist_ok=True)
     (out_root / "infer.json").write_text(json.dumps(records, indent=2) + "\n")
-    return records
+    return InferSummary(str(out_root), records)
+
+
+def _failed_record(path: Path, exc: BadImage) -> dict:
+    return {"image": str(path), "status": "failed", "error": str(exc)}

@@ -8,62 +8,62 @@ and composited over white (the background the source views were trained with).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from lrm_dist.images import BadImage, decode_image, rgba8_and_alpha
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE, MAX_SIDE = 32, 8192
 ALPHA_CUTOFF = 8  # alpha values at or below this count as background when finding the object
 
 
-class ImageError(ValueError):
-    """An input image that cannot be used; ``str(err)`` is one line naming the image and the reason."""
-
-
 def load_rgba(source: str | Path | bytes, name: str | None = None) -> tuple[np.ndarray, bool]:
-    """Read an image file or encoded bytes as RGBA uint8 [H, W, 4]; also says whether it had transparency."""
+    """Read an image file or encoded bytes as RGBA uint8 [H, W, 4]; also says whether it had transparency.
+
+    Decoding goes through ``lrm_dist.images.decode_image`` (size checked on the header, so a bomb is
+    refused before it is decoded); every problem is a ``BadImage`` naming the image.
+    """
     name = name or (str(source) if not isinstance(source, bytes) else "image bytes")
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise FileNotFoundError(f"image not found: {source}")
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            img.load()
-            width, height = img.size
-            has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-            rgba = np.asarray(img.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageError(f"{name}: not a readable image ({first})") from None
-    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
-        raise ImageError(f"{name}: image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    rgba, has_alpha = decode_image(source, name, rgba8_and_alpha, sides=(MIN_SIDE, MAX_SIDE))
     return rgba, has_alpha and bool((rgba[..., 3] < 255).any())
+
+
+def _rembg(name: str):
+    """The rembg module (optional dependency), or a ``BadImage`` saying why ``name`` needs it."""
+    try:
+        import rembg
+    except ImportError:
+        raise BadImage(
+            f"{name}: image has no transparent background and rembg is not installed; "
+            "install it (pip install 'lrm-dist[rembg]'), pass an RGBA cut-out, or set serve.remove_background=never"
+        ) from None
+    return rembg
 
 
 def remove_background(rgba: np.ndarray, name: str) -> np.ndarray:
     """Cut the object out of an opaque image with rembg (optional dependency)."""
-    try:
-        import rembg
-    except ImportError:
-        raise ImageError(
-            f"{name}: image has no transparent background and rembg is not installed; "
-            "install it (pip install 'lrm-dist[rembg]'), pass an RGBA cut-out, or set serve.remove_background=never"
-        ) from None
-    out = rembg.remove(Image.fromarray(rgba[..., :3], "RGB"))
+    out = _rembg(name).remove(Image.fromarray(rgba[..., :3], "RGB"))
     return np.asarray(out.convert("RGBA"))
+
+
+def _needs_rembg(has_alpha: bool, mode: str) -> bool:
+    return mode == "always" or (mode == "auto" and not has_alpha)
 
 
 def foreground(rgba: np.ndarray, has_alpha: bool, mode: str, name: str) -> np.ndarray:
     """RGBA with the object's alpha, following ``mode`` (auto | always | never)."""
-    if mode == "always" or (mode == "auto" and not has_alpha):
+    if _needs_rembg(has_alpha, mode):
         rgba = remove_background(rgba, name)
     elif not has_alpha:
         rgba = rgba.copy()
         rgba[..., 3] = 255
     if not (rgba[..., 3] > ALPHA_CUTOFF).any():
-        raise ImageError(f"{name}: alpha channel is empty (no foreground pixels)")
+        raise BadImage(f"{name}: alpha channel is empty (no foreground pixels)")
     return rgba
 
 
@@ -80,6 +80,19 @@ def recentre(rgba: np.ndarray, size: int, foreground_ratio: float) -> np.ndarray
     canvas = Image.new("RGBA", (size, size), (255, 255, 255, 255))
     canvas.alpha_composite(crop, ((size - new_w) // 2, (size - new_h) // 2))
     return np.asarray(canvas.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def check_image(source: str | Path | bytes, mode: str = "auto", name: str | None = None) -> None:
+    """Raise ``BadImage`` for an input ``prepare_image`` would refuse, without running rembg or the model.
+
+    Decodes the image (size, format, alpha); an image that needs rembg only checks that rembg imports.
+    """
+    name = name or (str(source) if not isinstance(source, bytes) else "image bytes")
+    rgba, has_alpha = load_rgba(source, name)
+    if _needs_rembg(has_alpha, mode):
+        _rembg(name)
+    else:
+        foreground(rgba, has_alpha, mode, name)
 
 
 def prepare_image(

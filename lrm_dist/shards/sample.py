@@ -18,8 +18,11 @@ import re
 
 import numpy as np
 
+from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, pixels_of
+
 SCHEMA_VERSION = "2"  # 2: the optional occupancy member
 ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_MEMBER_MODES = {"rgba": ("RGBA",), "depth": GREY16_MODES, "normal": ("RGB", "RGBA")}
 _VIEW_FIELD = re.compile(r"^(\d{3,})\.(rgba|depth|normal)\.png$")
 
 
@@ -31,13 +34,10 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _unpng(data) -> np.ndarray:
+def _unpng(data, name: str, *modes: str) -> np.ndarray:
     if isinstance(data, np.ndarray):  # already decoded (Ray Data's default decoder)
         return data
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im)
+    return decode_image(bytes(data), name, pixels_of(*modes), formats=PNG_ONLY)
 
 
 def encode_depth(depth: np.ndarray, depth_scale: float) -> np.ndarray:
@@ -103,7 +103,11 @@ def _as_json(value):
 
 
 def decode_sample(raw: dict) -> dict:
-    """A WebDataset sample (``__key__`` plus fields as bytes, or as already decoded values) -> arrays."""
+    """A WebDataset sample (``__key__`` plus fields as bytes, or as already decoded values) -> arrays.
+
+    A member PNG that is not a readable PNG, or claims more pixels than ``lrm_dist.images.MAX_PIXELS``,
+    raises ``lrm_dist.images.BadImage`` naming the sample and member."""
+    key = raw.get("__key__")
     meta = _as_json(raw["meta.json"])
     cams = _as_json(raw["cameras.json"])
     fields: dict[str, dict[int, object]] = {"rgba": {}, "depth": {}, "normal": {}}
@@ -114,16 +118,20 @@ def decode_sample(raw: dict) -> dict:
     views = int(meta["n_views"])
     for kind, got in fields.items():
         if sorted(got) != list(range(views)):
-            raise ValueError(f"sample {raw.get('__key__')}: {kind} views {sorted(got)} != 0..{views - 1}")
-    rgba = np.stack([_unpng(fields["rgba"][i]) for i in range(views)]).astype(np.uint8)
-    depth_raw = np.stack([_unpng(fields["depth"][i]) for i in range(views)]).astype(np.float32)
+            raise ValueError(f"sample {key}: {kind} views {sorted(got)} != 0..{views - 1}")
+
+    def png(kind: str, i: int) -> np.ndarray:
+        return _unpng(fields[kind][i], f"sample {key} member {i:03d}.{kind}.png", *_MEMBER_MODES[kind])
+
+    rgba = np.stack([png("rgba", i) for i in range(views)]).astype(np.uint8)
+    depth_raw = np.stack([png("depth", i) for i in range(views)]).astype(np.float32)
     depth = depth_raw * np.float32(meta["depth_scale"])
-    normal = np.stack([decode_normal(_unpng(fields["normal"][i]), depth_raw[i] > 0) for i in range(views)])
+    normal = np.stack([decode_normal(png("normal", i), depth_raw[i] > 0) for i in range(views)])
     occupancy = None
     if raw.get("occupancy.npz") is not None:
         from lrm_dist.geometry.occupancy import decode_grid
 
-        occupancy = decode_grid(raw["occupancy.npz"], f"sample {raw.get('__key__')} occupancy")
+        occupancy = decode_grid(raw["occupancy.npz"], f"sample {key} occupancy")
     return {
         "asset_id": meta["asset_id"],
         "category": meta["category"],

@@ -7,14 +7,13 @@ the whole recipe). A sample without depth or occupancy members trains without th
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from lrm_dist.geometry.occupancy import decode_grid
+from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, pixels_of
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.sample import build_sample, choose_views
 
@@ -30,18 +29,12 @@ def _json(value: Any) -> dict:
     return json.loads(bytes(value).decode("utf-8"))
 
 
-def _png_rgba(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(bytes(data))) as image:
-        if image.mode != "RGBA":
-            raise ValueError(f"rgba member is {image.mode}, expected RGBA")
-        return np.asarray(image, dtype=np.uint8)
+def _png_rgba(data: bytes, name: str) -> np.ndarray:
+    return decode_image(bytes(data), name, pixels_of("RGBA"), formats=PNG_ONLY)
 
 
-def _png_depth(data: bytes, depth_scale: float) -> np.ndarray:
-    with Image.open(io.BytesIO(bytes(data))) as image:
-        depth = np.asarray(image)
-    if depth.ndim != 2:
-        raise ValueError(f"depth member has shape {depth.shape}, expected a single-channel image")
+def _png_depth(data: bytes, depth_scale: float, name: str) -> np.ndarray:
+    depth = decode_image(bytes(data), name, pixels_of(*GREY16_MODES), formats=PNG_ONLY)
     return depth.astype(np.float32) * np.float32(depth_scale)
 
 
@@ -67,11 +60,13 @@ def sample_from_raw(
         member = f"{int(v):03d}.rgba.png"
         if member not in raw:
             raise ValueError(f"shard sample {key!r} has no {member} member")
-        rgba.append(_png_rgba(raw[member]))
+        rgba.append(_png_rgba(raw[member], f"shard sample {key!r} member {member}"))
     depth_members = [raw.get(f"{int(v):03d}.depth.png") for v in views]
     depth = None
     if cfg.depth and "depth_scale" in meta and all(m is not None for m in depth_members):
-        depth = np.stack([_png_depth(m, float(meta["depth_scale"])) for m in depth_members])
+        scale = float(meta["depth_scale"])
+        depth = np.stack([_png_depth(m, scale, f"shard sample {key!r} member {int(v):03d}.depth.png")
+                          for v, m in zip(views, depth_members)])
     occupancy = None
     if cfg.occupancy_points and raw.get("occupancy.npz") is not None:
         occupancy = decode_grid(raw["occupancy.npz"], f"shard sample {key!r} occupancy")

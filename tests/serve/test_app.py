@@ -12,6 +12,7 @@ import pytest
 import trimesh
 
 from lrm_dist.config import load_config
+from tests.hostile_images import grey16_png, png_bomb, truncated_png
 from tests.serve.conftest import rgba_image
 
 
@@ -32,7 +33,7 @@ def test_post_image_get_glb(tmp_path, tiny_model_dir, surface_threshold):
     port = _free_port()
     cfg = load_config(None, [
         f"model.pretrained={tiny_model_dir}", f"serve.density_threshold={surface_threshold}",
-        "serve.mesh_resolution=32", "serve.device=cpu", f"serve.http_port={port}", "ray.num_cpus=2",
+        "serve.mesh_resolution=32", "serve.device=cpu", "serve.remove_background=never", f"serve.http_port={port}", "ray.num_cpus=2",
     ])
     try:
         run_app(cfg)
@@ -44,9 +45,17 @@ def test_post_image_get_glb(tmp_path, tiny_model_dir, surface_threshold):
             glb = resp.read()
         mesh = trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh")
         assert len(mesh.faces) > 10 and timings["total"] > 0
-        with pytest.raises(urllib.error.HTTPError) as bad:
-            urllib.request.urlopen(urllib.request.Request(url, data=b"junk", method="POST"), timeout=60)
-        assert bad.value.code == 400 and b"request body: not a readable image" in bad.value.read()
+        for data, reason in ((b"junk", "request body: not a readable image"),
+                             (png_bomb(20000, 20000), "request body: image too large to decode safely"),
+                             (png_bomb(9000, 9000), "request body: image is 9000x9000; sides must be between"),
+                             (truncated_png(), "request body: not a readable image (OSError: image file is truncated")):
+            with pytest.raises(urllib.error.HTTPError) as bad:
+                urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=60)
+            assert bad.value.code == 400 and bad.value.headers["Content-Type"] == "application/json"
+            assert json.loads(bad.value.read())["error"].startswith(reason)
+        grey = grey16_png(tile=(48, 12))  # opaque 48x48 16-bit grey: used whole (remove_background=never)
+        with urllib.request.urlopen(urllib.request.Request(url, data=grey, method="POST"), timeout=120) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"] == "model/gltf-binary"
     finally:
         serve.shutdown()
         ray.shutdown()

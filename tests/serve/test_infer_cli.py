@@ -8,6 +8,7 @@ import numpy as np
 import trimesh
 
 from lrm_dist.cli import main
+from tests.hostile_images import png_bomb, truncated_png
 from tests.serve.conftest import rgba_image
 
 
@@ -47,13 +48,33 @@ def test_infer_folder_formats_and_video(tmp_path, tiny_model_dir, surface_thresh
             assert gif.n_frames == 3 and gif.size == (16, 16)
 
 
-def test_bad_images_give_one_line_errors(tmp_path, tiny_model_dir, capsys):
+def test_bad_images_are_reported_and_the_others_reconstructed(tmp_path, tiny_model_dir, surface_threshold, capsys,
+                                                               caplog):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba_image(folder / "a_good.png")
+    (folder / "bad.png").write_bytes(b"not an image")
+    (folder / "bomb.png").write_bytes(png_bomb(20000, 20000))
+    (folder / "cut.png").write_bytes(truncated_png())
+    code = main(["infer", str(folder), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, surface_threshold)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err and "lrm-dist infer: failed items: infer 3" in err
+    assert out.strip().splitlines()[-1].startswith("infer: 1 reconstructed, 3 failed")
+    for name, reason in (("bad.png", "not a readable image"), ("bomb.png", "image too large to decode safely"),
+                         ("cut.png", "not a readable image (OSError: image file is truncated")):
+        assert len([m for m in caplog.messages if m.startswith(f"{folder / name}: {reason}")]) == 1, name
+    assert len(trimesh.load(tmp_path / "out" / "a_good.glb", force="mesh").faces) > 10
+    records = json.loads((tmp_path / "out" / "infer.json").read_text())
+    assert [(r["image"].rsplit("/", 1)[-1], r["status"]) for r in records] == [
+        ("a_good.png", "ok"), ("bad.png", "failed"), ("bomb.png", "failed"), ("cut.png", "failed")]
+
+
+def test_bad_images_fail_before_the_model_loads(tmp_path, caplog):
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    code = main(["infer", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, 3.0)])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("lrm-dist infer: error: ") and "bad.png: not a readable image" in err
-    assert not (tmp_path / "out").exists()
+    code = main(["infer", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "no-model")])
+    assert code == 1  # a missing model would exit 2: it is never loaded
+    assert caplog.messages[0].startswith(f"{tmp_path / 'bad.png'}: not a readable image")
+    assert json.loads((tmp_path / "out" / "infer.json").read_text())[0]["status"] == "failed"
 
 
 def test_no_surface_is_reported(tmp_path, tiny_model_dir, capsys):

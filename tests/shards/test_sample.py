@@ -1,11 +1,14 @@
 """The shard sample contract: member names, encodings and the round trip."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from lrm_dist.images import BadImage
 from lrm_dist.shards.sample import decode_sample, encode_depth, encode_sample
+from tests.hostile_images import grey16_png, png_bomb, png_bytes, truncated_png
 
 from shard_helpers import fake_sample
 
@@ -66,4 +69,19 @@ def test_missing_view_is_an_error():
     raw = {k.split(".", 1)[1]: v for k, v in encode_sample(fake_sample("a", views=2)).items()}
     del raw["001.normal.png"]
     with pytest.raises(ValueError, match="normal views"):
+        decode_sample(raw)
+
+
+@pytest.mark.parametrize(("member", "data", "reason"), [
+    ("001.rgba.png", png_bomb(20000, 20000), "image too large to decode safely"),
+    ("001.rgba.png", png_bomb(8000, 8500), r"image is 8000x8500 \(68.0 megapixels\), over the 67.1 megapixel limit"),
+    ("000.depth.png", truncated_png(), r"not a readable image \(OSError: image file is truncated"),
+    ("000.normal.png", b"GIF89a not a png", r"not a readable image \(not a PNG file\)"),
+    ("001.rgba.png", grey16_png(), "image mode is I;16, expected RGBA"),
+    ("000.depth.png", png_bytes(np.zeros((8, 8, 4), np.uint8)), "image mode is RGBA, expected I;16"),
+])
+def test_bad_member_images_are_bad_image_errors_naming_sample_and_member(member, data, reason):
+    raw = {"__key__": "a", **{k.split(".", 1)[1]: v for k, v in encode_sample(fake_sample("a", views=2)).items()}}
+    raw[member] = data
+    with pytest.raises(BadImage, match=f"^sample a member {re.escape(member)}: {reason}"):
         decode_sample(raw)
