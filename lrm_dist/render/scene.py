@@ -81,7 +81,7 @@ def confine_images(bpy, folder: Path) -> None:
         if image.packed_file is not None or not image.filepath:
             continue
         name = image.filepath[2:] if image.filepath.startswith("//") else image.filepath
-        real = Path(os.path.realpath(folder / name))
+        real = Path(os.path.realpath(name))  # relative: to the working directory, as Blender opens it
         if not real.is_relative_to(real_folder):
             raise AssetInputError(f"{folder.name}: texture {image.filepath[:120]!r} resolves outside the asset folder")
         image.filepath = str(real)

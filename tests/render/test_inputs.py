@@ -2,10 +2,11 @@
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
-from lrm_dist.render.inputs import AssetInputError, check_asset_file
+from lrm_dist.render.inputs import AssetInputError, check_asset_file, stage_asset
 
 
 def _glb(path, doc: dict) -> None:
@@ -53,3 +54,79 @@ def test_bad_files(tmp_path):
     for uri, needle in cases.items():
         with pytest.raises(AssetInputError, match=needle):
             check_asset_file(uri)
+
+
+OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3\n"
+
+
+@pytest.fixture
+def obj_folder(tmp_path):
+    """``asset/a.obj`` with a material and texture inside, plus a secret texture outside the folder."""
+    from PIL import Image
+
+    asset, outside = tmp_path / "asset", tmp_path / "outside"
+    asset.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (4, 4), (255, 0, 255)).save(outside / "secret.png")
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(asset / "tex.png")
+    (asset / "a.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd tex.png\n")
+    (asset / "a.obj").write_text("mtllib a.mtl\n" + OBJ)
+    (asset / "other.png").write_bytes(b"a file no reference names")
+    return asset, outside
+
+
+@pytest.mark.parametrize("mtl,needle", [
+    ("map_Kd {outside}/secret.png", "is outside the asset folder"),
+    ("map_Kd ../outside/secret.png", "is outside the asset folder"),
+    ("map_Kd link.png", "'link.png' in a.mtl resolves outside the asset folder"),
+])
+def test_obj_references_outside_are_refused_before_blender(obj_folder, mtl, needle):
+    asset, outside = obj_folder
+    (asset / "link.png").symlink_to(outside / "secret.png")
+    (asset / "a.mtl").write_text("newmtl m\n" + mtl.format(outside=outside) + "\n")
+    with pytest.raises(AssetInputError, match=needle):
+        check_asset_file(str(asset / "a.obj"))
+
+
+def test_symlinked_mesh_outside_is_refused(obj_folder):
+    asset, outside = obj_folder
+    (outside / "b.obj").write_text(OBJ)
+    (asset / "b.obj").symlink_to(outside / "b.obj")
+    with pytest.raises(AssetInputError, match="symlink resolving outside the asset folder"):
+        check_asset_file(str(asset / "b.obj"))
+
+
+def test_stage_copies_only_the_checked_files(obj_folder, tmp_path):
+    asset, _ = obj_folder
+    (asset / "tex-alias.png").symlink_to(asset / "tex.png")
+    (asset / "a.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd tex.png\nmap_Bump tex-alias.png\n")
+    dest = tmp_path / "stage"
+    (dest / "old").mkdir(parents=True)  # a previous asset's copy is cleared
+    staged = stage_asset(str(asset / "a.obj"), dest)
+    assert staged == dest / "a.obj"
+    assert sorted(p.name for p in dest.rglob("*")) == ["a.mtl", "a.obj", "tex-alias.png", "tex.png"]
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+    assert (dest / "tex-alias.png").read_bytes() == (asset / "tex.png").read_bytes()
+
+
+def test_blender_reads_textures_only_from_the_staged_copy(obj_folder, tmp_path, monkeypatch):
+    """Blender's OBJ importer retries a missing texture's bare name in the working directory: it must not
+    find the secret there, and a texture it found is pinned inside the staged folder."""
+    bpy = pytest.importorskip("bpy")
+    from lrm_dist.render import scene as S
+
+    asset, outside = obj_folder
+    (asset / "a.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd tex.png\nmap_Bump secret.png\n")
+    monkeypatch.chdir(outside)  # the worker's working directory holds secret.png
+    staged = stage_asset(str(asset / "a.obj"), tmp_path / "stage")
+    S.reset_scene(bpy)
+    S.import_asset(bpy, staged, "y")
+    images = {Path(i.filepath).name: i for i in bpy.data.images}
+    assert set(images) == {"tex.png", "secret.png"}
+    assert all(Path(i.filepath).parent == staged.parent for i in images.values())
+    assert tuple(images["tex.png"].size) == (4, 4) and tuple(images["secret.png"].size) == (0, 0)
+    assert Path.cwd() == outside
+    # an image pointing outside the folder (however the importer got it) refuses the asset
+    bpy.data.images.load(str(outside / "secret.png"))
+    with pytest.raises(AssetInputError, match="texture '.*secret.png' resolves outside the asset folder"):
+        S.confine_images(bpy, staged.parent)
