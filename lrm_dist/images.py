@@ -33,7 +33,8 @@ class BadImage(ValueError):
     """An image that cannot be used; ``str(err)`` is one line naming the input and the reason."""
 
 
-def _reason(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it): an exception as a reason in a one-line error."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
@@ -67,12 +68,12 @@ def decode_image(
     except BadImage as exc:
         raise BadImage(f"{name}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{name}: image too large to decode safely ({_reason(exc)})") from None
+        raise BadImage(f"{name}: image too large to decode safely ({one_line(exc)})") from None
     except UnidentifiedImageError:
         kinds = " or ".join(filter(None, [", ".join(formats[:-1]), formats[-1]]))
         raise BadImage(f"{name}: not a readable image (not a {kinds} file)") from None
     except Exception as exc:  # truncated data, corrupt chunks, odd plugins' errors, out of memory: all the input's fault
-        raise BadImage(f"{name}: not a readable image ({_reason(exc)})") from None
+        raise BadImage(f"{name}: not a readable image ({one_line(exc)})") from None
 
 
 def grey16(image: Image.Image) -> np.ndarray:

@@ -8,12 +8,14 @@ from lrm_dist.cli import add_config_args, load_cli_config
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Upscale the folder and print the summary; exit 1 when an image failed (each was logged as one line)."""
+    from lrm_dist.pipeline import exit_code
     from lrm_dist.upscale.folder import upscale_folder
 
-    cfg = load_cli_config(args).upscale
-    written = upscale_folder(args.in_dir, args.out_dir, cfg, overwrite=args.overwrite)
-    print(f"upscaled {len(written)} images into {args.out_dir}")
-    return 0
+    cfg = load_cli_config(args)
+    summary = upscale_folder(args.in_dir, args.out_dir, cfg.upscale, overwrite=args.overwrite)
+    print(summary)
+    return exit_code(cfg, {"upscale": summary}, "lrm-dist upscale")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
