@@ -17,7 +17,7 @@ from pathlib import Path
 from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, replace_atomically, write_asset_manifest
 from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_procedural
 from lrm_dist.geometry.frame import normalize_mesh, to_z_up
-from lrm_dist.geometry.mesh_io import MeshError, load_mesh, sha256_file
+from lrm_dist.geometry.mesh_io import MeshError, asset_files, load_mesh, sha256_file
 from lrm_dist.log import get_logger, progress
 
 log = get_logger(__name__)
@@ -106,13 +106,16 @@ def unique_candidates(candidates: list[Candidate]) -> list[Candidate]:
     return kept
 
 
-def _reusable(previous: dict[str, dict], c: Candidate) -> dict | None:
+def _reusable(previous: dict[str, dict], c: Candidate, max_file_mb: float) -> dict | None:
+    """The previous ok row when its file is unchanged and its references still pass the folder check."""
     row = previous.get(c.asset_id)
-    if not row or row["status"] != "ok" or row["uri"] != c.uri or not Path(row["mesh_path"] or "").is_file():
+    if c.reason or not row or row["status"] != "ok" or row["uri"] != c.uri:
         return None
-    try:
-        return row if sha256_file(c.uri) == row["sha256"] else None
-    except OSError:
+    if not Path(row["mesh_path"] or "").is_file():
+        return None
+    try:  # the sha covers the mesh file only: a material or texture may have changed since
+        return row if sha256_file(c.uri) == row["sha256"] and asset_files(c.uri, max_file_mb) else None
+    except (OSError, MeshError):
         return None
 
 
@@ -129,7 +132,7 @@ def build_assets(cfg) -> AssetsSummary:
     todo: list[Candidate] = []
     summary = AssetsSummary(manifest=manifest)
     for c in candidates:
-        reuse = _reusable(previous, c)
+        reuse = _reusable(previous, c, cfg.assets.max_file_mb)
         if reuse is not None:
             rows[c.asset_id] = reuse
             summary.reused += 1

@@ -129,7 +129,8 @@ def iter_local(src: LocalSource) -> Iterator[Candidate]:
             reason = f"{path}: unknown category {category!r} (known: {', '.join(CATEGORIES)})"
         elif category not in src.categories:
             continue
-        yield Candidate(local_asset_id(rel), "local", category, str(path), UP_AXIS_BY_SUFFIX[path.suffix.lower()], reason)
+        up_axis = UP_AXIS_BY_SUFFIX[path.suffix.lower()]
+        yield Candidate(local_asset_id(rel), "local", category, str(path), up_axis, reason)
 
 
 def configure_objaverse(cache_dir: str):

@@ -8,7 +8,9 @@ symlinks followed, inside the mesh's own folder. ``asset_files`` enforces it for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -29,6 +31,7 @@ _OBJ_PLAIN = ("v", "vt", "vn", "vp", "f", "l", "p", "g", "o", "s", "usemtl", "cs
               "bevel", "c_interp", "d_interp", "lod", "ctech", "stech")
 _MTL_PLAIN = ("newmtl", "Ka", "Kd", "Ks", "Ke", "Ns", "Ni", "d", "Tr", "Tf", "illum", "Pr", "Pm", "Ps",
               "Pc", "Pcr", "aniso", "anisor", "sharpness")
+_PATH_MAX, _MAX_REFS = 4096, 100_000
 _ABSOLUTE = re.compile(r"^(?:[/\\~]|[A-Za-z]:[/\\]|[A-Za-z][A-Za-z0-9+.-]*:/)")  # posix, Windows, UNC, URL
 
 
@@ -45,19 +48,22 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _statement_refs(text: str, plain: tuple[str, ...]) -> list[str]:
+def _statement_refs(path: Path, text: str, plain: tuple[str, ...]) -> list[str]:
     """Every word and every word-to-line-end tail of the statements not in ``plain`` (paths may hold spaces)."""
     text = re.sub(r"\\\r?\n", " ", text)  # OBJ/MTL line continuation
     skip = "|".join(map(re.escape, plain))
     lines = re.finditer(r"^(?![ \t]*(?:#|(?:" + skip + r")(?=[ \t\r\n]|$)|[ \t\r]*$))[^\r\n]*", text, re.M | re.I)
-    refs = []
-    for line in lines:
-        rest = (line.group(0).split(None, 1) + [""])[1]
-        refs.extend(rest[word.start():].strip() for word in re.finditer(r"\S+", rest))
-        refs.extend(rest.split())
     # trimesh takes the text after the first "mtllib" anywhere, even in a comment
-    refs.extend(m.group(1).strip() for m in re.finditer(r"mtllib([^\r\n]*)", text))
-    return [r for r in dict.fromkeys(refs) if r]
+    tails = (m.group(1) for m in re.finditer(r"mtllib([^\r\n]*)", text))
+    refs: dict[str, None] = {}
+    for rest in itertools.chain(((line.group(0).split(None, 1) + [""])[1] for line in lines), tails):
+        for word in re.finditer(r"\S+", rest):
+            if len(rest) - word.start() <= _PATH_MAX:  # a longer tail cannot be opened anyway
+                refs[rest[word.start():].strip()] = None
+            refs[word.group(0)] = None
+            if len(refs) > _MAX_REFS:
+                raise MeshError(f"{path}: more than {_MAX_REFS:,} possible file references to check")
+    return list(refs)
 
 
 def _glb_json(path: Path) -> bytes:
@@ -110,8 +116,7 @@ def _ply_texture_refs(path: Path) -> list[str]:
 
 
 def _variants(ref: str) -> list[str]:
-    """The paths a loader may try for one reference: as written, unquoted, URL-decoded, '\\' as '/',
-    '_' as ' ' and the bare file name (Blender's and trimesh's fallbacks)."""
+    """Paths loaders may try for a reference: as written, unquoted, URL-decoded, "\\" as "/", "_" as " ", bare."""
     bare = ref.replace('"', "").strip()
     forms = [ref, bare, unquote(bare), bare.replace("\\", "/"), bare.replace("_", " ")]
     forms.append(PurePosixPath(bare.replace("\\", "/")).name)
@@ -127,12 +132,13 @@ def _confined(folder: Path, real_folder: Path, ref: str, base: Path, mesh: Path,
             raise MeshError(f"{where} is outside the asset folder (absolute path, URL or '..')")
         try:
             real = Path(os.path.realpath(base / form))
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # an embedded NUL
             raise MeshError(f"{where} is not a usable path") from None
         if not real.is_relative_to(real_folder):
             raise MeshError(f"{where} resolves outside the asset folder (symlink)")
-        if (base / form).is_file():
-            found.append((base / form).relative_to(folder))
+        with contextlib.suppress(OSError):  # e.g. a name too long to exist
+            if (base / form).is_file():
+                found.append((base / form).relative_to(folder))
     return found
 
 
@@ -167,10 +173,10 @@ def asset_files(path: str | Path, max_file_mb: float = 500.0) -> list[Path]:
             files += _confined(folder, real_folder, ref, folder, path, path)
     elif suffix == ".obj":
         # Blender also tries the OBJ's namesake .mtl when no mtllib is usable
-        for ref in [*_statement_refs(_read_text(path, max_file_mb), _OBJ_PLAIN), path.stem + ".mtl"]:
+        for ref in [*_statement_refs(path, _read_text(path, max_file_mb), _OBJ_PLAIN), path.stem + ".mtl"]:
             files += _confined(folder, real_folder, ref, folder, path, path)
         for mtl in [folder / f for f in dict.fromkeys(files) if f.suffix.lower() == ".mtl"]:
-            for ref in _statement_refs(_read_text(mtl, max_file_mb), _MTL_PLAIN):
+            for ref in _statement_refs(mtl, _read_text(mtl, max_file_mb), _MTL_PLAIN):
                 for base in dict.fromkeys((mtl.parent, folder)):  # Blender: the MTL's folder; trimesh: the OBJ's
                     files += _confined(folder, real_folder, ref, base, path, mtl)
     return list(dict.fromkeys(files))

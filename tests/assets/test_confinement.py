@@ -61,3 +61,16 @@ def test_outside_references_become_rejected_rows(hostile, make_cfg):
     secret = (outside / "secret.png").read_bytes()
     work = Path(summary.manifest).parent.parent
     assert not any(secret in p.read_bytes() for p in work.rglob("*") if p.is_file())
+
+
+def test_an_unchanged_mesh_whose_material_turned_hostile_is_checked_again(hostile, make_cfg):
+    root, outside = hostile
+    cfg = make_cfg([{"kind": "local", "path": str(root)}])
+    first = build_assets(cfg)
+    assert first.ok == 1
+    (root / "chair" / "good.mtl").write_text(f"newmtl m\nmap_Kd {outside / 'secret.png'}\n")  # good.obj unchanged
+    second = build_assets(cfg)
+    rows = {Path(r["uri"]).name: r for r in read_asset_manifest(second.manifest).to_pylist()}
+    assert (second.ok, second.reused) == (0, 0)
+    assert rows["good.obj"]["status"] == "rejected"
+    assert "reference" in rows["good.obj"]["reason"] and "in good.mtl is outside" in rows["good.obj"]["reason"]

@@ -164,3 +164,12 @@ def test_symlink_loop_is_a_reason_not_a_crash(layout):
     mesh = _obj(asset, "map_Kd loop.png\n")
     os.symlink("loop.png", asset / "loop.png")
     assert asset_files(mesh) == [Path("a.obj"), Path("a.mtl")]
+
+
+def test_huge_reference_lists_are_refused_not_walked(layout):
+    asset, _ = layout
+    mesh = _obj(asset, "map_Kd " + " ".join(f"w{i}" for i in range(120_000)) + "\n")
+    with pytest.raises(MeshError, match=r"a\.mtl: more than 100,000 possible file references"):
+        asset_files(mesh)
+    (asset / "a.mtl").write_text("newmtl m\nmap_Kd tex.png -" + "x" * 5000 + "\n")  # names too long to exist
+    assert asset_files(mesh) == [Path("a.obj"), Path("a.mtl")]
