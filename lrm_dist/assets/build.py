@@ -120,7 +120,17 @@ def _reusable(previous: dict[str, dict], c: Candidate, max_file_mb: float) -> di
 
 
 def build_assets(cfg) -> AssetsSummary:
-    """Run the asset stage for a ``PipelineConfig``; writes ``<workdir>/assets/assets.parquet``."""
+    """Run the asset stage for a ``PipelineConfig``; writes ``<workdir>/assets/assets.parquet``.
+
+    Holds the assets folder's lock: a second asset job on the same workdir is refused.
+    """
+    from lrm_dist.locks import folder_lock
+
+    with folder_lock(cfg.stage_dir("assets"), "assets"):
+        return _build_assets(cfg)
+
+
+def _build_assets(cfg) -> AssetsSummary:
     start = time.perf_counter()
     assets_dir = Path(cfg.stage_dir("assets"))
     manifest = assets_dir / MANIFEST_NAME

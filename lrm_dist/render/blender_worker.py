@@ -50,6 +50,31 @@ def quiet_stdout():
         os.close(saved)
 
 
+_TMP_PREFIX = "lrm-render-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_orphan_folders(root: str | None = None) -> list[Path]:
+    """Delete render temp folders of dead processes (an actor killed on timeout or recycling never
+    cleans up itself); the next renderer on the node does. Returns what it removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
+        pid = folder.name[len(_TMP_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 class BlenderRenderer:
     """Renders asset records with one in-process Blender; ``threads`` is Blender's CPU thread count."""
 
@@ -60,7 +85,8 @@ class BlenderRenderer:
         self.cfg = cfg
         self.settings_hash = settings_hash
         self.threads = threads
-        self.tmp = Path(tempfile.mkdtemp(prefix="lrm-render-"))
+        remove_orphan_folders()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
         self.hdris = list_hdris(cfg.lighting.hdri_dir or bundled_hdri_dir(bpy))
         self.device = "-"
         self.version = bpy.app.version_string

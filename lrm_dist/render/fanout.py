@@ -49,17 +49,15 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
     the reason in ``meta["occupancy_skipped"]`` (the renders themselves are still good).
     """
     import numpy as np
-    import trimesh
 
+    from lrm_dist.geometry.mesh_io import load_mesh
     from lrm_dist.geometry.occupancy import occupancy_grid
 
     mesh_path = record.get("mesh_path")
     if resolution <= 0 or not mesh_path:
         return
-    try:
-        mesh = trimesh.load(mesh_path, force="mesh", process=False)
-        if len(mesh.faces) == 0:
-            raise ValueError("no triangles")
+    try:  # the same checked loader as every other mesh: confined references, bounded size
+        mesh = load_mesh(mesh_path)
     except Exception as exc:  # unreadable ground truth: keep the renders, skip the labels
         sample["meta"]["occupancy_skipped"] = f"{mesh_path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return

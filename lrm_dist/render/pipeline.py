@@ -50,6 +50,17 @@ class RenderSummary:
         return text
 
 
+def _unique(records: list[dict]) -> list[dict]:
+    """One record per asset id (the first): a manifest edited by hand must not render an asset twice."""
+    seen: dict[str, dict] = {}
+    for r in records:
+        if r["asset_id"] in seen:
+            log.warning("assets.parquet lists asset %s more than once: rendering the first row only", r["asset_id"])
+            continue
+        seen[r["asset_id"]] = r
+    return list(seen.values())
+
+
 def _pending(records: list[dict], store, digest: str, limit: int | None) -> list[dict]:
     todo = [r for r in records if not store.is_done(r["asset_id"], digest)]
     return todo[:limit] if limit else todo
@@ -75,7 +86,7 @@ def _render(cfg) -> RenderSummary:
     start = time.perf_counter()
     render_dir = cfg.stage_dir("render")
     digest = settings_hash(cfg.render, cfg.upscale)
-    records = read_asset_manifest(f"{cfg.stage_dir('assets')}/assets.parquet", only_ok=True).to_pylist()
+    records = _unique(read_asset_manifest(f"{cfg.stage_dir('assets')}/assets.parquet", only_ok=True).to_pylist())
     store = ShardStore(render_dir, cfg.shards)
     report = store.open()
     store.storage.write_bytes_atomic(

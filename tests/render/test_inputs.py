@@ -1,6 +1,7 @@
 """Hostile and broken asset files are refused before Blender sees them, with a reason."""
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -130,3 +131,27 @@ def test_blender_reads_textures_only_from_the_staged_copy(obj_folder, tmp_path, 
     bpy.data.images.load(str(outside / "secret.png"))
     with pytest.raises(AssetInputError, match="texture '.*secret.png' resolves outside the asset folder"):
         S.confine_images(bpy, staged.parent)
+
+
+def test_orphan_render_folders_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from lrm_dist.render.blender_worker import remove_orphan_folders
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    orphan = tmp_path / f"lrm-render-{dead_pid}-abc"
+    live = tmp_path / f"lrm-render-{os.getpid()}-def"
+    other = tmp_path / "lrm-render-notapid"
+    for folder in (orphan, live, other):
+        (folder / "asset").mkdir(parents=True)
+    assert remove_orphan_folders(str(tmp_path)) == [orphan]
+    assert not orphan.exists() and live.is_dir() and other.is_dir()
+
+
+def test_a_manifest_listing_an_asset_twice_renders_it_once():
+    from lrm_dist.render.pipeline import _unique
+
+    rows = [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}, {"asset_id": "a", "uri": "3"}]
+    assert _unique(rows) == [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}]
