@@ -1,12 +1,15 @@
 """Tampered checkpoints never run code: real DeepSpeed checkpoints (ZeRO 0-3, one gloo process) with a
 pickled payload in the trainer state or in DeepSpeed's own files are refused on resume and export, in one
-line naming the file; clean ones still load (bit-exact resume: test_deepspeed_stages.py).
+line naming the file (``lrm-dist train`` ends with it, exit 2); clean ones still load (bit-exact resume:
+test_deepspeed_stages.py).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +23,10 @@ from lrm_dist.train.checkpoint import (
     state_name, verify_folder,
 )
 from lrm_dist.train.export import export_checkpoint
-from tests.train.test_deepspeed_stages import _engine, process_group  # noqa: F401 (a fixture)
+from tests.train.test_deepspeed_stages import EXTENSIONS, _engine, process_group  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Payload:
@@ -137,3 +141,32 @@ def test_clean_checkpoints_load_and_export(clean, tmp_path):
         assert all(torch.equal(weights[k], v) for k, v in initial.items()), stage
     exported = from_pretrained(export_checkpoint(clean[3], tmp_path / "model"))
     assert all(torch.equal(exported.state_dict()[k], v) for k, v in initial.items())
+
+
+def test_lrm_dist_train_refuses_a_tampered_resume_in_one_line(synthetic_shards, tmp_path):
+    """The real CLI on a local Ray: a run, its trainer state tampered, then the resume is refused (exit 2)."""
+    sets = {
+        "workdir": tmp_path / "work", "shards.holdout_fraction": 0, "ray.num_cpus": 2, "train.run_name": "r",
+        "train.micro_batch_size": 1, "train.checkpoint_every": 1, "train.max_failures": 0,
+        "train.torch_extensions_dir": EXTENSIONS,
+        "train.sample.supervision_views": 2, "train.sample.render_res_low": 16, "train.sample.render_res_high": 16,
+        "train.sample.patch_size": 16, "train.data.shards": synthetic_shards[0].parent,
+        "train.data.shuffle_buffer": 1, "train.data.loader_workers": 0,
+    }
+
+    def cli(max_steps: int) -> subprocess.CompletedProcess:
+        args = [f"--set={k}={v}" for k, v in {**sets, "train.max_steps": max_steps}.items()]
+        return subprocess.run([sys.executable, "-m", "lrm_dist.cli", "train", *args], capture_output=True, text=True,
+                              timeout=500, cwd=REPO)
+
+    first = cli(1)
+    assert first.returncode == 0, first.stderr[-2000:]
+    state = tmp_path / "work" / "train" / "ray" / "r" / "checkpoint_00000001" / state_name(0)
+    marker = tmp_path / "ran"
+    _tamper(state, marker)
+    resumed = cli(2)
+    assert resumed.returncode == 2
+    errors = [line for line in resumed.stderr.splitlines() if line.startswith("lrm-dist train: error: ")]
+    assert errors == [f"lrm-dist train: error: checkpoint {state}: refuses to load 'posix.system' "
+                      "(only tensors and DeepSpeed's own types are loaded)"]
+    assert not marker.exists()
