@@ -2,7 +2,8 @@
 
 Shards of the held-out assets (only the members it needs: meta, cameras, the input view) stream
 into an actor pool that runs the model (GPU or CPU actors), then into CPU tasks that score each mesh
-against its ground truth. The driver persists finished rows as they arrive. An asset is skipped
+against its ground truth; a damaged shard or an undecodable input view fails only its assets' rows.
+The driver persists finished rows as they arrive (also when the job itself dies). An asset is skipped
 when it already has an ``ok`` row with the same evaluation hash (checkpoint bytes + hashed
 settings) and the same render settings hash, so an interrupted or repeated run only does what is left.
 """
@@ -144,16 +145,17 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
     """The Ray Data pipeline: shards -> input rows -> reconstruction actors -> scoring tasks -> EVAL rows."""
     import ray
 
-    from lrm_dist.eval.workers import ReconstructActor, member_filter, score_batch, select_input
+    from lrm_dist.eval.workers import ReconstructActor, score_batch, shard_inputs
     from lrm_dist.ray_utils import init_ray
     from lrm_dist.shards.manifest import SHARDS_DIR
 
     e, actors = cfg.eval, cfg.eval.actors
     shards = Storage(render_dir)
-    urls = sorted({shards.url_of(f"{SHARDS_DIR}/{t['shard']}") for t in pending.values()})
+    items = [{"url": shards.url_of(f"{SHARDS_DIR}/{name}"), "shard": name}
+             for name in sorted({t["shard"] for t in pending.values()})]
     init_ray(cfg.ray)
-    ds = ray.data.read_webdataset(urls, decoder=None, suffixes=member_filter(e.input_view))
-    ds = ds.flat_map(select_input, fn_kwargs={"view": e.input_view, "pending": pending})
+    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one read task per shard
+    ds = ds.flat_map(shard_inputs, fn_kwargs={"view": e.input_view, "pending": pending})
     ds = ds.map_batches(
         ReconstructActor, batch_size=actors.batch_size, compute=ray.data.ActorPoolStrategy(size=actors.count),
         num_gpus=actors.num_gpus or None, num_cpus=actors.num_cpus,
@@ -208,12 +210,17 @@ def evaluate(cfg) -> EvalSummary:
     if pending:
         buffer: list[dict] = []
         bar = progress_bar(len(pending), desc="eval", unit="asset")
-        for row in _scored_rows(cfg, pending, settings, render_dir, out_dir):
-            buffer.append(row)
-            bar.update(1)
-            if len(buffer) >= e.flush_every:
+        try:
+            for row in _scored_rows(cfg, pending, settings, render_dir, out_dir):
+                buffer.append(row)
+                bar.update(1)
+                if len(buffer) >= e.flush_every:
+                    write_part(storage, buffer)
+                    new_rows, buffer = new_rows + buffer, []
+        except BaseException:  # the job itself failed (cluster, interrupt): keep the rows already scored
+            if buffer:
                 write_part(storage, buffer)
-                new_rows, buffer = new_rows + buffer, []
+            raise
         bar.close()
         seen = {r["asset_id"] for r in new_rows + buffer}
         buffer += [_failed_row(a, t, f"sample with render settings {t['render_settings_hash']} not found in {t['shard']}",

@@ -1,18 +1,22 @@
-"""The evaluation job's Ray Data steps: pick input rows, reconstruct in actors, score in CPU tasks.
+"""The evaluation job's Ray Data steps: read shards into input rows, reconstruct in actors, score in CPU tasks.
 
-Every step turns a per-asset error into a ``failed`` row instead of failing the job; meshes travel
-between steps as raw bytes (float32 vertices, int64 faces, uint8 colours), never as ragged tensors.
+Every step turns a per-asset error into a ``failed`` row instead of failing the job (a damaged shard
+tar fails the assets it could not read; an input view that is not a safe, readable PNG fails its
+asset); meshes travel between steps as raw bytes (float32 vertices, int64 faces, uint8 colours),
+never as ragged tensors.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import re
+import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Collection, Iterator
 
 import numpy as np
 
+from lrm_dist.images import PNG_ONLY, BadImage, decode_image, one_line, rgba8
 from lrm_dist.log import get_logger
 
 log = get_logger(__name__)
@@ -21,14 +25,64 @@ INPUT_COLUMNS = ("asset_id", "category", "mesh_path", "render_settings_hash", "i
                  "input_c2w", "input_intrinsics", "error")
 
 
-def member_filter(view: int) -> Callable[[str], bool]:
+def input_members(view: int) -> frozenset[str]:
     """The shard members the job needs (suffix after the key): meta, cameras, one view's RGBA."""
-    wanted = {"meta.json", "cameras.json", f"{view:03d}.rgba.png"}
-    return lambda suffix: suffix in wanted
+    return frozenset({"meta.json", "cameras.json", f"{view:03d}.rgba.png"})
+
+
+_MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # WebDataset's split: key ends at the basename's 1st dot
+
+
+class _ShardMember(tarfile.TarInfo):
+    """A tar header that raises where ``tarfile`` would quietly stop: a cut, empty or garbled header."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tar)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as exc:
+            raise tarfile.ReadError(
+                f"no valid tar header at byte {tar.offset} ({exc}): the tar is cut or corrupt") from None
+
+
+def read_shard(url: str, members: Collection[str]) -> Iterator[dict]:
+    """Raw samples of one shard tar, streamed in order: ``__key__`` plus the bytes of its ``members`` (suffixes).
+
+    Where the tar is damaged (cut anywhere before its end-of-archive blocks, a corrupt header) the
+    error is raised after every sample before the damage, and the one it cut if that had all ``members``.
+    """
+    import fsspec
+
+    sample: dict | None = None
+    try:
+        with fsspec.open(url, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*", tarinfo=_ShardMember) as tar:
+            for info in tar:
+                match = _MEMBER_NAME.match(info.name)
+                if not info.isfile() or not match:
+                    continue
+                key, suffix = match.groups()
+                if sample is not None and key != sample["__key__"]:
+                    yield sample
+                    sample = None
+                sample = sample or {"__key__": key}
+                if suffix in members:
+                    sample[suffix] = tar.extractfile(info).read()
+    except Exception:
+        if sample is not None and all(m in sample for m in members):
+            yield sample
+        raise
+    if sample is not None:
+        yield sample
 
 
 def _as_json(value) -> dict:
     return json.loads(value) if isinstance(value, (bytes, bytearray, str)) else value
+
+
+def _input_row(asset_id: str, target: dict, view: int, error: str = "") -> dict:
+    return {"asset_id": asset_id, "category": target["category"], "mesh_path": target["mesh_path"],
+            "render_settings_hash": target["render_settings_hash"], "input_view": view, "rgba_png": b"",
+            "input_c2w": [], "input_intrinsics": [], "error": error}
 
 
 def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
@@ -37,9 +91,7 @@ def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
     target = pending.get(key)
     if target is None:
         return []
-    row = {"asset_id": key, "category": target["category"], "mesh_path": target["mesh_path"],
-           "render_settings_hash": target["render_settings_hash"], "input_view": view, "rgba_png": b"",
-           "input_c2w": [], "input_intrinsics": [], "error": ""}
+    row = _input_row(key, target, view)
     try:
         meta, cams = _as_json(raw["meta.json"]), _as_json(raw["cameras.json"])
         if meta.get("settings_hash") != target["render_settings_hash"]:
@@ -51,15 +103,31 @@ def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
         row["input_c2w"] = np.asarray(cams["c2w"], dtype=np.float64)[view].reshape(-1).tolist()
         row["input_intrinsics"] = np.asarray(cams["intrinsics"], dtype=np.float64)[view].tolist()
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        row["error"] = f"unreadable shard sample: {exc}"
+        row["error"] = f"unreadable shard sample: {one_line(exc)}"
     return [row]
 
 
-def decode_rgba(png: bytes) -> np.ndarray:
-    from PIL import Image
+def shard_inputs(item: dict, view: int, pending: dict[str, dict]) -> Iterator[dict]:
+    """Ray Data ``flat_map``: one shard (``url``, ``shard`` name) -> an input row per pending asset it holds.
 
-    with Image.open(io.BytesIO(png)) as im:
-        return np.asarray(im.convert("RGBA"))
+    Pending assets of the shard that it does not yield (a damaged or truncated tar, a missing sample)
+    get a row with the reason as ``error``, so they become failed rows instead of stopping the job.
+    """
+    mine = {a for a, t in pending.items() if t["shard"] == item["shard"]}
+    found, samples, damage = set(), 0, ""
+    try:
+        for raw in read_shard(item["url"], input_members(view)):
+            samples += 1
+            for row in select_input(raw, view, pending):
+                found.add(row["asset_id"])
+                yield row
+    except Exception as exc:  # any read failure of this shard fails its unread assets, not the job
+        damage = f"shard {item['shard']} is unreadable after {samples} samples ({one_line(exc)})"
+    for asset_id in sorted(mine - found):
+        target = pending[asset_id]
+        reason = damage or (f"sample with render settings {target['render_settings_hash']} not found in "
+                            f"{item['shard']} ({samples} samples read)")
+        yield _input_row(asset_id, target, view, reason)
 
 
 class ReconstructActor:
@@ -82,12 +150,18 @@ class ReconstructActor:
 
         n = len(batch["asset_id"])
         errors = [str(e) for e in batch["error"]]
+        pngs = np.array(list(batch["rgba_png"]), dtype=object)
         prepared, index = [], []
         for i in range(n):
             if errors[i]:
                 continue
             try:
-                rgba = decode_rgba(batch["rgba_png"][i])
+                name = f"asset {batch['asset_id'][i]} member {int(batch['input_view'][i]):03d}.rgba.png"
+                rgba = decode_image(bytes(pngs[i]), name, rgba8, formats=PNG_ONLY)
+            except BadImage as exc:
+                errors[i], pngs[i] = f"bad input view: {exc}", b""  # the report never shows the bad file
+                continue
+            try:
                 c2w = np.asarray(batch["input_c2w"][i], dtype=np.float64).reshape(1, 4, 4)
                 k = np.asarray(batch["input_intrinsics"][i], dtype=np.float64).reshape(1, 6)
                 prepared.append(prepare_input(rgba, c2w, k, self.model.source_size, 0, self.source_distance))
@@ -108,8 +182,9 @@ class ReconstructActor:
             colors[i] = mesh.colors.astype(np.uint8).tobytes()
             empty_reason[i] = mesh.empty_reason or ""
             seconds[i] = float(sum(mesh.timings.values()))
-        out = {k: batch[k] for k in INPUT_COLUMNS if k != "error"}
+        out = {k: batch[k] for k in INPUT_COLUMNS if k not in ("error", "rgba_png")}
         out.update({
+            "rgba_png": pngs,
             "error": np.array(errors, dtype=object), "pred_vertices": np.array(vertices, dtype=object),
             "pred_faces": np.array(faces, dtype=object), "pred_colors": np.array(colors, dtype=object),
             "empty_reason": np.array(empty_reason, dtype=object), "seconds_inference": np.array(seconds),

@@ -120,3 +120,54 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
     assert (third.evaluated, third.skipped, third.failed) == (2, 0, 1) and third.eval_hash != first.eval_hash
     row = {r["asset_id"]: r for r in pq.read_table(out / "eval.parquet").to_pylist()}[first_id]
     assert row["status"] == "failed" and "not found" in row["reason"] and row["eval_hash"] == third.eval_hash
+
+
+
+def _rewrite_shard(path, replace: dict[str, bytes], cut_in: str | None = None) -> None:
+    """Rewrite a shard tar with members replaced (full names); ``cut_in``: cut the file in that member's data."""
+    import io
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(replace.get(name, data))
+            tar.addfile(info, io.BytesIO(replace.get(name, data)))
+    data = buf.getvalue()
+    if cut_in:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.getmember(cut_in)
+        data = data[: member.offset_data + member.size // 2]
+    path.write_bytes(data)
+
+
+@pytest.mark.timeout(300)
+def test_a_bomb_view_and_a_truncated_shard_fail_their_assets_only(two_node_cluster, eval_workdir, tiny_checkpoint):
+    from lrm_dist.eval import evaluate
+    from lrm_dist.shards.manifest import load_rows
+    from lrm_dist.shards.storage import Storage
+    from tests.hostile_images import png_bomb
+
+    by_shard: dict[str, list[str]] = {}
+    for asset_id, row in sorted(load_rows(Storage(str(eval_workdir / "render"))).items()):
+        by_shard.setdefault(row["shard"], []).append(asset_id)
+    (first, (ok_1, bomb)), (second, (ok_2, cut)) = sorted(by_shard.items())
+    shards = eval_workdir / "render" / "shards"
+    _rewrite_shard(shards / first, {f"{bomb}.000.rgba.png": png_bomb(20000, 20000)})
+    _rewrite_shard(shards / second, {}, cut_in=f"{cut}.000.rgba.png")
+    cfg = load_config(None, [
+        "shards.holdout_fraction=0", f"workdir={eval_workdir}", f"eval.checkpoint={tiny_checkpoint}",
+        "eval.mesh_resolution=16", "eval.n_points=1000", "eval.report.enabled=false",
+    ])
+    summary = evaluate(cfg)
+    assert (summary.evaluated, summary.failed) == (4, 2)
+    rows = {r["asset_id"]: r for r in pq.read_table(eval_workdir / "eval" / "eval.parquet").to_pylist()}
+    assert rows[ok_1]["status"] == rows[ok_2]["status"] == "ok"
+    assert rows[bomb]["status"] == "failed" and rows[bomb]["reason"].startswith(
+        f"bad input view: asset {bomb} member 000.rgba.png: image too large to decode safely")
+    assert rows[bomb]["input_file"] is None  # the bomb is not copied into the report's inputs
+    assert rows[cut]["status"] == "failed"
+    assert rows[cut]["reason"] == f"shard {second} is unreadable after 1 samples (ReadError: unexpected end of data)"
