@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -59,6 +60,10 @@ def load_failure(path: str | Path, exc: Exception) -> str:
     bad = unsafe_globals(path)
     if bad:
         return f"refuses to load {', '.join(repr(g) for g in bad)}: only tensors are loaded"
+    return _first_line(exc)
+
+
+def _first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else 'no details'}"
 
@@ -69,8 +74,7 @@ def _refusal(path: Path, exc: Exception, allowed: list[type]) -> str:
     if bad:
         shown = ", ".join(repr(g) for g in bad)
         return f"checkpoint {path}: refuses to load {shown} (only tensors and DeepSpeed's own types are loaded)"
-    lines = str(exc).strip().splitlines()
-    return f"checkpoint {path}: not a loadable torch file ({type(exc).__name__}: {lines[0] if lines else 'no details'})"
+    return f"checkpoint {path}: not a loadable torch file ({_first_line(exc)})"
 
 
 def safe_load(path: str | Path, mmap: bool = False) -> Any:
