@@ -1,6 +1,6 @@
 """What every job script does: read the pipeline config, run stage functions in order, exit as the CLI does.
 
-The stages are the pipeline's own registry (``lrm_dist.pipeline.STAGES``); each stage joins Ray itself
+The stages are the pipeline's own registry (``lrm_dist.pipeline.STAGES``). A job joins Ray first
 (RAY_ADDRESS / the job's cluster, else a local one on loopback). Bad input is one line and exit 2,
 failed items exit 1 after the summaries (``allow_failed`` accepts them), exactly as ``lrm-dist``.
 """
@@ -28,6 +28,7 @@ def main(stages: Sequence[str] | None, prog: str, description: str, argv: Sequen
     """Command-line entry of a job script; ``stages=None`` lets ``--stages`` choose. Returns the exit code."""
     from lrm_dist.config import dump_config, load_config
     from lrm_dist.pipeline import STAGES, exit_code, run_pipeline, stage_function
+    from lrm_dist.ray_utils import init_ray
 
     parser = build_parser(prog, description)
     if stages is None:
@@ -42,6 +43,7 @@ def main(stages: Sequence[str] | None, prog: str, description: str, argv: Sequen
         for stage in chosen:  # fail before any work when a stage is unknown
             stage_function(stage)
         log.info("job config (%s):\n%s", args.config, dump_config(cfg))
+        init_ray(cfg.ray)  # a job joins its cluster (RAY_ADDRESS) up front, whatever its stages need
         results = run_pipeline(cfg, chosen)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
