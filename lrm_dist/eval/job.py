@@ -161,7 +161,7 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
         num_gpus=actors.num_gpus or None, num_cpus=actors.num_cpus,
         fn_constructor_kwargs={"checkpoint": settings["checkpoint"], "resolution": settings["mesh_resolution"],
                                "threshold": settings["density_threshold"], "source_distance": settings["source_distance"],
-                               "dtype": actors.dtype},
+                               "dtype": actors.dtype, "revision": cfg.model.revision},
     )
     ds = ds.map_batches(score_batch, batch_size=1, num_cpus=e.metric_cpus, fn_kwargs={"out_dir": out_dir, "settings": settings})
     for row in ds.iter_rows():
@@ -170,7 +170,14 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
 
 def evaluate(cfg) -> EvalSummary:
     """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
-    on the held-out assets; see the module doc."""
+    on the held-out assets; see the module doc. Holds the output folder's lock: one eval per folder."""
+    from lrm_dist.locks import folder_lock
+
+    with folder_lock(eval_paths(cfg)[2], "eval"):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg) -> EvalSummary:
     from lrm_dist.model.pretrained import load_config, resolve_pretrained
 
     start = time.perf_counter()

@@ -134,7 +134,7 @@ class ReconstructActor:
     """Holds one model (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes."""
 
     def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
-                 dtype: str = "auto"):
+                 dtype: str = "auto", revision: str | None = None):
         import torch
 
         from lrm_dist.model.pretrained import from_pretrained
@@ -142,7 +142,7 @@ class ReconstructActor:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         name = dtype if dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
         self.dtype = getattr(torch, name)
-        self.model = from_pretrained(checkpoint, device=self.device).eval()
+        self.model = from_pretrained(checkpoint, revision=revision, device=self.device).eval()
         self.resolution, self.threshold, self.source_distance = resolution, threshold, source_distance
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -68,7 +68,7 @@ def _train(cfg: PipelineConfig) -> TrainResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from lrm_dist.ray_utils import init_ray
-    from lrm_dist.train.checkpoint import UnsafeCheckpoint
+    from lrm_dist.errors import UserError
     from lrm_dist.train.data import ray_dataset, resolve_shards
     from lrm_dist.train.export import export_checkpoint
     from lrm_dist.train.loop import train_loop_per_worker
@@ -123,8 +123,8 @@ def _train(cfg: PipelineConfig) -> TrainResult:
     log.info("Ray Train run %r in %s (%d shard(s), %d worker(s))", tcfg.run_name, run_dir, len(urls), tcfg.num_workers)
     try:
         result = trainer.fit()
-    except ray.train.WorkerGroupError as exc:  # a refused checkpoint is the user's one-line error, not a traceback
-        refused = [e for e in exc.worker_failures.values() if isinstance(e, UnsafeCheckpoint)]
+    except ray.train.WorkerGroupError as exc:  # a worker's user error (a refused checkpoint, unusable data) is one line
+        refused = [e for e in exc.worker_failures.values() if isinstance(e, (UserError, ValueError, OSError))]
         if refused:
             raise refused[0] from None
         raise
