@@ -75,7 +75,7 @@ def run_once(recon: Reconstructor, png: bytes, surface: torch.Tensor | None) -> 
     network's grid for the mesh steps when given. Returns seconds per step and the face count."""
     cfg, synth = recon.cfg, recon.model.synthesizer
     t0 = time.perf_counter()
-    image = prepare_image(png, recon.source_size, cfg.foreground_ratio, "auto", name="benchmark image")
+    image = prepare_image(png, recon.source_size, recon.foreground_ratio, "auto", name="benchmark image")
     t1 = sync(recon.device)
     planes = recon.planes(image)
     t2 = sync(recon.device)

@@ -51,6 +51,16 @@ class LRMConfig(BaseModel):
     iso_level: float | None = Field(
         None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
     )
+    # The source views training saw (train/calibrate.py); serving frames a user's image the same way.
+    source_distance: float | None = Field(
+        None, gt=0, le=100, description="Mean source-camera distance in training; None: OpenLRM's 2.0."
+    )
+    source_focal: float | None = Field(
+        None, gt=0, le=100, description="Mean source focal length / image side in training; None: OpenLRM's 0.75."
+    )
+    source_foreground_ratio: float | None = Field(
+        None, gt=0, le=1, description="Mean share of the source frame the object filled in training; None: serve's default."
+    )
 
     def resolved_source_size(self) -> int:
         """Input side for the encoder: ``source_size``, else OpenLRM's 224/336/448 by model size."""

@@ -42,7 +42,7 @@ class LRMService:
         body = await request.body()
         start = time.perf_counter()
         try:
-            image = prepare_image(body, self.recon.source_size, self.cfg.foreground_ratio,
+            image = prepare_image(body, self.recon.source_size, self.recon.foreground_ratio,
                                   self.cfg.remove_background, name="request body")
             result = self.recon.reconstruct(image, name="request body")
         except ValueError as exc:  # BadImage, or no surface at the density threshold

@@ -23,9 +23,17 @@ class ServeConfig(BaseModel):
         description="marching_cubes: scikit-image on the CPU; surface_nets: ours, on the model's device (fast on GPU).",
     )
     grid_chunk: int = Field(1 << 21, ge=1024, description="Grid points per triplane query pass.")
-    source_distance: float = Field(2.0, gt=0, description="Canonical source camera distance (OpenLRM: 2.0).")
-    source_focal: float = Field(0.75, gt=0, description="Source camera focal length / image side (OpenLRM: 0.75).")
-    foreground_ratio: float = Field(0.8, gt=0.1, le=1.0, description="Object bbox side / image side after recentring.")
+    source_distance: float | None = Field(
+        None, gt=0, description="Source camera distance; None: the model's own (config.json, from training), else OpenLRM's 2.0.",
+    )
+    source_focal: float | None = Field(
+        None, gt=0, description="Source camera focal length / image side; None: the model's own, else OpenLRM's 0.75.",
+    )
+    foreground_ratio: float | None = Field(
+        None, gt=0.1, le=1.0,
+        description="Object bbox side / image side after recentring; None: the model's own (how its training views "
+        "were framed), else 0.8.",
+    )
     remove_background: str = Field(
         "auto", pattern="^(auto|always|never)$",
         description="auto: rembg for images without transparency; never: use the whole image as foreground.",

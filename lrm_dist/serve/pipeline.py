@@ -54,6 +54,10 @@ class Reconstruction:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+OPENLRM_SOURCE_DISTANCE, OPENLRM_SOURCE_FOCAL = 2.0, 0.75  # OpenLRM's inference camera
+DEFAULT_FOREGROUND_RATIO = 0.8
+
+
 class Reconstructor:
     """A loaded LRM ready to turn prepared images ([3, S, S] in [0, 1]) into meshes."""
 
@@ -63,7 +67,11 @@ class Reconstructor:
         dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
         self.dtype = _DTYPES[dtype]
         self.model = model.to(self.device).eval()
-        self.source_camera = source_camera_features(cfg.source_distance, cfg.source_focal).to(self.device)
+        own = self.model.config  # how this model's training framed its source views, when it says
+        self.source_distance = cfg.source_distance or own.source_distance or OPENLRM_SOURCE_DISTANCE
+        self.source_focal = cfg.source_focal or own.source_focal or OPENLRM_SOURCE_FOCAL
+        self.foreground_ratio = cfg.foreground_ratio or own.source_foreground_ratio or DEFAULT_FOREGROUND_RATIO
+        self.source_camera = source_camera_features(self.source_distance, self.source_focal).to(self.device)
         self._planes_fn = self.model.forward_planes
         self._grid_fn = density_grid
         if cfg.compile:
@@ -119,9 +127,9 @@ class Reconstructor:
         """Volume renderings around the object: uint8 [V, size, size, 3] (source camera's distance and focal)."""
         cfg = self.cfg
         azimuths = np.linspace(0.0, 360.0, cfg.video_views, endpoint=False)
-        c2w = np.stack([look_at_c2w(orbit_position(cfg.source_distance, a, cfg.video_elevation)) for a in azimuths])
+        c2w = np.stack([look_at_c2w(orbit_position(self.source_distance, a, cfg.video_elevation)) for a in azimuths])
         c2w_t = torch.tensor(c2w, dtype=torch.float32, device=self.device)[None]
-        k = torch.tensor([cfg.source_focal, cfg.source_focal, 0.5, 0.5], device=self.device).expand(1, len(azimuths), 4)
+        k = torch.tensor([self.source_focal, self.source_focal, 0.5, 0.5], device=self.device).expand(1, len(azimuths), 4)
         frames = []
         with self._autocast():
             for v in range(len(azimuths)):
@@ -196,7 +204,7 @@ def infer_images(
         for i, path, stem in progress(usable, desc="infer", unit="image"):
             start = time.perf_counter()
             try:
-                image = prepare_image(path, recon.source_size, serve_cfg.foreground_ratio, serve_cfg.remove_background,
+                image = prepare_image(path, recon.source_size, recon.foreground_ratio, serve_cfg.remove_background,
                                       name=str(path))
             except BadImage as exc:  # rembg found no object
                 log.error("%s", exc)

@@ -1,4 +1,6 @@
-"""The iso-level a trained model meshes at: the density threshold that best reproduces the labels.
+"""What a trained model needs to be used as it was trained: its iso-level and its source framing.
+
+The iso-level is the density threshold that best reproduces the labels.
 
 Training sees the field's raw density at labelled occupancy points every step; the last batches'
 values (``IsoCalibrator``) choose the threshold with the highest IoU of "density above it" against
@@ -43,3 +45,31 @@ class IsoCalibrator:
         if not self.batches:
             return None
         return best_iso_level(torch.cat([b[0] for b in self.batches]), torch.cat([b[1] for b in self.batches]))
+
+
+class SourceFraming:
+    """Running means of the source views training saw: camera distance, focal / side, object's share of the frame.
+
+    Saved in ``config.json`` (``source_distance``, ``source_focal``, ``source_foreground_ratio``), so
+    serving places its camera and recentres a user's image the way this model's inputs looked (a
+    render-trained model sees objects at about half the frame, OpenLRM's preprocessing fills 85%).
+    """
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(3, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, source_camera: torch.Tensor, source_extent: torch.Tensor) -> None:
+        cam = source_camera.detach().double().cpu()
+        distance = cam[:, [3, 7, 11]].norm(dim=1)  # the camera centre's distance from the object's origin
+        extent = source_extent.detach().double().cpu()
+        keep = extent > 0
+        if keep.any():
+            self.sums += torch.stack([distance[keep].sum(), cam[keep, 12].sum(), extent[keep].sum()])
+            self.count += int(keep.sum())
+
+    def values(self) -> dict[str, float]:
+        if not self.count:
+            return {}
+        d, f, e = (self.sums / self.count).tolist()
+        return {"source_distance": round(d, 4), "source_focal": round(f, 4), "source_foreground_ratio": round(min(e, 1.0), 4)}

@@ -105,7 +105,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from lrm_dist.config import PipelineConfig
     from lrm_dist.model.pretrained import build_model
-    from lrm_dist.train.calibrate import IsoCalibrator
+    from lrm_dist.train.calibrate import IsoCalibrator, SourceFraming
     from lrm_dist.train.checkpoint import load_checkpoint, save_checkpoint
     from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_precision
     from lrm_dist.train.losses import LossFn
@@ -159,7 +159,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
     meter, batches_done, epoch = _Meter(), start_batch, 0
     train_seconds = float(state.get("train_seconds", 0.0)) if checkpoint is not None else 0.0
-    calibrator, missing = IsoCalibrator(), _MissingMembers(rank)
+    calibrator, framing, missing = IsoCalibrator(), SourceFraming(), _MissingMembers(rank)
     engine.train()
     while step < tcfg.max_steps:
         t0 = time.perf_counter()
@@ -176,6 +176,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             data_shares = missing.check(batch)
             if rank == 0 and "points_raw_density" in out:  # only rank 0 writes the config it calibrates
                 calibrator.add(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
+            if rank == 0 and "source_extent" in batch:
+                framing.add(batch["source_camera"], batch["source_extent"])
             engine.backward(loss)
             engine.step()
         step += 1
@@ -208,7 +210,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if step % tcfg.checkpoint_every == 0 or last:
             report = {"step": step, "loss": float(loss.detach()), "batches": batches_done, "train_seconds": train_seconds}
             with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
-                lrm_config = model.config.hf_dict()
+                lrm_config = {**model.config.hf_dict(), **(framing.values() if rank == 0 else {})}
                 iso = calibrator.iso_level() if rank == 0 else None
                 if iso is not None:
                     lrm_config["iso_level"] = iso

@@ -114,7 +114,7 @@ def build_sample(
 
     rgba: uint8 [K, H, W, 4] straight alpha; c2w: [K, 4, 4] OpenGL, canonical object frame;
     intrinsics: [K, 6] pixels of the rgba image. Returns float32 arrays: ``source_image`` [3, S, S],
-    ``source_camera`` [16], ``render_c2w`` [K, 4, 4], ``render_intrinsics`` [K, 6] (pixels of the crop),
+    ``source_camera`` [16], ``source_extent`` [] (the object's share of the source frame), ``render_c2w`` [K, 4, 4], ``render_intrinsics`` [K, 6] (pixels of the crop),
     ``render_image`` [K, 3, P, P], ``render_alpha`` [K, 1, P, P], ``render_bg`` [K], ``render_depth`` and
     ``render_depth_mask`` [K, 1, P, P], ``source_depth`` and ``source_depth_mask`` [1, S/2, S/2] (the source
     view's depth at half the encoder's side), ``occupancy_points`` [M, 3], ``occupancy_labels`` and
@@ -131,6 +131,7 @@ def build_sample(
     views = torch.from_numpy(rgba).permute(0, 3, 1, 2).float().div_(255.0)  # [K, 4, H, W]
 
     source = resize(composite(views[:1], 1.0), source_size)[0]
+    source_extent = foreground_extent(rgba[0])
     poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance)
     source_camera = camera_features(poses[0], intrinsics[0])
 
@@ -160,6 +161,7 @@ def build_sample(
     return {
         "source_image": source.numpy().astype(np.float32),
         "source_camera": source_camera.astype(np.float32),
+        "source_extent": np.array(source_extent, np.float32),
         "render_c2w": poses.astype(np.float32),
         "render_intrinsics": crop_intrinsics(intrinsics, res, anchors, p).astype(np.float32),
         "render_image": crop(target),
@@ -173,6 +175,14 @@ def build_sample(
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),
     }
+
+
+def foreground_extent(rgba: np.ndarray, cutoff: int = 8) -> float:
+    """The object's share of the frame: the longer side of its alpha bounding box / the image side (0: empty)."""
+    rows, cols = np.nonzero(rgba[..., 3] > cutoff)
+    if rows.size == 0:
+        return 0.0
+    return max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) / max(rgba.shape[0], rgba.shape[1])
 
 
 def collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -87,3 +87,26 @@ def test_exported_files_read_back_in_the_canonical_frame(tmp_path, fmt: str):
     assert back.bounds.mean(0)[2] > 0.3  # z stays up
     if fmt != "obj":
         assert np.all(back.visual.vertex_colors[:, :3] == [10, 200, 30])
+
+
+def test_serving_frames_images_as_the_model_was_trained(tiny_model_dir, tmp_path):
+    import json
+
+    from lrm_dist.model.pretrained import from_pretrained
+    from lrm_dist.serve.config import ServeConfig
+    from lrm_dist.serve.pipeline import Reconstructor, source_camera_features
+
+    openlrm = Reconstructor(from_pretrained(tiny_model_dir), ServeConfig(device="cpu"))
+    assert (openlrm.source_distance, openlrm.source_focal, openlrm.foreground_ratio) == (2.0, 0.75, 0.8)
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for name in ("model.safetensors",):
+        (trained / name).write_bytes((tiny_model_dir / name).read_bytes())
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config.update(source_distance=2.6, source_focal=1.14, source_foreground_ratio=0.45)
+    (trained / "config.json").write_text(json.dumps(config))
+    own = Reconstructor(from_pretrained(trained), ServeConfig(device="cpu"))
+    assert (own.source_distance, own.source_focal, own.foreground_ratio) == (2.6, 1.14, 0.45)
+    torch.testing.assert_close(own.source_camera, source_camera_features(2.6, 1.14))
+    chosen = Reconstructor(from_pretrained(trained), ServeConfig(device="cpu", source_distance=2.0, foreground_ratio=0.9))
+    assert (chosen.source_distance, chosen.source_focal, chosen.foreground_ratio) == (2.0, 1.14, 0.9)

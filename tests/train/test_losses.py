@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,20 @@ def test_iso_level_calibration_recovers_the_labelling_threshold():
     calib.add(raw[:10000].view(1, -1), labels[:10000].view(1, -1), torch.ones(1, 10000))
     calib.add(raw[10000:].view(1, -1), labels[10000:].view(1, -1), torch.ones(1, 10000))
     assert calib.iso_level() == pytest.approx(level, rel=0.05)
+
+
+def test_source_framing_records_what_training_saw():
+    from lrm_dist.geometry.cameras import camera_features, look_at_c2w, orbit_position
+    from lrm_dist.train.calibrate import SourceFraming
+    from lrm_dist.train.sample import foreground_extent
+
+    rgba = np.zeros((100, 80, 4), np.uint8)
+    rgba[10:60, 20:45, 3] = 255  # 50 rows x 25 columns of object in a 100-pixel frame
+    assert foreground_extent(rgba) == 0.5 and foreground_extent(np.zeros((8, 8, 4), np.uint8)) == 0.0
+    framing = SourceFraming()
+    assert framing.values() == {}
+    cams = [camera_features(look_at_c2w(orbit_position(d, 0.0, 0.0)), np.array([f * 128, f * 128, 64, 64, 128, 128]))
+            for d, f in ((2.4, 1.0), (2.8, 1.2), (9.0, 9.0))]
+    # the third sample has an empty source frame: it does not count
+    framing.add(torch.tensor(np.stack(cams), dtype=torch.float32), torch.tensor([0.4, 0.6, 0.0]))
+    assert framing.values() == pytest.approx({"source_distance": 2.6, "source_focal": 1.1, "source_foreground_ratio": 0.5})
