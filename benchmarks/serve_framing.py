@@ -6,8 +6,8 @@ and given an assumed source camera. For each held-out asset, view 0 (the eval's 
 through the serving path (``serve.Reconstructor``) twice: with the model's own framing (what its
 training views looked like, recorded in ``config.json`` by the train stage) and with OpenLRM's
 (distance 2.0, focal 0.75, object at 80% of the frame). Each mesh, and the eval path's, is scored
-against the ground truth with the eval stage's metrics, in the asset's object frame. The table is
-the class mean.
+against the ground truth with the eval stage's metrics, in the eval stage's frame. The table is
+the mean over assets.
 
     python benchmarks/serve_framing.py configs/default.yaml            # after `lrm-dist run configs/default.yaml`
 """
@@ -37,13 +37,13 @@ def main() -> None:
     from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
     from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
     from lrm_dist.geometry.cameras import object_to_model_frame
+    from lrm_dist.geometry.frame import canonical_to_eval
     from lrm_dist.geometry.mesh_io import load_mesh
     from lrm_dist.model.pretrained import from_pretrained
     from lrm_dist.serve.config import ServeConfig
     from lrm_dist.serve.pipeline import Reconstructor
     from lrm_dist.serve.preprocess import prepare_image
     from lrm_dist.shards.reader import iter_render_samples
-    from lrm_dist.shards.sample import decode_sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -64,24 +64,23 @@ def main() -> None:
     }
     recons = {name: Reconstructor(model, sc) for name, sc in variants.items()}
     scores: dict[str, list] = {"eval path (true camera, raw frame)": [], **{name: [] for name in variants}}
-    for raw in iter_render_samples(render_dir):
-        sample = decode_sample(raw)
+    for sample in iter_render_samples(render_dir):
         target = targets.get(sample["asset_id"])
         if target is None:
             continue
         mesh = load_mesh(target["mesh_path"])
-        gt = sample_ground_truth(np.asarray(mesh.vertices), np.asarray(mesh.faces), cfg.eval.n_points)
+        gt = sample_ground_truth(canonical_to_eval(np.asarray(mesh.vertices)), np.asarray(mesh.faces), cfg.eval.n_points)
         to_object = np.linalg.inv(object_to_model_frame(sample["c2w"], 0, cfg.train.sample.source_distance))
         prepared = prepare_input(sample["rgba"][0], sample["c2w"], sample["intrinsics"], model.source_size, 0,
                                  cfg.train.sample.source_distance)
         pred = reconstruct_meshes(model, [prepared], cfg.eval.mesh_resolution, own.surface_level(), torch.device("cpu"))[0]
-        scores["eval path (true camera, raw frame)"].append(evaluate_mesh(pred.vertices, pred.faces, gt))
+        scores["eval path (true camera, raw frame)"].append(evaluate_mesh(canonical_to_eval(pred.vertices), pred.faces, gt))
         for name, recon in recons.items():
             image = prepare_image(_png(sample["rgba"][0]), recon.source_size, recon.foreground_ratio, "never")
             try:
                 out = recon.reconstruct(image, sample["asset_id"]).mesh
                 verts = np.asarray(out.vertices) @ to_object[:3, :3].T + to_object[:3, 3]
-                scores[name].append(evaluate_mesh(verts, np.asarray(out.faces), gt))
+                scores[name].append(evaluate_mesh(canonical_to_eval(verts), np.asarray(out.faces), gt))
             except ValueError:  # no surface
                 scores[name].append(evaluate_mesh(None, None, gt))
     print(f"\n{len(scores['eval path (true camera, raw frame)'])} held-out assets, class-agnostic means")
