@@ -52,7 +52,7 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     render_dir, assets_manifest, _ = eval_paths(cfg)
     targets, _ = held_out_assets(render_dir, assets_manifest, cfg.eval.categories, cfg.shards.holdout_fraction)
-    model_dir = cfg.eval.checkpoint or cfg.train.export_dir or f"{cfg.stage_dir('train')}/model"
+    model_dir = cfg.eval.checkpoint or cfg.trained_model_dir()
     model = from_pretrained(model_dir).eval()
     own = model.config
     print(f"model {model_dir}: trained framing distance {own.source_distance}, focal {own.source_focal}, "

@@ -58,6 +58,10 @@ class PipelineConfig(BaseModel):
         """``<workdir>/<stage>``: where a stage writes its outputs."""
         return f"{self.workdir.rstrip('/')}/{stage}"
 
+    def trained_model_dir(self) -> str:
+        """Where the train stage exports its model (``train.export_dir``, else ``<workdir>/train/model``)."""
+        return self.train.export_dir or f"{self.stage_dir('train')}/model"
+
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")

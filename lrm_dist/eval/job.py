@@ -182,7 +182,7 @@ def _evaluate(cfg) -> EvalSummary:
 
     start = time.perf_counter()
     e = cfg.eval
-    trained = Path(cfg.train.export_dir or f"{cfg.stage_dir('train')}/model")
+    trained = Path(cfg.trained_model_dir())
     checkpoint = e.checkpoint or (str(trained) if (trained / "config.json").is_file() else cfg.model.pretrained)
     if not checkpoint:
         raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "

@@ -8,6 +8,7 @@ bomb: refused from its header) or an image with no reconstructable surface.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -39,12 +40,26 @@ class LRMService:
 
         if request.method != "POST":
             return PlainTextResponse("POST an image (PNG/JPEG/WebP bytes) to get a GLB back\n", status_code=405)
-        body = await request.body()
+        limit = int(self.cfg.max_request_mb * 2**20)
+        too_large = JSONResponse({"error": f"request body: larger than serve.max_request_mb ({self.cfg.max_request_mb:g} MB)"},
+                                 status_code=413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refused before reading a byte
+            return too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return too_large
         start = time.perf_counter()
-        try:
-            image = prepare_image(body, self.recon.source_size, self.recon.foreground_ratio,
+
+        def work():  # CPU/GPU-heavy: off the event loop, so the replica keeps answering
+            image = prepare_image(bytes(body), self.recon.source_size, self.recon.foreground_ratio,
                                   self.cfg.remove_background, name="request body")
-            result = self.recon.reconstruct(image, name="request body")
+            return self.recon.reconstruct(image, name="request body")
+
+        try:
+            result = await asyncio.to_thread(work)
         except ValueError as exc:  # BadImage, or no surface at the density threshold
             return JSONResponse({"error": str(exc)}, status_code=400)
         glb = mesh_bytes(result.mesh, "glb")

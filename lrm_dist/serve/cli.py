@@ -7,20 +7,32 @@ import argparse
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
     # Images take the positional slot, so the pipeline config is an option here (same meaning as elsewhere).
-    parser.add_argument("-c", "--config", default=None, help="pipeline config YAML (default: built-in defaults)")
+    parser.add_argument("-c", "--config", default=None, help="pipeline config YAML (default: the built-in demo); its trained model is used unless --model is given")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set serve.mesh_resolution=384 (repeatable)",
     )
-    parser.add_argument("--model", default=None, help="pretrained folder or hub id (sets model.pretrained)")
+    parser.add_argument("--model", default=None, help="model folder or hub id (sets model.pretrained; default: the config's trained model)")
 
 
 def _load(args: argparse.Namespace):
+    """The config, with the model to serve: ``--model``, else ``model.pretrained``, else the workdir's trained one."""
+    from pathlib import Path
+
     from lrm_dist.cli import load_cli_config
+    from lrm_dist.errors import UserError
 
     if args.model:
         args.overrides = [*args.overrides, f"model.pretrained={args.model}"]
-    return load_cli_config(args)
+    cfg = load_cli_config(args)
+    if cfg.model.pretrained:
+        return cfg
+    trained = cfg.trained_model_dir()
+    if not (Path(trained) / "config.json").is_file():
+        raise UserError(f"no model to run: {trained} holds no trained model; train one (lrm-dist run "
+                        f"{args.config or 'configs/default.yaml'}) or pass --model FOLDER or a hub id "
+                        "(e.g. zxhezexin/openlrm-obj-small-1.1)")
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"pretrained": trained})})
 
 
 def _infer(args: argparse.Namespace) -> int:

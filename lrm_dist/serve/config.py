@@ -48,6 +48,7 @@ class ServeConfig(BaseModel):
     video_elevation: float = Field(20.0, ge=-89, le=89)
     http_host: str = Field("127.0.0.1", description="Address the Serve HTTP proxy binds.")
     http_port: int = Field(8000, ge=0, le=65535)
+    max_request_mb: float = Field(32.0, gt=0, description="Largest request body the server reads; larger ones get 413.")
     num_replicas: int = Field(1, ge=1)
     gpus_per_replica: float = Field(0.0, ge=0)
 

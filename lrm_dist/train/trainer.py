@@ -46,7 +46,7 @@ def _run_paths(cfg: PipelineConfig) -> tuple[Path, Path]:
     """The run's Ray Train folder and its export folder (absolute)."""
     train_dir = Path(_abs(cfg.stage_dir("train")))
     storage = _abs(cfg.train.storage_path or str(train_dir / "ray"))
-    return Path(storage) / cfg.train.run_name, Path(_abs(cfg.train.export_dir or str(train_dir / "model")))
+    return Path(storage) / cfg.train.run_name, Path(_abs(cfg.trained_model_dir()))
 
 
 def train(cfg: PipelineConfig) -> TrainResult:
@@ -67,8 +67,8 @@ def _train(cfg: PipelineConfig) -> TrainResult:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from lrm_dist.ray_utils import init_ray
     from lrm_dist.errors import UserError
+    from lrm_dist.ray_utils import init_ray
     from lrm_dist.train.data import ray_dataset, resolve_shards
     from lrm_dist.train.export import export_checkpoint
     from lrm_dist.train.loop import train_loop_per_worker

@@ -34,6 +34,7 @@ def test_post_image_get_glb(tmp_path, tiny_model_dir, surface_threshold):
     cfg = load_config(None, [
         f"model.pretrained={tiny_model_dir}", f"serve.density_threshold={surface_threshold}",
         "serve.mesh_resolution=32", "serve.device=cpu", "serve.remove_background=never", f"serve.http_port={port}", "ray.num_cpus=2",
+        "serve.max_request_mb=0.5",
     ])
     try:
         run_app(cfg)
@@ -53,6 +54,9 @@ def test_post_image_get_glb(tmp_path, tiny_model_dir, surface_threshold):
                 urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=60)
             assert bad.value.code == 400 and bad.value.headers["Content-Type"] == "application/json"
             assert json.loads(bad.value.read())["error"].startswith(reason)
+        with pytest.raises(urllib.error.HTTPError) as big:  # over serve.max_request_mb: refused unread
+            urllib.request.urlopen(urllib.request.Request(url, data=b"x" * 600_000, method="POST"), timeout=60)
+        assert big.value.code == 413 and "serve.max_request_mb" in json.loads(big.value.read())["error"]
         grey = grey16_png(tile=(48, 12))  # opaque 48x48 16-bit grey: used whole (remove_background=never)
         with urllib.request.urlopen(urllib.request.Request(url, data=grey, method="POST"), timeout=120) as resp:
             assert resp.status == 200 and resp.headers["Content-Type"] == "model/gltf-binary"

@@ -82,3 +82,24 @@ def test_no_surface_is_reported(tmp_path, tiny_model_dir, capsys):
     code = main(["infer", str(image), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, 1e6)])
     assert code == 2
     assert "x.png: no surface at density threshold" in capsys.readouterr().err
+
+
+def test_without_model_infer_uses_the_workdirs_trained_model(tmp_path, tiny_model_dir, surface_threshold):
+    import shutil
+
+    image = rgba_image(tmp_path / "chair.png")
+    workdir = tmp_path / "run"
+    args = ["--set", f"workdir={workdir}", "--set", f"serve.density_threshold={surface_threshold}",
+            "--set", "serve.mesh_resolution=32", "--set", "serve.device=cpu"]
+    shutil.copytree(tiny_model_dir, workdir / "train" / "model")
+    assert main(["infer", str(image), "-o", str(tmp_path / "out"), *args]) == 0
+    assert (tmp_path / "out" / "chair.glb").is_file()
+
+
+def test_without_any_model_infer_says_how_to_get_one(tmp_path, capsys):
+    image = rgba_image(tmp_path / "chair.png")
+    code = main(["infer", str(image), "-o", str(tmp_path / "out"), "--set", f"workdir={tmp_path / 'empty'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "no model to run" in err and "train one" in err and "--model" in err
+    assert not (tmp_path / "out").exists()
