@@ -87,7 +87,7 @@ def reconstruct_meshes(
         t2 = time.perf_counter()
         timings["grid"] = t2 - t1
         try:
-            verts, faces = marching_cubes(grid, threshold)
+            verts, faces = marching_cubes(grid, threshold, "object", "eval.density_threshold")
         except ValueError as exc:  # no iso-surface: the prediction is empty (scored, not skipped)
             out.append(_empty(str(exc).splitlines()[0], timings))
             continue

@@ -78,12 +78,23 @@ def occupied_box(grid: torch.Tensor, threshold: float, margin: int = 1) -> tuple
     return tuple(box)
 
 
-def _surface_box(grid: torch.Tensor, threshold: float, name: str) -> tuple[torch.Tensor, np.ndarray]:
+def _no_surface_message(name: str, threshold: float, lo: float, hi: float, setting: str) -> str:
+    """One line with the next step: the density range against the threshold, the ``setting`` to change, train first."""
+    side = "at or below" if hi <= threshold else "above"
+    mid = (lo + hi) / 2
+    fix = (f"set {setting} inside that range (e.g. --set {setting}={mid:.3g})" if hi > lo and mid > 0
+           else f"the density is flat, so no {setting} gives a surface")
+    return (f"{name}: no surface at density threshold {threshold} (density range [{lo:.3g}, {hi:.3g}], all {side} it): "
+            f"{fix}; an untrained or random model has no object surface: train it first")
+
+
+def _surface_box(
+    grid: torch.Tensor, threshold: float, name: str, setting: str,
+) -> tuple[torch.Tensor, np.ndarray]:
     """The zero-padded sub-grid holding the surface, and its index offset in ``grid``; errors if none."""
     box = occupied_box(grid, threshold)
     if box is None or bool((grid[box] > threshold).all()):
-        lo, hi = float(grid.min()), float(grid.max())
-        raise ValueError(f"{name}: no surface at density threshold {threshold} (density range [{lo:.3g}, {hi:.3g}])")
+        raise ValueError(_no_surface_message(name, threshold, float(grid.min()), float(grid.max()), setting))
     # Pad with zero density so surfaces touching the box boundary still close.
     return F.pad(grid[box].float(), (1, 1, 1, 1, 1, 1)), np.array([s.start - 1 for s in box], dtype=np.float32)
 
@@ -92,25 +103,32 @@ def _to_canonical(verts: np.ndarray, offset: np.ndarray, resolution: int) -> np.
     return ((verts + offset) * (2.0 / (resolution - 1)) - 1.0).astype(np.float32)
 
 
-def marching_cubes(grid: torch.Tensor, threshold: float, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
-    """Iso-surface of a density grid over [-1, 1]^3 at ``threshold`` (scikit-image, CPU): vertices, faces."""
+def marching_cubes(
+    grid: torch.Tensor, threshold: float, name: str = "object", setting: str = "serve.density_threshold",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface of a density grid over [-1, 1]^3 at ``threshold`` (scikit-image, CPU): vertices, faces.
+
+    Without a surface, a ``ValueError`` says to change ``setting`` (the config key the threshold came from).
+    """
     from skimage.measure import marching_cubes as skimage_mc
 
-    sub, offset = _surface_box(grid, threshold, name)
+    sub, offset = _surface_box(grid, threshold, name, setting)
     # Density is higher inside: skimage's default winding then faces inwards, so flip it outwards.
     verts, faces, _, _ = skimage_mc(sub.cpu().numpy(), level=threshold, gradient_direction="ascent")
     return _to_canonical(verts, offset, grid.shape[0]), faces.astype(np.int64)
 
 
-def surface_nets(grid: torch.Tensor, threshold: float, name: str = "object") -> tuple[np.ndarray, np.ndarray]:
+def surface_nets(
+    grid: torch.Tensor, threshold: float, name: str = "object", setting: str = "serve.density_threshold",
+) -> tuple[np.ndarray, np.ndarray]:
     """Iso-surface by naive surface nets on the grid's device (GPU-friendly, no lookup tables).
 
     One vertex per cell the surface crosses, at the mean of its edge crossings; one quad (two
     triangles) per grid edge the surface crosses, joining the four cells around that edge, wound so
     its normal points from inside (density above ``threshold``) to outside. Returns vertices in the
-    canonical frame and faces, as ``marching_cubes`` does.
+    canonical frame and faces, and errors without a surface, as ``marching_cubes`` does.
     """
-    sub, offset = _surface_box(grid, threshold, name)
+    sub, offset = _surface_box(grid, threshold, name, setting)
     inside = sub > threshold
     cells = torch.tensor(sub.shape, device=sub.device) - 1
     cell_ids, positions = [], []

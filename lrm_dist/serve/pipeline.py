@@ -21,7 +21,7 @@ from lrm_dist.log import get_logger, progress
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, export_mesh, vertex_colours
-from lrm_dist.images import BadImage
+from lrm_dist.images import BadImage, one_line
 from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
 
 log = get_logger(__name__)
@@ -180,10 +180,12 @@ def infer_images(
 
     ``cfg`` is a ``PipelineConfig`` (its ``model`` and ``serve`` sections); ``model`` overrides
     ``cfg.model``. Every image is decoded and checked before the model loads, so bad inputs are
-    reported in seconds; a bad image is logged as one line, gets a ``status: failed`` record with its
-    ``error``, and the others are still reconstructed (no model loads when none is usable). Writes
-    ``<stem>.<fmt>`` per format (sub-folders mirror input folders), optional ``<stem>.gif|mp4``, and
-    ``infer.json`` (one record per image, in input order).
+    reported in seconds (no model loads when none is usable). Any failure of one image (unreadable,
+    no surface at the density threshold, a failed write) is logged as one line and gets a
+    ``status: failed`` record with its ``error``; the others are still reconstructed. Writes
+    ``<stem>.<fmt>`` per format (``chair.front.png`` -> ``chair.front.glb``; sub-folders mirror input
+    folders; clashing stems numbered, see ``expand_inputs``), optional ``<stem>.gif|mp4``, and
+    ``infer.json`` (one record per image, in input order), also when every image failed.
     """
     from lrm_dist.model.pretrained import build_model
 
@@ -196,36 +198,50 @@ def infer_images(
         try:
             check_image(path, serve_cfg.remove_background, name=str(path))
             usable.append((i, path, stem))
-        except BadImage as exc:
-            log.error("%s", exc)
+        except (BadImage, OSError) as exc:  # OSError: the file went away or cannot be read
             records[i] = _failed_record(path, exc)
     if usable:
         recon = Reconstructor(model if model is not None else build_model(cfg.model), serve_cfg)
         for i, path, stem in progress(usable, desc="infer", unit="image"):
-            start = time.perf_counter()
             try:
-                image = prepare_image(path, recon.source_size, recon.foreground_ratio, serve_cfg.remove_background,
-                                      name=str(path))
-            except BadImage as exc:  # rembg found no object
-                log.error("%s", exc)
+                records[i] = _infer_one(recon, path, out_root, stem)
+            except Exception as exc:  # this image's failure (no surface, rembg, a write, ...): the batch goes on
                 records[i] = _failed_record(path, exc)
-                continue
-            result = recon.reconstruct(image, name=str(path))
-            outputs = [str(export_mesh(result.mesh, out_root / stem.with_suffix(f".{fmt}"))) for fmt in serve_cfg.formats]
-            if serve_cfg.video:
-                video = out_root / stem.with_suffix(f".{serve_cfg.video_format}")
-                video.parent.mkdir(parents=True, exist_ok=True)
-                outputs.append(str(write_video(recon.turntable(result.planes), video)))
-            records[i] = {
-                "image": str(path), "status": "ok", "outputs": outputs, "n_vertices": len(result.mesh.vertices),
-                "n_faces": len(result.mesh.faces), "seconds": round(time.perf_counter() - start, 4),
-                **{f"seconds_{k}": round(v, 4) for k, v in result.timings.items()},
-            }
-            log.info("%s -> %s (%d faces, %.2f s)", path, ", ".join(outputs), records[i]["n_faces"], records[i]["seconds"])
     out_root.mkdir(parents=True, exist_ok=True)
     (out_root / "infer.json").write_text(json.dumps(records, indent=2) + "\n")
     return InferSummary(str(out_root), records)
 
 
-def _failed_record(path: Path, exc: BadImage) -> dict:
-    return {"image": str(path), "status": "failed", "error": str(exc)}
+def _output(out_root: Path, stem: Path, suffix: str) -> Path:
+    """``out_root/stem.suffix``, keeping every dot of the stem (``with_suffix`` would drop ``.front`` of ``chair.front``)."""
+    return out_root / stem.parent / f"{stem.name}.{suffix}"
+
+
+def _infer_one(recon: Reconstructor, path: Path, out_root: Path, stem: Path) -> dict:
+    """One image -> its meshes (and video) under ``out_root``; the ``ok`` record for ``infer.json``."""
+    serve_cfg = recon.cfg
+    start = time.perf_counter()
+    image = prepare_image(path, recon.source_size, recon.foreground_ratio, serve_cfg.remove_background, name=str(path))
+    result = recon.reconstruct(image, name=str(path))
+    outputs = [str(export_mesh(result.mesh, _output(out_root, stem, fmt))) for fmt in serve_cfg.formats]
+    if serve_cfg.video:
+        video = _output(out_root, stem, serve_cfg.video_format)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        outputs.append(str(write_video(recon.turntable(result.planes), video)))
+    record = {
+        "image": str(path), "status": "ok", "outputs": outputs, "n_vertices": len(result.mesh.vertices),
+        "n_faces": len(result.mesh.faces), "seconds": round(time.perf_counter() - start, 4),
+        **{f"seconds_{k}": round(v, 4) for k, v in result.timings.items()},
+    }
+    log.info("%s -> %s (%d faces, %.2f s)", path, ", ".join(outputs), record["n_faces"], record["seconds"])
+    return record
+
+
+def _failed_record(path: Path, exc: Exception) -> dict:
+    """The ``failed`` record of one image, its error one line naming the image (logged as that line)."""
+    error = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not error.startswith(f"{path}: "):  # not one of ours (BadImage, no surface): name the image and the type
+        error = f"{path}: {one_line(exc)}"
+        log.debug("%s failed", path, exc_info=exc)
+    log.error("%s", error)
+    return {"image": str(path), "status": "failed", "error": error}

@@ -105,7 +105,13 @@ def prepare_image(
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
-    """Files and folders -> [(image path, output stem relative to the output folder)], sorted per folder."""
+    """Files and folders -> [(image path, output stem relative to the output folder)], sorted per folder.
+
+    A stem is the image's name without its image suffix (``chair.front.png`` -> ``chair.front``), under
+    its sub-folder for folder inputs. Inputs that would share a stem (the same file twice, ``a/x.png``
+    and ``b/x.png``, ``x.png`` and ``x.jpg``; compared case-insensitively) get ``-2``, ``-3``, ... after
+    the first, so no output overwrites another.
+    """
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -117,8 +123,15 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
             found.append((item, Path(item.stem)))
         else:
             raise FileNotFoundError(f"image not found: {item}")
-    stems = [str(s) for _, s in found]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise ValueError(f"several inputs would write the same outputs: {', '.join(dupes[:5])}")
-    return found
+    natural = {str(stem).casefold() for _, stem in found}
+    taken: set[str] = set()
+    out = []
+    for path, stem in found:
+        unique, n = stem, 1
+        # A numbered name never takes another input's own stem (``x-2.png`` keeps ``x-2``).
+        while (key := str(unique).casefold()) in taken or (n > 1 and key in natural):
+            n += 1
+            unique = stem.with_name(f"{stem.name}-{n}")
+        taken.add(key)
+        out.append((path, unique))
+    return out

@@ -77,11 +77,55 @@ def test_bad_images_fail_before_the_model_loads(tmp_path, caplog):
     assert json.loads((tmp_path / "out" / "infer.json").read_text())[0]["status"] == "failed"
 
 
-def test_no_surface_is_reported(tmp_path, tiny_model_dir, capsys):
+def test_no_surface_is_a_failed_record_and_infer_json_is_written(tmp_path, tiny_model_dir, capsys, caplog):
     image = rgba_image(tmp_path / "x.png")
     code = main(["infer", str(image), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, 1e6)])
-    assert code == 2
-    assert "x.png: no surface at density threshold" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err and "lrm-dist infer: failed items: infer 1" in err
+    assert out.strip().splitlines()[-1].startswith("infer: 0 reconstructed, 1 failed")
+    (record,) = json.loads((tmp_path / "out" / "infer.json").read_text())
+    assert record["image"] == str(image) and record["status"] == "failed"
+    assert record["error"].startswith(f"{image}: no surface at density threshold 1000000.0 (density range [")
+    assert "set serve.density_threshold inside that range" in record["error"] and "train it first" in record["error"]
+    assert [m for m in caplog.messages if "no surface" in m] == [record["error"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["infer.json"]
+
+
+def test_one_images_failure_does_not_stop_the_batch(tmp_path, tiny_model_dir, surface_threshold, monkeypatch):
+    from lrm_dist.serve.pipeline import Reconstructor
+
+    reconstruct = Reconstructor.reconstruct
+
+    def failing_on_b(self, image, name="object"):
+        if name.endswith("b.png"):
+            raise RuntimeError("CUDA out of memory\nsecond line")
+        return reconstruct(self, image, name)
+
+    monkeypatch.setattr(Reconstructor, "reconstruct", failing_on_b)
+    images = [rgba_image(tmp_path / f"{n}.png") for n in ("a", "b", "c")]
+    code = main(["infer", *map(str, images), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, surface_threshold)])
+    assert code == 1
+    records = json.loads((tmp_path / "out" / "infer.json").read_text())
+    assert [r["status"] for r in records] == ["ok", "failed", "ok"]
+    assert records[1]["error"] == f"{images[1]}: RuntimeError: CUDA out of memory"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.glb", "c.glb", "infer.json"]
+
+
+def test_every_input_gets_its_own_output(tmp_path, tiny_model_dir, surface_threshold):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        rgba_image(tmp_path / folder / "x.png")
+    front, side = rgba_image(tmp_path / "chair.front.png"), rgba_image(tmp_path / "chair.side.png")
+    inputs = [front, side, front, tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"]
+    code = main(["infer", *map(str, inputs), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, surface_threshold)])
+    assert code == 0
+    records = json.loads((tmp_path / "out" / "infer.json").read_text())
+    assert [(r["image"], r["outputs"]) for r in records] == [
+        (str(image), [str(tmp_path / "out" / name)])
+        for image, name in zip(inputs, ["chair.front.glb", "chair.side.glb", "chair.front-2.glb", "x.glb", "x-2.glb"])
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "chair.front-2.glb", "chair.front.glb", "chair.side.glb", "infer.json", "x-2.glb", "x.glb"]
 
 
 def test_without_model_infer_uses_the_workdirs_trained_model(tmp_path, tiny_model_dir, surface_threshold):

@@ -60,11 +60,20 @@ def test_surface_touching_the_box_is_closed_and_crop_is_tight(mesher: str):
 
 
 @pytest.mark.parametrize("mesher", sorted(MESHERS))
-def test_no_surface_is_a_clear_error(mesher: str):
-    with pytest.raises(ValueError, match=r"obj: no surface at density threshold 3.0 \(density range \[0, 0\]\)"):
+def test_no_surface_says_which_setting_to_change(mesher: str):
+    below = torch.linspace(0.342, 0.456, 16**3).view(16, 16, 16)
+    with pytest.raises(ValueError) as err:
+        MESHERS[mesher](below, 3.0, name="chair.png")
+    assert str(err.value) == (
+        "chair.png: no surface at density threshold 3.0 (density range [0.342, 0.456], all at or below it): "
+        "set serve.density_threshold inside that range (e.g. --set serve.density_threshold=0.399); "
+        "an untrained or random model has no object surface: train it first")
+    with pytest.raises(ValueError) as err:
+        MESHERS[mesher](torch.full((16, 16, 16), 5.0), 3.0, setting="eval.density_threshold")
+    assert str(err.value).startswith("object: no surface at density threshold 3.0 (density range [5, 5], all above it): "
+                                     "the density is flat, so no eval.density_threshold gives a surface; ")
+    with pytest.raises(ValueError, match=r"obj: no surface at density threshold 3.0 \(density range \[0, 0\], all at or"):
         MESHERS[mesher](torch.zeros(16, 16, 16), 3.0, name="obj")
-    with pytest.raises(ValueError, match="no surface"):
-        MESHERS[mesher](torch.full((16, 16, 16), 5.0), 3.0)
 
 
 def test_surface_nets_agrees_with_marching_cubes_on_a_random_field():

@@ -59,15 +59,19 @@ def test_opaque_rgb_needs_rembg_or_never(tmp_path):
     assert np.allclose(out, 90 / 255, atol=0.01)
 
 
-def test_expand_inputs_walks_folders_and_rejects_clashes(tmp_path):
+def test_expand_inputs_walks_folders_and_numbers_clashes(tmp_path):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     rgba_image(tmp_path / "in" / "b.png")
     rgba_image(tmp_path / "in" / "sub" / "a.png")
+    rgba_image(tmp_path / "in" / "sub" / "chair.front.png")
     (tmp_path / "in" / "notes.txt").write_text("x")
     found = expand_inputs([tmp_path / "in"])
-    assert [(p.name, str(s)) for p, s in found] == [("b.png", "b"), ("a.png", "sub/a")]
-    with pytest.raises(ValueError, match="same outputs: b"):
-        expand_inputs([tmp_path / "in" / "b.png", tmp_path / "in"])
+    assert [(p.name, str(s)) for p, s in found] == [("b.png", "b"), ("a.png", "sub/a"), ("chair.front.png", "sub/chair.front")]
+    # The same file twice, a name that differs in case only, and a file whose own name is the next number.
+    rgba_image(tmp_path / "B.webp")
+    rgba_image(tmp_path / "b-2.png")
+    found = expand_inputs([tmp_path / "in" / "b.png", tmp_path / "in", tmp_path / "B.webp", tmp_path / "b-2.png"])
+    assert [str(s) for _, s in found] == ["b", "b-3", "sub/a", "sub/chair.front", "B-4", "b-2"]
     with pytest.raises(FileNotFoundError, match="image not found"):
         expand_inputs([tmp_path / "missing.png"])
 
