@@ -1,27 +1,136 @@
-"""The image-to-GLB HTTP app on Ray Serve: POST an image (PNG/JPEG/WebP bytes) to ``/``, get a GLB back.
+"""The image-to-mesh HTTP app on Ray Serve (FastAPI ingress): POST an image to ``/``, get a GLB (or PLY/OBJ) back.
 
-Each replica loads the model once (``model`` section of the config) and reuses ``Reconstructor``.
-Responses: 200 ``model/gltf-binary`` with an ``X-LRM-Timings`` header (JSON seconds per step); 400
-with JSON ``{"error": "<one-line reason>"}`` for a bad image (unreadable, truncated, a decompression
-bomb: refused from its header) or an image with no reconstructable surface.
+The image comes as the raw request body (PNG/JPEG/WebP bytes, any content type but multipart) or as
+the ``image`` field of a ``multipart/form-data`` upload (``curl -F image=@x.png``). Query options:
+``format`` (glb|ply|obj), ``resolution`` (mesh grid side, 16..``serve.max_mesh_resolution``),
+``threshold`` (density iso-level). Each replica loads the model once and reuses ``Reconstructor``;
+decoding, reconstruction and encoding run in a thread, so the event loop keeps answering.
+Responses: 200 with the mesh and an ``X-LRM-Timings`` header (JSON seconds per step); 400 JSON
+``{"error": "<one-line reason>"}`` for a bad image, bad options or no reconstructable surface; 413
+over ``serve.max_request_mb`` (from Content-Length before reading, else while reading). OpenAPI:
+``/docs`` and ``/openapi.json``.
+
+``app_builder`` is the import path for ``serve run`` and Serve config files (a RayService's
+``serveConfigV2``); ``build_app``/``run_app`` serve a ``PipelineConfig`` (``lrm-dist serve``).
 """
 
-from __future__ import annotations
-
 import asyncio
+import copy
 import json
 import time
+from collections.abc import AsyncIterator
+from typing import Literal
 
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ray import serve
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from lrm_dist.log import get_logger
 
 log = get_logger(__name__)
 
+MEDIA_TYPES = {"glb": "model/gltf-binary", "ply": "application/x-ply", "obj": "model/obj"}  # PLY has no IANA type
+IMAGE_FIELD = "image"
+
+
+class RequestError(Exception):
+    """A refused request: answered as ``status`` with JSON ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every 400/413 answer."""
+
+    error: str
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_REQUEST_BODY = {
+    "required": True,
+    "description": f"The image: raw bytes, or the `{IMAGE_FIELD}` field of a multipart form (curl -F {IMAGE_FIELD}=@x.png).",
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": [IMAGE_FIELD],
+                                           "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}}}},
+        **{media: _BINARY for media in ("image/png", "image/jpeg", "image/webp", "application/octet-stream")},
+    },
+}
+_RESPONSES = {
+    200: {"description": "The mesh in the requested format; header X-LRM-Timings: JSON seconds per step.",
+          "content": {media: {} for media in MEDIA_TYPES.values()}},
+    400: {"model": ErrorBody, "description": "Bad image, bad options, or no surface at the density threshold."},
+    413: {"model": ErrorBody, "description": "Request body larger than serve.max_request_mb."},
+}
+
+api = FastAPI(title="lrm-dist", summary="Image to 3D mesh with an LRM (Large Reconstruction Model).")
+
+
+@api.exception_handler(RequestError)
+async def _refused(_: Request, exc: RequestError) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+@api.exception_handler(RequestValidationError)
+async def _bad_option(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """Bad query options get the app's 400 ``{"error": ...}`` (one line per problem) instead of FastAPI's 422."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in exc.errors())
+    return JSONResponse({"error": problems}, status_code=400)
+
+
+def _openapi() -> dict:
+    """FastAPI's OpenAPI schema less its 422 answers: bad options get the app's 400 (see ``_bad_option``)."""
+    if api.openapi_schema is None:
+        schema = FastAPI.openapi(api)
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            operation["responses"].pop("422", None)
+    return api.openapi_schema
+
+
+api.openapi = _openapi
+
+
+async def _bounded_body(request: Request, limit_mb: float) -> bytes:
+    """The request body, refused (413) from its Content-Length before a byte is read, or once it passes the limit."""
+    limit = int(limit_mb * 2**20)
+    too_large = RequestError(413, f"request body: larger than serve.max_request_mb ({limit_mb:g} MB)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def _form_image(request: Request, body: bytes) -> bytes:
+    """The ``image`` file field of an (already read, bounded) multipart body."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, stream(), max_files=4, max_fields=16).parse()
+    except MultiPartException as exc:
+        raise RequestError(400, f"multipart body: {exc.message}") from None
+    try:
+        image = form.get(IMAGE_FIELD)
+        if not isinstance(image, UploadFile):
+            raise RequestError(400, f"multipart body: no file field {IMAGE_FIELD!r} (curl -F {IMAGE_FIELD}=@x.png)")
+        return await image.read()
+    finally:
+        await form.close()
+
 
 @serve.deployment
+@serve.ingress(api)
 class LRMService:
     """One replica: a loaded LRM behind ``POST /``."""
 
@@ -34,37 +143,54 @@ class LRMService:
         self.cfg = ServeConfig.model_validate(serve_cfg)
         self.recon = Reconstructor(build_model(ModelConfig.model_validate(model_cfg)), self.cfg)
 
-    async def __call__(self, request: Request) -> Response:
+    def _reconstructor(self, resolution: int | None, threshold: float | None):
+        """The replica's ``Reconstructor``, or a shallow copy (same model) with this request's resolution/threshold."""
+        update = {key: value for key, value in (("mesh_resolution", resolution), ("density_threshold", threshold))
+                  if value is not None}
+        if not update:
+            return self.recon
+        if update.get("mesh_resolution", 0) > self.cfg.resolution_limit:
+            raise RequestError(400, f"resolution: at most {self.cfg.resolution_limit} (serve.max_mesh_resolution)")
+        recon = copy.copy(self.recon)
+        recon.cfg = self.cfg.model_copy(update=update)
+        return recon
+
+    @api.post("/", response_class=Response, responses=_RESPONSES, openapi_extra={"requestBody": _REQUEST_BODY},
+              summary="Reconstruct a mesh from one image")
+    async def reconstruct(
+        self,
+        request: Request,
+        fmt: Literal["glb", "ply", "obj"] = Query("glb", alias="format", description="Mesh file format."),
+        resolution: int | None = Query(None, ge=16, le=1024, description=(
+            "Density grid side for meshing (at most serve.max_mesh_resolution); default serve.mesh_resolution.")),
+        threshold: float | None = Query(None, gt=0, description=(
+            "Density iso-level of the surface; default serve.density_threshold, else the model's calibrated one.")),
+    ) -> Response:
+        """Image in, mesh out (raw or multipart body; options in the query)."""
         from lrm_dist.serve.mesh import mesh_bytes
         from lrm_dist.serve.preprocess import prepare_image
 
-        if request.method != "POST":
-            return PlainTextResponse("POST an image (PNG/JPEG/WebP bytes) to get a GLB back\n", status_code=405)
-        limit = int(self.cfg.max_request_mb * 2**20)
-        too_large = JSONResponse({"error": f"request body: larger than serve.max_request_mb ({self.cfg.max_request_mb:g} MB)"},
-                                 status_code=413)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:  # refused before reading a byte
-            return too_large
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return too_large
+        recon = self._reconstructor(resolution, threshold)
+        body = await _bounded_body(request, self.cfg.max_request_mb)
+        name = "request body"
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            body, name = await _form_image(request, body), f"{IMAGE_FIELD} field"
         start = time.perf_counter()
 
-        def work():  # CPU/GPU-heavy: off the event loop, so the replica keeps answering
-            image = prepare_image(bytes(body), self.recon.source_size, self.recon.foreground_ratio,
-                                  self.cfg.remove_background, name="request body")
-            return self.recon.reconstruct(image, name="request body")
+        def work() -> tuple[bytes, dict[str, float]]:  # CPU/GPU-heavy: off the event loop
+            image = prepare_image(body, recon.source_size, recon.foreground_ratio, self.cfg.remove_background, name=name)
+            result = recon.reconstruct(image, name=name)
+            encode_start = time.perf_counter()
+            data = mesh_bytes(result.mesh, fmt)
+            return data, {**result.timings, "export": time.perf_counter() - encode_start}
 
         try:
-            result = await asyncio.to_thread(work)
+            data, timings = await asyncio.to_thread(work)
         except ValueError as exc:  # BadImage, or no surface at the density threshold
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        glb = mesh_bytes(result.mesh, "glb")
-        timings = {**{k: round(v, 4) for k, v in result.timings.items()}, "total": round(time.perf_counter() - start, 4)}
-        return Response(glb, media_type="model/gltf-binary", headers={"X-LRM-Timings": json.dumps(timings)})
+            raise RequestError(400, str(exc)) from None
+        timings = {**{k: round(v, 4) for k, v in timings.items()}, "total": round(time.perf_counter() - start, 4)}
+        return Response(data, media_type=MEDIA_TYPES[fmt], headers={
+            "X-LRM-Timings": json.dumps(timings), "Content-Disposition": f'attachment; filename="mesh.{fmt}"'})
 
 
 def build_app(cfg) -> serve.Application:
@@ -75,11 +201,34 @@ def build_app(cfg) -> serve.Application:
     )
 
 
+class AppArgs(BaseModel):
+    """Arguments of ``app_builder``: ``serve run ... key=value`` or a Serve config's ``args``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str | None = Field(None, description="Pipeline config YAML; none: the built-in demo config.")
+    model: str | None = Field(None, description="Model folder or hub id; none: model.pretrained, else the trained one.")
+    overrides: list[str] = Field(default_factory=list, description="KEY=VALUE config overrides, as --set takes them.")
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _one_override(cls, value: object) -> object:
+        """``serve run`` passes ``overrides=KEY=VALUE`` as one string: that one override."""
+        return [value] if isinstance(value, str) else value
+
+
+def app_builder(args: AppArgs) -> serve.Application:
+    """The Serve application from typed args, resolving the model as ``lrm-dist serve`` does (import path target)."""
+    from lrm_dist.serve.served_model import load_serving_config
+
+    return build_app(load_serving_config(args.config, args.overrides, args.model))
+
+
 def run_app(cfg, blocking: bool = False) -> serve.handle.DeploymentHandle:
     """Start (or join) Ray, bind the HTTP proxy to ``serve.http_host:http_port`` and deploy the app at ``/``."""
     from lrm_dist.ray_utils import init_ray
 
     init_ray(cfg.ray)
     serve.start(http_options={"host": cfg.serve.http_host, "port": cfg.serve.http_port})
-    log.info("serving image -> GLB at http://%s:%d/", cfg.serve.http_host, cfg.serve.http_port)
+    log.info("serving image -> mesh at http://%s:%d/ (OpenAPI: /docs)", cfg.serve.http_host, cfg.serve.http_port)
     return serve.run(build_app(cfg), name="lrm", route_prefix="/", blocking=blocking)

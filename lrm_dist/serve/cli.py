@@ -17,22 +17,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     """The config, with the model to serve: ``--model``, else ``model.pretrained``, else the workdir's trained one."""
-    from pathlib import Path
+    from lrm_dist.serve.served_model import load_serving_config
 
-    from lrm_dist.cli import load_cli_config
-    from lrm_dist.errors import UserError
-
-    if args.model:
-        args.overrides = [*args.overrides, f"model.pretrained={args.model}"]
-    cfg = load_cli_config(args)
-    if cfg.model.pretrained:
-        return cfg
-    trained = cfg.trained_model_dir()
-    if not (Path(trained) / "config.json").is_file():
-        raise UserError(f"no model to run: {trained} holds no trained model; train one (lrm-dist run "
-                        f"{args.config or 'configs/default.yaml'}) or pass --model FOLDER or a hub id "
-                        "(e.g. zxhezexin/openlrm-obj-small-1.1)")
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"pretrained": trained})})
+    return load_serving_config(args.config, args.overrides, args.model)
 
 
 def _infer(args: argparse.Namespace) -> int:

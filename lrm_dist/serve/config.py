@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MESH_FORMATS = ("glb", "ply", "obj")
 
@@ -13,6 +13,10 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mesh_resolution: int = Field(256, ge=16, le=1024, description="Density grid side for marching cubes.")
+    max_mesh_resolution: int | None = Field(
+        None, ge=16, le=1024,
+        description="Largest ?resolution= a served request may ask for (the grid costs R^3); None: serve.mesh_resolution.",
+    )
     density_threshold: float | None = Field(
         None, gt=0,
         description="Iso-level of the activated density; None: the model's calibrated iso_level (config.json), else OpenLRM's 3.0.",
@@ -59,3 +63,15 @@ class ServeConfig(BaseModel):
         if bad or not value:
             raise ValueError(f"formats must be a non-empty list of {', '.join(MESH_FORMATS)}; got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _resolution_within_max(self) -> ServeConfig:
+        if self.max_mesh_resolution is not None and self.mesh_resolution > self.max_mesh_resolution:
+            raise ValueError(f"serve.mesh_resolution ({self.mesh_resolution}) is above serve.max_mesh_resolution "
+                             f"({self.max_mesh_resolution})")
+        return self
+
+    @property
+    def resolution_limit(self) -> int:
+        """The largest mesh resolution a served request may ask for."""
+        return self.max_mesh_resolution or self.mesh_resolution
