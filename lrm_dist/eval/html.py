@@ -1,5 +1,6 @@
-"""The report's static HTML page: tables, plots, contact sheet, and each input image next to an
-interactive 3D view of its reconstruction (Google's ``<model-viewer>`` web component).
+"""The report's static HTML page: provenance (model, training step, config, when, eval hash), tables,
+plots, the training loss curve, contact sheet, and each input image next to an interactive 3D view of
+its reconstruction (Google's ``<model-viewer>`` web component).
 
 The page loads ``vendor/model-viewer-umd.min.js`` (copied from the npm package at report time; see
 ``find_model_viewer_js``) with a classic script tag. Browsers do not fetch GLBs from ``file://``
@@ -56,6 +57,10 @@ th:first-child, td:first-child { text-align: left; }
 .meta { font-size: 12px; color: #444; margin-top: 4px; }
 #viewer-status { font-weight: bold; }
 .note { background: #fff3cd; padding: 6px 10px; border-radius: 4px; }
+table.provenance th { text-align: left; background: #f6f6f6; font-weight: 600; }
+table.provenance td { text-align: left; font-family: ui-monospace, monospace; font-size: 13px; }
+details pre { background: #f6f6f6; padding: 8px; max-height: 30em; overflow: auto; font-size: 12px; }
+.curve img { max-width: 100%; border: 1px solid #eee; }
 """
 
 _STATUS_SCRIPT = """
@@ -93,6 +98,51 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def provenance_rows(prov: dict) -> list[tuple[str, str, str]]:
+    """(key, label, text) of the provenance table, in display order."""
+    t, a = prov["training"], prov["assets"]
+    model = prov["model"] + (f" (revision {prov['model_revision']})" if prov.get("model_revision") else "")
+    step = "unknown (no training.json in the model folder)" if t["step"] is None else str(t["step"])
+    if t["step"] is not None and t["train_seconds"] is not None:
+        step += f" after {_duration(t['train_seconds'])} of training"
+    if t["step"] is not None and t["samples"] is not None:
+        step += f", {t['samples']:,} samples"
+    rows = [("model", "Model", model), ("step", "Training step", step)]
+    if t["source"]:
+        rows.append(("training_source", "Step read from", t["source"]))
+    if t["run"]:
+        rows.append(("run", "Train run", f"{t['run']} (TensorBoard: {t['tensorboard_dir'] or 'no event files'})"))
+    rows += [
+        ("evaluated_at", "Evaluated (UTC)", prov["evaluated_at"] or "not recorded (evaluated before provenance was kept)"),
+        ("report_built_at", "Report built (UTC)", prov["report_built_at"]),
+        ("eval_hash", "Evaluation hash", str(prov["eval_hash"])),
+        ("assets", "Assets", f"{a['scored']} scored ({a['empty']} empty), {a['failed']} failed; "
+                             f"{len(a['categories'])} categories: {', '.join(a['categories'])}"),
+        ("config_sha256", "Config", f"sha256 {prov['config_sha256']}" + ("" if prov["evaluated_at"] else
+                                                                        " (the config at report time)")),
+    ]
+    if prov.get("settings"):
+        rows.append(("settings", "Hashed settings", ", ".join(f"{k}={v}" for k, v in prov["settings"].items())))
+    rows.append(("lrm_dist_version", "lrm-dist version", prov["lrm_dist_version"]))
+    return rows
+
+
+def provenance_html(prov: dict, config_file: str) -> str:
+    """The provenance table, then the resolved config folded away (and linked as ``config_file``)."""
+    lines = ['<table class="provenance" id="provenance">']
+    lines += [f'<tr data-key="{key}"><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>'
+              for key, label, text in provenance_rows(prov)]
+    lines += ["</table>", f'<details><summary>Resolved config (<a href="{html.escape(config_file)}">'
+              f"{html.escape(config_file)}</a>)</summary><pre>{html.escape(prov['config'])}</pre></details>"]
+    return "\n".join(lines)
+
+
 def summary_table_html(summary: list[dict]) -> str:
     thresholds = summary[0]["fscore_thresholds"] if summary else []
     head = ["category", "assets", "empty", "failed", "IoU", "IoU median", "Chamfer-L1", "NC"]
@@ -123,10 +173,11 @@ def _card(row: dict) -> str:
 
 
 def write_page(
-    path: Path, title: str, summary: list[dict], plots: list[str], contact_sheet: str | None,
-    cards: dict[str, list[dict]], viewer_js: str | None, notes: list[str],
+    path: Path, title: str, provenance: str, summary: list[dict], plots: list[str], loss_curve: str | None,
+    contact_sheet: str | None, cards: dict[str, list[dict]], viewer_js: str | None, notes: list[str],
 ) -> Path:
-    """Write the report page; ``cards`` maps category -> rows with ``report_input``/``report_mesh`` set."""
+    """Write the report page; ``provenance`` is ``provenance_html``'s, ``cards`` maps category -> rows with
+    ``report_input``/``report_mesh`` set."""
     script = (f'<script src="{html.escape(viewer_js)}"></script>' if viewer_js else "")
     parts = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -136,6 +187,7 @@ def write_page(
         '<p class="note" id="file-note" style="display:none">Opened from disk: browsers do not load 3D models '
         "from file:// pages. Serve this folder, e.g. <code>python -m http.server --directory &lt;this folder&gt; "
         "8000</code>, and open http://127.0.0.1:8000/.</p>",
+        "<h2>Provenance</h2>", provenance,
         "<h2>Per category</h2>", summary_table_html(summary),
         "<p>Metrics follow Occupancy Networks on meshes scaled to the unit cube: IoU at uniform points, Chamfer-L1 = "
         "0.5 (accuracy + completeness) with unsquared distances, normal consistency, F-score at distance thresholds. "
@@ -144,6 +196,10 @@ def write_page(
         *(f'<a href="{html.escape(p)}"><img src="{html.escape(p)}" alt="{html.escape(p)}"></a>' for p in plots),
         "</div>",
     ]
+    if loss_curve:
+        parts += ['<h2 id="training-curve">Training loss</h2>', '<div class="curve">',
+                  f'<a href="{html.escape(loss_curve)}"><img src="{html.escape(loss_curve)}" alt="training loss curve"></a>',
+                  "</div>"]
     if contact_sheet:
         parts += ["<h2>Best, median and worst per category</h2>",
                   "<p>Input view | ground truth | reconstruction, rendered from the input camera.</p>",

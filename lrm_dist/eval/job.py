@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from lrm_dist.eval.provenance import collect_provenance, write_provenance
 from lrm_dist.eval.tables import consolidate, read_eval_rows, summarize, write_part, write_summary
 from lrm_dist.log import get_logger, progress_bar
 from lrm_dist.shards.storage import Storage
@@ -41,6 +42,7 @@ class EvalSummary:
     empty: int = 0
     per_category: list[dict] = field(default_factory=list)
     report: str | None = None
+    tensorboard: str | None = None
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -51,7 +53,8 @@ class EvalSummary:
             f = ", ".join(f"F@{t:g} {v:.3f}" for t, v in zip(overall["fscore_thresholds"], overall["fscore"]))
             head += (f"\n  class mean: IoU {overall['iou']:.3f}, Chamfer-L1 {overall['chamfer_l1']:.4f}, "
                      f"NC {overall['normal_consistency']:.3f}, {f}")
-        return head + (f"\n  report: {self.report}" if self.report else "")
+        head += f"\n  report: {self.report}" if self.report else ""
+        return head + (f"\n  tensorboard: {self.tensorboard}" if self.tensorboard else "")
 
 
 def checkpoint_digest(folder: str | Path) -> str:
@@ -178,6 +181,7 @@ def evaluate(cfg) -> EvalSummary:
 
 
 def _evaluate(cfg) -> EvalSummary:
+    from lrm_dist.eval.tensorboard import log_eval_scalars
     from lrm_dist.model.pretrained import load_config, resolve_pretrained
 
     start = time.perf_counter()
@@ -240,11 +244,13 @@ def _evaluate(cfg) -> EvalSummary:
     selected = set(targets) | {m["asset_id"] for m in missing}
     summary = summarize([r for a, r in merged.items() if a in selected], h, settings["thresholds"])
     write_summary(storage, summary)
+    provenance = collect_provenance(cfg, str(checkpoint), settings, summary)
+    write_provenance(storage, provenance)
     evaluated = [r for r in new_rows if r["asset_id"] in pending]
     result = EvalSummary(
         out_dir=out_dir, eval_hash=h, evaluated=len(evaluated), skipped=len(done),
         failed=sum(r["status"] != "ok" for r in new_rows), empty=sum(bool(r["empty"]) for r in evaluated),
-        per_category=summary,
+        per_category=summary, tensorboard=log_eval_scalars(summary, provenance, out_dir),
     )
     if e.report.enabled:
         from lrm_dist.eval.report import write_report

@@ -1,13 +1,16 @@
-"""The report folder people open (``<eval dir>/report``): per-category table (Markdown + Parquet),
-metric distribution plots, a best/median/worst contact sheet and an HTML page with 3D views.
+"""The report folder people open (``<eval dir>/report``): provenance (``report.json``, ``config.yaml``),
+per-category table (Markdown + Parquet), metric distribution plots, the training loss curve, a
+best/median/worst contact sheet and an HTML page with 3D views.
 
-Built from the evaluation's tables alone (plus the ground-truth meshes for the contact sheet), so
-it can be rebuilt any time: ``lrm-dist eval CONFIG --report-only``.
+Built from the evaluation's tables and its ``provenance.json`` (plus the ground-truth meshes for the
+contact sheet and the train run's TensorBoard files for the curve), so it can be rebuilt any time:
+``lrm-dist eval CONFIG --report-only``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -92,10 +95,35 @@ def _contact_sheet(rows: list[dict], cfg, eval_dir: Path, report_dir: Path, size
     return "contact_sheet.png"
 
 
+def _loss_curve(prov: dict, report_dir: Path) -> dict | None:
+    """Plot the train run's loss curves into ``plots/training_loss.png`` when its event files have any."""
+    from lrm_dist.eval.plots import plot_loss_curves
+    from lrm_dist.eval.tensorboard import read_loss_curves
+
+    log_dir = prov["training"]["tensorboard_dir"]
+    curves = read_loss_curves(log_dir) if log_dir else {}
+    if not curves:
+        return None
+    path = plot_loss_curves(curves, report_dir / "plots" / "training_loss.png", prov["training"]["step"])
+    return {"file": str(path.relative_to(report_dir)), "tensorboard_dir": log_dir, "tags": sorted(curves),
+            "last_step": max(steps[-1] for steps, _ in curves.values())}
+
+
+def _plain(value):
+    """``value`` with NaN floats as None (strict JSON)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def write_report(eval_dir: str, cfg) -> Path:
-    """Build ``<eval_dir>/report`` from ``eval.parquet`` and ``summary.parquet``; returns the report folder."""
-    from lrm_dist.eval.html import vendor_model_viewer, write_page
+    """Build ``<eval_dir>/report`` from ``eval.parquet``, ``summary.parquet`` and ``provenance.json``; returns
+    the report folder."""
+    from lrm_dist.eval.html import provenance_html, vendor_model_viewer, write_page
     from lrm_dist.eval.plots import plot_distributions
+    from lrm_dist.eval.provenance import fallback_provenance, read_provenance, report_title, utc_now
 
     storage = Storage(eval_dir)
     if not storage.is_local:
@@ -109,11 +137,20 @@ def write_report(eval_dir: str, cfg) -> Path:
         shutil.rmtree(report)
     report.mkdir(parents=True)
 
+    notes = []
+    prov = read_provenance(storage, current)
+    if prov is None:
+        prov = fallback_provenance(cfg, rows[0]["checkpoint"] if rows else "unknown", current, summary)
+        notes.append("This evaluation has no provenance record (provenance.json): the model comes from its rows, the "
+                     "training step from the model folder, and the config is the one given when the report was built.")
+    prov["report_built_at"] = utc_now()
+    (report / "config.yaml").write_text(prov["config"])
     (report / "summary.md").write_text(summary_markdown(summary))
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(summary, schema=EVAL_SUMMARY_SCHEMA), buf)
     (report / "summary.parquet").write_bytes(buf.getvalue())
     plots = [str(p.relative_to(report)) for p in plot_distributions(rows, report / "plots")]
+    curve = _loss_curve(prov, report)
     sheet = _contact_sheet(rows, cfg, root, report, cfg.eval.report.image_size)
 
     cards: dict[str, list[dict]] = {}
@@ -126,16 +163,20 @@ def write_report(eval_dir: str, cfg) -> Path:
                     shutil.copyfile(root / src, report / src)
                     r[key] = src
         cards[category] = chosen
-    notes = []
     viewer = vendor_model_viewer(report, cfg.eval.report.model_viewer_js)
     if viewer is None:
         notes.append("The model-viewer script was not found when this report was built, so 3D views are off. "
                      "Install it (npm install @google/model-viewer) or set eval.report.model_viewer_js, then rebuild.")
         log.warning("report: @google/model-viewer not found (eval.report.model_viewer_js, $LRM_DIST_MODEL_VIEWER_JS, "
                     "node_modules): the HTML page has no 3D views")
-    title = f"lrm-dist evaluation {current or ''}".strip()
-    if rows:
-        title += f" of {rows[0]['checkpoint']}"
-    write_page(report / "index.html", title, summary, plots, sheet, cards, viewer, notes)
+    title = report_title(prov)
+    class_mean = next((r for r in summary if r["kind"] == "class_mean"), None)
+    (report / "report.json").write_text(json.dumps({
+        "title": title, "provenance": {k: v for k, v in prov.items() if k != "config"}, "config_file": "config.yaml",
+        "class_mean": {k: _plain(v) for k, v in class_mean.items()} if class_mean else None,
+        "plots": plots, "loss_curve": curve, "contact_sheet": sheet, "model_viewer": viewer is not None,
+    }, indent=2) + "\n")
+    write_page(report / "index.html", title, provenance_html(prov, "config.yaml"), summary, plots,
+               curve["file"] if curve else None, sheet, cards, viewer, notes)
     log.info("report written to %s", report)
     return report

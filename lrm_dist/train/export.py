@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -36,5 +37,7 @@ def export_checkpoint(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
         model = LRM(config)
     load_into(model, consolidated_state_dict(checkpoint_dir), source=str(checkpoint_dir))
     out = save_pretrained(model, out_dir)
+    if (checkpoint_dir / "progress.json").is_file():  # the step behind these weights (the eval report's provenance)
+        shutil.copyfile(checkpoint_dir / "progress.json", out / "training.json")
     log.info("exported %s -> %s", checkpoint_dir, out)
     return out
