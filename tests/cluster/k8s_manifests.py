@@ -73,7 +73,7 @@ def crd_schema(kind: str) -> dict[str, Any]:
 
 
 def crd_errors(doc: dict[str, Any]) -> list[str]:
-    """Schema violations of a RayCluster/RayJob document (empty when valid)."""
+    """Schema violations of a RayCluster/RayJob/RayService document (empty when valid)."""
     import jsonschema
 
     validator = jsonschema.Draft7Validator(crd_schema(doc["kind"]))
@@ -94,13 +94,15 @@ def k8s_errors(doc: dict[str, Any], version: str = "1.33") -> list[str]:
 
 
 def pod_templates(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(label, pod template) of every Ray pod a RayCluster or RayJob creates, submitter included."""
+    """(label, pod template) of every Ray pod a RayCluster, RayJob or RayService creates, submitter included."""
     name = f"{doc['kind']}/{doc['metadata']['name']}"
     spec = doc["spec"]
     if doc["kind"] == "RayJob":
         if "submitterPodTemplate" in spec:
             yield f"{name} submitter", spec["submitterPodTemplate"]
         spec = spec.get("rayClusterSpec", {})
+    if doc["kind"] == "RayService":
+        spec = spec["rayClusterConfig"]
     if "headGroupSpec" in spec:
         yield f"{name} head", spec["headGroupSpec"]["template"]
     for group in spec.get("workerGroupSpecs", []):
@@ -119,6 +121,8 @@ def ray_clusters(doc: dict[str, Any]) -> list[dict[str, Any]]:
         return [doc["spec"]]
     if doc["kind"] == "RayJob" and "rayClusterSpec" in doc["spec"]:
         return [doc["spec"]["rayClusterSpec"]]
+    if doc["kind"] == "RayService":
+        return [doc["spec"]["rayClusterConfig"]]
     return []
 
 
@@ -218,7 +222,7 @@ def policy_problems(docs: list[dict[str, Any]]) -> list[str]:
             problems.append(f"Service/{name}: type {doc['spec']['type']} exposes it outside the cluster")
         for spec in ray_clusters(doc):
             problems += cluster_problems(f"{kind}/{name}", spec)
-        if kind in ("RayCluster", "RayJob"):
+        if kind in ("RayCluster", "RayJob", "RayService"):
             for label, template in pod_templates(doc):
                 problems += pod_problems(label, template)
     return problems

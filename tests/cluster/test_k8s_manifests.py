@@ -39,6 +39,8 @@ def test_build_has_the_expected_objects(built):
     if path.name == "jobs":
         assert kinds == ["RayJob"] * 3
         assert sorted(d["metadata"]["name"] for d in docs) == ["lrm-dist-eval", "lrm-dist-render", "lrm-dist-train"]
+    elif path.name == "serve":
+        assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [("RayService", "lrm-dist-serve")]
     else:
         assert kinds == ["ConfigMap", "Namespace", "PersistentVolumeClaim", "RayCluster"]
     for d in docs:
@@ -196,6 +198,64 @@ def test_pipeline_configmap_is_a_valid_config(rel, tmp_path):
         assert cfg.model == demo.model and cfg.train.max_steps == demo.train.max_steps, rel
     if cfg.upscale.enabled:
         assert cfg.upscale.model == "realesrgan-x4plus", rel
+
+
+SERVE_DIRS = ["base/serve", "overlays/dev/serve", "overlays/gpu/serve"]
+
+
+@pytest.mark.parametrize("rel", SERVE_DIRS)
+def test_rayservice_deploys_the_app_builder_on_the_mounted_config(rel, tmp_path):
+    from ray import serve
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.schema import ServeDeploySchema
+
+    from lrm_dist.serve.app import AppArgs, app_builder
+    from lrm_dist.serve.served_model import load_serving_config
+
+    [service] = m.kustomize_build(m.K8S / rel)
+    spec = service["spec"]
+    serve_config = ServeDeploySchema.model_validate(yaml.safe_load(spec["serveConfigV2"]))  # as `serve deploy` reads it
+    assert (serve_config.http_options.host, serve_config.http_options.port) == ("0.0.0.0", 8000)
+    [app] = serve_config.applications
+    assert (app.name, app.route_prefix, app.import_path) == ("lrm", "/", "lrm_dist.serve.app:app_builder")
+    assert import_attr(app.import_path) is app_builder
+    args = AppArgs.model_validate(app.args)
+    assert args.config == "/config/pipeline.yaml" and args.model is None  # the config's trained model
+    assert "serveService" not in spec  # KubeRay's default serve service: ClusterIP, inside the cluster only
+    for label, template in m.pod_templates(service):
+        pod = template["spec"]
+        config_volumes = {v["name"] for v in pod["volumes"] if v.get("configMap", {}).get("name") == "lrm-dist-pipeline"}
+        container = pod["containers"][0]
+        assert config_volumes, label
+        assert {(v["name"], v["mountPath"]) for v in container["volumeMounts"]} >= {(n, "/config") for n in config_volumes}
+        assert {"containerPort": 8000, "name": "serve"} in container["ports"], label
+    # The overlay's mounted config, with the manifest's args, builds the application (a hub id stands in
+    # for the trained model: the builder resolves it, replicas load it).
+    cm = _by_kind(m.kustomize_build(m.K8S / rel.removesuffix("/serve")), "ConfigMap")[0]
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(cm["data"]["pipeline.yaml"])
+    hub_args = {**app.args, "config": str(config), "model": "zxhezexin/openlrm-obj-small-1.1"}
+    assert isinstance(call_user_app_builder_with_args_if_necessary(app_builder, hub_args), serve.Application)
+    cfg = load_serving_config(str(config), args.overrides, hub_args["model"])
+    [group] = spec["rayClusterConfig"]["workerGroupSpecs"]
+    assert m.gpu_count(group["template"]) == cfg.serve.gpus_per_replica * cfg.serve.num_replicas
+    assert group["minReplicas"] == group["maxReplicas"] == cfg.serve.num_replicas
+    assert cfg.serve.mesher == ("surface_nets" if cfg.serve.gpus_per_replica else "marching_cubes")
+
+
+@needs_crds
+def test_rayservice_crd_validation_catches_mistakes():
+    [service] = m.kustomize_build(m.K8S / "base" / "serve")
+    assert not m.crd_errors(service)
+    as_object = m.with_change(service, ["spec", "serveConfigV2"], {"applications": []})
+    assert any("serveConfigV2" in e for e in m.crd_errors(as_object))
+    typo = m.with_change(service, ["spec", "rayClusterConfig", "headGroupSpec", "rayStartParam"], {})
+    assert any("rayStartParam" in e for e in m.crd_errors(typo))
+
+
+def test_serve_kustomizations_exist():
+    assert set(IDS) >= set(SERVE_DIRS)
 
 
 def test_secret_examples_hold_placeholders_only():
