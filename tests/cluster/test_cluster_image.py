@@ -1,5 +1,5 @@
-"""cluster/: the Dockerfile has what headless Blender, CUDA torch and non-root pods need, and the VM
-launcher config validates against Ray's own cluster-config schema with token auth on."""
+"""cluster/: the Dockerfile has what headless Blender, CUDA torch, the report's model-viewer and non-root pods
+need, and the VM launcher config validates against Ray's own cluster-config schema with token auth on."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _instructions(text: str) -> list[tuple[str, str]]:
 def test_dockerfile_installs_blender_libs_cuda_torch_and_the_project():
     steps = _instructions(DOCKERFILE.read_text())
     args = {a.split("=", 1)[0]: a.split("=", 1)[1] for op, a in steps if op == "ARG" and "=" in a}
-    base = next(a for op, a in steps if op == "FROM")
+    base = [a for op, a in steps if op == "FROM"][-1]  # the image's stage (earlier stages only build files)
     assert re.fullmatch(r"python:3\.11[-\w.]*", base.replace("${PYTHON_IMAGE}", args["PYTHON_IMAGE"]))
     runs = " ".join(a for op, a in steps if op == "RUN")
     apt = set(shlex.split(runs.split("apt-get install", 1)[1].split("&&", 1)[0]))
@@ -50,10 +50,27 @@ def test_dockerfile_runs_as_the_pods_non_root_user():
 def test_dockerignore_lets_through_everything_the_image_copies():
     allowed = {ln[1:].rstrip("/") for ln in (REPO / "cluster" / "Dockerfile.dockerignore").read_text().splitlines()
                if ln.startswith("!")}
-    copied = {src.rstrip("/") for op, a in _instructions(DOCKERFILE.read_text()) if op == "COPY"
+    copied = {src.rstrip("/") for op, a in _instructions(DOCKERFILE.read_text()) if op == "COPY" and "--from=" not in a
               for src in a.split()[:-1] if not src.startswith("--")}
     assert copied and copied <= allowed
     assert all((REPO / name).exists() or name == "README.md" for name in copied)  # README: written by the lead
+
+
+def test_image_gives_reports_the_same_model_viewer_as_local_installs():
+    from lrm_dist.eval.html import ENV_VAR, MODEL_VIEWER_FILE, NPM_DIST
+
+    steps = _instructions(DOCKERFILE.read_text())
+    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for op, a in steps if op == "ARG" and "=" in a}
+    assert f"@google/model-viewer@{args['MODEL_VIEWER_VERSION']}" in (REPO / "scripts" / "setup-env.sh").read_text()
+    stages = [a for op, a in steps if op == "FROM"]
+    assert stages[0] == "${NODE_IMAGE} AS model-viewer" and args["NODE_IMAGE"].startswith("node:")
+    runs = " ".join(a for op, a in steps if op == "RUN")
+    assert '"@google/model-viewer@${MODEL_VIEWER_VERSION}"' in runs
+    (copy,) = [a.split() for op, a in steps if op == "COPY" and a.startswith("--from=model-viewer")]
+    assert copy[1].endswith(str(NPM_DIST).removeprefix("node_modules"))
+    env = dict(a.split("=", 1) for op, a in steps if op == "ENV" and a.startswith(ENV_VAR))
+    assert env[ENV_VAR] == copy[2].rstrip("/") + "/" + MODEL_VIEWER_FILE
+    assert "assert find_model_viewer_js()" in runs  # the build fails when the report would not find it
 
 
 def test_launcher_config_matches_rays_schema():
