@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="lrm-dist", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lrm-dist {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="keep Ray's internal warnings (silenced by default when they are known to be harmless)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
     _register_config(sub)
     for stage in _STAGES:
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lrm-dist`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["LRM_DIST_VERBOSE"] = "1"  # read by the Ray workers this command starts
     try:
         result = args.func(args)
     except BrokenPipeError:  # the output went to a reader that stopped early (`| head`): not an error

@@ -26,6 +26,25 @@ def get_logger(name: str) -> logging.Logger:
     return root.getChild(name.removeprefix(_ROOT + ".")) if name != _ROOT else root
 
 
+# Ray-internal loggers that repeat harmless warnings in a healthy run: Ray Train's placement-group
+# cleaner polls the State API, which a local Ray without a dashboard does not serve, and warns every
+# few seconds ("State API may be temporarily unavailable", "Found multiple active Ray instances").
+_NOISY_RAY_LOGGERS = (
+    "ray.train.v2._internal.execution.controller.placement_group_cleaner",
+    "ray.util.state.api",
+    "ray._private.utils",
+)
+
+
+def quiet_ray_internals() -> None:
+    """Silence Ray's known-harmless repeated warnings in this process (a Ray worker setup hook);
+    LRM_DIST_VERBOSE=1 (``lrm-dist --verbose``) keeps them."""
+    if os.environ.get("LRM_DIST_VERBOSE", "0") == "1":
+        return
+    for name in _NOISY_RAY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
     """Wrap ``items`` in a progress bar on stderr (silent when LRM_DIST_PROGRESS=0)."""
     disable = os.environ.get("LRM_DIST_PROGRESS", "1") == "0"

@@ -51,6 +51,8 @@ def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True}
+    if not address:  # a local Ray's workers silence Ray's known-harmless repeated warnings (lrm_dist.log)
+        runtime_env = {"worker_process_setup_hook": "lrm_dist.log.quiet_ray_internals", **runtime_env}
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
     if address:

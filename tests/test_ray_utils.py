@@ -41,3 +41,25 @@ def test_local_ray_advertises_and_listens_on_loopback_only():
     assert seen["driver"] == seen["task"] == "127.0.0.1"
     assert seen["nodes"] == ["127.0.0.1"]
     assert seen["listen"] and set(seen["listen"]) <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, seen["listen"]
+
+
+_LEVEL_PROBE = r"""
+import logging, ray
+from lrm_dist.ray_utils import RayConfig, init_ray
+init_ray(RayConfig(num_cpus=1))
+
+@ray.remote
+def level():
+    return logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").level
+
+print(ray.get(level.remote()))
+ray.shutdown()
+"""
+
+
+@pytest.mark.parametrize("verbose, level", [("0", 40), ("1", 0)])
+def test_local_ray_workers_silence_known_harmless_ray_warnings_unless_verbose(verbose, level):
+    env = {**os.environ, "LRM_DIST_VERBOSE": verbose}
+    done = subprocess.run([sys.executable, "-c", _LEVEL_PROBE], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) == level
