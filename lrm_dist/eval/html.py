@@ -108,7 +108,7 @@ def provenance_rows(prov: dict) -> list[tuple[str, str, str]]:
     """(key, label, text) of the provenance table, in display order."""
     t, a = prov["training"], prov["assets"]
     model = prov["model"] + (f" (revision {prov['model_revision']})" if prov.get("model_revision") else "")
-    step = "unknown (no training.json in the model folder)" if t["step"] is None else str(t["step"])
+    step = "unknown (no training record for this model)" if t["step"] is None else str(t["step"])
     if t["step"] is not None and t["train_seconds"] is not None:
         step += f" after {_duration(t['train_seconds'])} of training"
     if t["step"] is not None and t["samples"] is not None:
