@@ -8,7 +8,9 @@ restarts are off, so nothing is retried behind its back):
 * after ``retries`` retries -> failed with the last reason;
 * an actor that served ``recycle_after`` assets -> replaced (bounds Blender's memory growth).
 Replacement actors that cannot be placed (no capacity left) simply stay pending; the job finishes
-on the actors that are alive, and fails only when none has been up for ``start_timeout_s``.
+on the actors that are alive, and fails only when none has been up for ``start_timeout_s``, or at
+once when an actor cannot start on its node (``preflight``: no bpy, another Blender, no GPU for a GPU
+device; an error in the actor's ``__init__``) before any has come up.
 Results reach the driver as encoded tar members; with upscaling on, the raw views go from the
 render actor's output straight to an upscale actor (object refs, no driver copy, no shared files).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -75,9 +78,12 @@ class RenderWorker:
         self.renderer = None
 
     def ready(self) -> dict:
+        """Open Blender once, after checking this node can render (``RenderSetupError`` when it cannot)."""
         from lrm_dist.render.blender_worker import BlenderRenderer
+        from lrm_dist.render.preflight import check_blender
 
         if self.renderer is None:
+            check_blender(self.cfg)
             self.renderer = BlenderRenderer(self.cfg, self.settings_hash, self.threads)
         return {"pid": os.getpid(), "blender": self.renderer.version}
 
@@ -135,6 +141,22 @@ class UpscaleWorker:
         return encode_sample(dict(sample, rgba=np.stack(out), intrinsics=intrinsics, meta=meta))
 
 
+def _setup_failure(exc: Exception) -> str | None:
+    """One line for a render actor that cannot start on its node (a failed preflight, an error in its
+    ``__init__``), None for a failure a fresh actor may not have (a lost node, a crash)."""
+    from ray.exceptions import RayActorError
+
+    from lrm_dist.render.preflight import RenderSetupError
+
+    cause = getattr(exc, "cause", None)  # a RayTaskError carries the exception raised in the actor
+    if isinstance(cause, RenderSetupError):
+        return str(cause)
+    if isinstance(exc, RayActorError) and exc.actor_init_failed:  # only the traceback text crosses: its last line
+        lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+        return f"its __init__ raised {lines[-1][:300]}" if lines else "its __init__ raised"
+    return None
+
+
 @dataclass
 class _Slot:
     actor: object
@@ -182,6 +204,7 @@ class RenderFleet:
         self.slots: list[_Slot] = []
         self.upscalers: list = []
         self.replaced = 0
+        self.started = 0  # render actors that came up
         self._next_upscaler = 0
 
     # -- actors -------------------------------------------------------------------------------------
@@ -261,12 +284,18 @@ class RenderFleet:
             self.shutdown()
 
     def _on_ready(self, slot: _Slot) -> None:
+        from lrm_dist.render.preflight import RenderSetupError
+
         try:
             slot.info = self.ray.get(slot.ready_ref)
             slot.ready_ref = None
+            self.started += 1
             log.debug("render actor up: %s", slot.info)
         except Exception as exc:  # the actor could not start (lost node, broken Blender)
-            log.warning("render actor failed to start: %s", str(exc).splitlines()[0][:200])
+            setup = _setup_failure(exc)
+            if setup is not None and not self.started:  # no actor can render: say why now, not at start_timeout_s
+                raise RenderSetupError(f"no render actor can start: {setup}") from None
+            log.warning("render actor failed to start: %s", setup or str(exc).splitlines()[0][:200])
             time.sleep(1.0)  # do not spin on a permanently broken image
             self._replace(slot, "start failure")
 

@@ -7,6 +7,7 @@ the current settings hash, streams every result into the shard writer, and retur
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,6 +67,18 @@ def _pending(records: list[dict], store, digest: str, limit: int | None) -> list
     return todo[:limit] if limit else todo
 
 
+def _actors_run_here(ray_cfg) -> bool:
+    """Whether the render actors share the driver's machine: a local Ray (started or to start), not a joined cluster."""
+    import ray
+
+    if ray_cfg.address or os.environ.get("RAY_ADDRESS"):
+        return False
+    if not ray.is_initialized():
+        return True
+    here = ray.util.get_node_ip_address()
+    return all(node["NodeManagerAddress"] == here for node in ray.nodes() if node["Alive"])
+
+
 def render_assets(cfg) -> RenderSummary:
     """Render every ok asset of ``<workdir>/assets/assets.parquet`` into ``<workdir>/render`` (see module doc).
 
@@ -81,6 +94,7 @@ def _render(cfg) -> RenderSummary:
     from lrm_dist.assets import read_asset_manifest
     from lrm_dist.ray_utils import init_ray
     from lrm_dist.render.fanout import RenderFleet
+    from lrm_dist.render.preflight import check_driver
     from lrm_dist.shards.store import ShardStore, done_row, failed_row
 
     start = time.perf_counter()
@@ -98,6 +112,8 @@ def _render(cfg) -> RenderSummary:
         log.info("resume repairs: %s", summary.repaired)
     log.info("render %s: %d assets to render, %d already done", digest, len(todo), summary.skipped)
     if todo:
+        if _actors_run_here(cfg.ray):  # a missing bpy is one line now, before Ray starts
+            check_driver()
         init_ray(cfg.ray)
         fleet = RenderFleet(cfg.render, digest, cfg.upscale)
         summary.actors = fleet.n_actors
