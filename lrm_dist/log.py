@@ -37,8 +37,14 @@ _NOISY_RAY_LOGGERS = (
 
 
 def quiet_ray_internals() -> None:
-    """Silence Ray's known-harmless repeated warnings in this process (a Ray worker setup hook);
-    LRM_DIST_VERBOSE=1 (``lrm-dist --verbose``) keeps them."""
+    """A Ray worker setup hook: point the worker's State API at its own cluster and silence Ray's
+    known-harmless repeated warnings (LRM_DIST_VERBOSE=1, ``lrm-dist --verbose``, keeps them)."""
+    try:  # Ray's State API client in this worker finds its own cluster, not "the latest" on the machine
+        import ray
+
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    except Exception:  # noqa: BLE001 - not inside a connected Ray worker: nothing to pin
+        pass
     if os.environ.get("LRM_DIST_VERBOSE", "0") == "1":
         return
     for name in _NOISY_RAY_LOGGERS:
