@@ -48,6 +48,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _shown(ref: str, limit: int = 240) -> str:
+    """A reference as an error message shows it: whole, or its informative end when very long."""
+    return ref if len(ref) <= limit else "..." + ref[-(limit - 3):]
+
+
 def _statement_refs(path: Path, text: str, plain: tuple[str, ...]) -> list[str]:
     """Every word and every word-to-line-end tail of the statements not in ``plain`` (paths may hold spaces)."""
     text = re.sub(r"\\\r?\n", " ", text)  # OBJ/MTL line continuation
@@ -125,7 +130,7 @@ def _variants(ref: str) -> list[str]:
 
 def _confined(folder: Path, real_folder: Path, ref: str, base: Path, mesh: Path, source: Path) -> list[Path]:
     """The existing files ``ref`` (written in ``source``, relative to ``base``) may name; raises if any escapes."""
-    where = f"{mesh}: reference {ref[:80]!r}" + (f" in {source.name}" if source != mesh else "")
+    where = f"{mesh}: reference {_shown(ref)!r}" + (f" in {source.name}" if source != mesh else "")
     found = []
     for form in _variants(ref):
         if _ABSOLUTE.match(form) or ".." in re.split(r"[/\\]", form):
@@ -166,7 +171,7 @@ def asset_files(path: str | Path, max_file_mb: float = 500.0) -> list[Path]:
         for uri in _gltf_uris(path):
             found = _confined(folder, real_folder, uri, folder, path, path)
             if not found:
-                raise MeshError(f"{path}: referenced file is missing: {uri[:80]!r}")
+                raise MeshError(f"{path}: referenced file is missing: {_shown(uri)!r}")
             files += found
     elif suffix == ".ply":
         for ref in _ply_texture_refs(path):

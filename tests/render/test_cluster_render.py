@@ -10,7 +10,7 @@ import time
 
 import pytest
 import yaml
-from conftest import NODE_ARGS, non_loopback_listeners, render_actor_args
+from tests.render.conftest import NODE_ARGS, non_loopback_listeners, render_actor_args
 
 from lrm_dist.assets import build_assets, read_asset_manifest
 from lrm_dist.assets.manifest import write_asset_manifest

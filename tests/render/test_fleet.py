@@ -7,7 +7,7 @@ import time
 
 import pytest
 import ray.cloudpickle
-from conftest import render_actor_args
+from tests.render.conftest import render_actor_args
 
 from lrm_dist.render.config import RenderConfig
 from lrm_dist.render.fanout import RenderFleet

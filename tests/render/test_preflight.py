@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.render.conftest import render_actor_args
 
 from lrm_dist.render.config import RenderConfig
 from lrm_dist.render.preflight import RenderSetupError, check_blender, check_driver
@@ -100,7 +101,6 @@ class NoGpuWorker:
 ])
 def test_an_actor_that_cannot_start_fails_the_fleet_at_once(cluster, worker, reason):
     import ray.cloudpickle
-    from conftest import render_actor_args
 
     from lrm_dist.render.fanout import RenderFleet
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import render_actor_args
+from tests.render.conftest import render_actor_args
 
 from lrm_dist.assets import build_assets
 from lrm_dist.config import PipelineConfig
