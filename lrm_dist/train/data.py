@@ -224,19 +224,27 @@ def webdataset_batches(
 
 
 class _RecipeFn:
-    """Ray Data ``map`` callable: raw row -> flat training sample (fresh random draws per call)."""
+    """Ray Data ``flat_map`` callable: raw row -> [flat training sample], or [] for an undecodable one
+    (skipped, counted and capped per task as the webdataset reader does)."""
 
-    def __init__(self, sample_cfg: SampleConfig, source_size: int):
+    def __init__(self, sample_cfg: SampleConfig, source_size: int, max_bad_fraction: float = 0.5):
         self.sample_cfg, self.source_size = sample_cfg, source_size
         self.rng = np.random.default_rng()
+        self.bad = _BadSamples(max_bad_fraction)
 
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        sample = sample_from_raw(row, self.sample_cfg, self.source_size, self.rng)
-        return {k: v for k, v in sample.items() if isinstance(v, np.ndarray)}
+    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            sample = sample_from_raw(row, self.sample_cfg, self.source_size, self.rng)
+        except Exception as exc:  # any decoding failure of this one sample; the cap stops a hopeless run
+            self.bad.failed(row, exc)
+            return []
+        self.bad.ok()
+        return [{k: v for k, v in sample.items() if isinstance(v, np.ndarray)}]
 
 
 def ray_dataset(
-    urls: list[str], sample_cfg: SampleConfig, source_size: int, shuffle: bool = True, holdout: float = 0.0
+    urls: list[str], sample_cfg: SampleConfig, source_size: int, shuffle: bool = True, holdout: float = 0.0,
+    max_bad_fraction: float = 0.5,
 ):
     """``ray.data.read_webdataset`` (rgba and json members only, raw bytes) -> training split -> decode + recipe."""
     import ray.data
@@ -248,7 +256,7 @@ def ray_dataset(
     )
     if holdout > 0:
         ds = ds.filter(lambda row: not is_heldout(str(row["__key__"]), holdout))
-    return ds.map(_RecipeFn(sample_cfg, source_size))
+    return ds.flat_map(_RecipeFn(sample_cfg, source_size, max_bad_fraction))
 
 
 def ray_data_batches(shard, batch_size: int, start_batch: int = 0) -> Iterator[dict[str, torch.Tensor]]:

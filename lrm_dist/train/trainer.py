@@ -101,7 +101,8 @@ def _train(cfg: PipelineConfig) -> TrainResult:
             raise ValueError("train.data.backend 'ray_data' with model.pretrained needs train.sample.source_size set")
         # Ray Data's per-operator bars flood worker logs; follow the project's progress switch.
         ray.data.DataContext.get_current().enable_progress_bars = os.environ.get("LRM_DIST_PROGRESS", "1") != "0"
-        datasets = {"train": ray_dataset(urls, tcfg.sample, source, holdout=cfg.shards.holdout_fraction)}
+        datasets = {"train": ray_dataset(urls, tcfg.sample, source, holdout=cfg.shards.holdout_fraction,
+                                         max_bad_fraction=tcfg.data.max_bad_fraction)}
     loop_config = {
         "cfg": cfg.model_dump(mode="json"), "urls": urls, "seed": seed, "use_gpu": use_gpu,
         "torch_extensions_dir": ext_dir, "tensorboard_dir": str(tb_dir), "run_dir": str(run_dir),

@@ -120,3 +120,19 @@ def test_mostly_unusable_data_stops_with_one_line_naming_the_shards(synthetic_sh
         list(itertools.islice(batch_stream(spec, 1, small_recipe, 28), 100))
     message = str(err.value)
     assert "\n" not in message and "broken-0.tar" in message and "max_bad_fraction" in message
+
+
+def test_ray_data_recipe_skips_and_counts_undecodable_samples(synthetic_shards, small_recipe, tmp_path, caplog):
+    from lrm_dist.train.data import StreamSpec, _RecipeFn, raw_stream
+
+    bad_key = _keys(synthetic_shards[0])[0]
+    corrupt = tmp_path / "shard-corrupt.tar"
+    _corrupt_copy(synthetic_shards[0], corrupt, {bad_key})
+    spec = StreamSpec((str(corrupt),), seed=0, consumer=0, consumers=1, shuffle_buffer=1)
+    recipe = _RecipeFn(small_recipe, 28)
+    out = {}
+    for _, _, raw in itertools.islice(raw_stream(spec), len(_keys(corrupt))):
+        out[raw["__key__"]] = recipe(raw)
+    assert out[bad_key] == [] and all(len(rows) == 1 for key, rows in out.items() if key != bad_key)
+    assert (recipe.bad.bad, recipe.bad.seen) == (1, len(out))
+    assert "skipping undecodable training sample" in caplog.text and bad_key in caplog.text
