@@ -87,10 +87,19 @@ def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_siz
     )
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0.0)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def _progress_line(step: int, max_steps: int, m: dict[str, float]) -> str:
+    """One log line per ``log_every`` steps: progress with its ETA (from the recent step time), losses, speed."""
     terms = " ".join(f"{k[5:]} {v:.4g}" for k, v in sorted(m.items()) if k.startswith("loss/") and k != "loss/total")
+    eta = _duration((max_steps - step) * m.get("time/step_s", 0.0))
     return (
-        f"step {step}/{max_steps} | loss {m.get('loss/total', float('nan')):.4f} ({terms}) | lr {m.get('lr', 0):.2e} "
+        f"step {step}/{max_steps} ({100 * step / max_steps:.0f}%, eta {eta}) | loss {m.get('loss/total', float('nan')):.4f} "
+        f"({terms}) | lr {m.get('lr', 0):.2e} "
         f"| grad-norm {m.get('grad_norm', float('nan')):.3g} | {m.get('throughput/samples_per_s', 0):.2f} samples/s "
         f"| step {m.get('time/step_s', 0):.2f}s (data {m.get('time/data_s', 0):.2f}s) | epoch {int(m.get('epoch', 0))}"
     )

@@ -136,3 +136,4 @@ def test_source_framing_records_what_training_saw():
     # the third sample has an empty source frame: it does not count
     framing.add(torch.tensor(np.stack(cams), dtype=torch.float32), torch.tensor([0.4, 0.6, 0.0]))
     assert framing.values() == pytest.approx({"source_distance": 2.6, "source_focal": 1.1, "source_foreground_ratio": 0.5})
+
