@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "3"
+"""Version of these contracts, shard samples included (their ``meta.schema_version``; in the render settings hash).
+
+2: the optional occupancy member; 3: the depth member renamed ``NNN.depth.png16`` (schema 2's ``.depth.png``
+is still read). The manifests are unchanged since 1.
+"""
 
 ASSET_SCHEMA = pa.schema(
     [

@@ -1,13 +1,13 @@
 """One shard sample (= one asset) to tar members and back, per the shard sample contract.
 
 Members of asset ``<id>``: ``<id>.meta.json``, ``<id>.cameras.json`` and per view ``<id>.NNN.rgba.png``
-(uint8 RGBA, straight alpha), ``<id>.NNN.depth.png`` (uint16 planar depth, metres = value *
-depth_scale, 0 = background) and ``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 =
-background) and, when the render stage had the canonical mesh, ``<id>.occupancy.npz`` (the
-ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``). The decoded dict: asset_id,
-category, rgba [V,H,W,4] uint8, depth [V,h,w] float32, normal [V,h,w,3] float32 (zero on
-background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta, and occupancy bool [R,R,R]
-(None without the member).
+(uint8 RGBA, straight alpha), ``<id>.NNN.depth.png16`` (a 16-bit greyscale PNG of planar depth, metres =
+value * depth_scale, 0 = background; schema 2 named it ``.depth.png``, still read) and
+``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 = background) and, when the render stage had
+the canonical mesh, ``<id>.occupancy.npz`` (the ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``).
+The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32, normal [V,h,w,3]
+float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta, and occupancy bool
+[R,R,R] (None without the member).
 """
 
 from __future__ import annotations
@@ -15,15 +15,22 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
 from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, pixels_of
+from lrm_dist.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = "2"  # 2: the optional occupancy member
 ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+DEPTH_MEMBER = "depth.png16"
+"""Per-view depth suffix: PNG bytes under an extension no standard image decoder claims (they cut 16 bits to 8)."""
+DEPTH_MEMBERS = (DEPTH_MEMBER, "depth.png")
+"""Depth suffixes read, newest first: schema 2 shards name the same PNG ``depth.png``."""
+VIEW_MEMBERS = {"rgba.png": "rgba", "normal.png": "normal", **dict.fromkeys(DEPTH_MEMBERS, "depth")}
+"""Per-view member suffix (after ``NNN.``) -> kind."""
 _MEMBER_MODES = {"rgba": ("RGBA",), "depth": GREY16_MODES, "normal": ("RGB", "RGBA")}
-_VIEW_FIELD = re.compile(r"^(\d{3,})\.(rgba|depth|normal)\.png$")
+_VIEW_FIELD = re.compile(r"^(\d{3,})\.(.+)$")
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -85,13 +92,18 @@ def encode_sample(sample: dict) -> dict[str, bytes]:
     for i in range(views):
         d = encode_depth(depth[i], depth_scale)
         members[f"{asset_id}.{i:03d}.rgba.png"] = _png(np.ascontiguousarray(rgba[i], dtype=np.uint8))
-        members[f"{asset_id}.{i:03d}.depth.png"] = _png(d)
+        members[f"{asset_id}.{i:03d}.{DEPTH_MEMBER}"] = _png(d)
         members[f"{asset_id}.{i:03d}.normal.png"] = _png(encode_normal(normal[i], d > 0))
     if sample.get("occupancy") is not None:
         from lrm_dist.geometry.occupancy import encode_grid
 
         members[f"{asset_id}.occupancy.npz"] = encode_grid(sample["occupancy"])
     return dict(sorted(members.items()))
+
+
+def depth_field(raw: Mapping[str, object], view: int) -> str | None:
+    """The field of ``raw`` holding ``view``'s depth under either schema's name (None without one)."""
+    return next((f for f in (f"{view:03d}.{m}" for m in DEPTH_MEMBERS) if f in raw), None)
 
 
 def _as_json(value):
@@ -110,18 +122,19 @@ def decode_sample(raw: dict) -> dict:
     key = raw.get("__key__")
     meta = _as_json(raw["meta.json"])
     cams = _as_json(raw["cameras.json"])
-    fields: dict[str, dict[int, object]] = {"rgba": {}, "depth": {}, "normal": {}}
+    fields: dict[str, dict[int, tuple[str, object]]] = {"rgba": {}, "depth": {}, "normal": {}}
     for name, value in raw.items():
         m = _VIEW_FIELD.match(name)
-        if m:
-            fields[m.group(2)][int(m.group(1))] = value
+        if m and m.group(2) in VIEW_MEMBERS:
+            fields[VIEW_MEMBERS[m.group(2)]][int(m.group(1))] = (name, value)
     views = int(meta["n_views"])
     for kind, got in fields.items():
         if sorted(got) != list(range(views)):
             raise ValueError(f"sample {key}: {kind} views {sorted(got)} != 0..{views - 1}")
 
     def png(kind: str, i: int) -> np.ndarray:
-        return _unpng(fields[kind][i], f"sample {key} member {i:03d}.{kind}.png", *_MEMBER_MODES[kind])
+        name, value = fields[kind][i]
+        return _unpng(value, f"sample {key} member {name}", *_MEMBER_MODES[kind])
 
     rgba = np.stack([png("rgba", i) for i in range(views)]).astype(np.uint8)
     depth_raw = np.stack([png("depth", i) for i in range(views)]).astype(np.float32)

@@ -14,13 +14,16 @@ import numpy as np
 
 from lrm_dist.geometry.occupancy import decode_grid
 from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, pixels_of
+from lrm_dist.shards.sample import DEPTH_MEMBERS, depth_field
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.sample import build_sample, choose_views
 
+_WANTED = (".json", ".rgba.png", *(f".{m}" for m in DEPTH_MEMBERS), ".occupancy.npz")
+
 
 def wanted_member(name: str) -> bool:
-    """Members the trainer reads (select_files/fileselect filter): json, rgba and depth PNGs, occupancy."""
-    return name.endswith((".json", ".rgba.png", ".depth.png", ".occupancy.npz"))
+    """Members the trainer reads (select_files/fileselect filter): json, rgba and depth (either name), occupancy."""
+    return name.endswith(_WANTED)
 
 
 def _json(value: Any) -> dict:
@@ -61,12 +64,11 @@ def sample_from_raw(
         if member not in raw:
             raise ValueError(f"shard sample {key!r} has no {member} member")
         rgba.append(_png_rgba(raw[member], f"shard sample {key!r} member {member}"))
-    depth_members = [raw.get(f"{int(v):03d}.depth.png") for v in views]
+    depth_fields = [depth_field(raw, int(v)) for v in views]
     depth = None
-    if cfg.depth and "depth_scale" in meta and all(m is not None for m in depth_members):
+    if cfg.depth and "depth_scale" in meta and None not in depth_fields:
         scale = float(meta["depth_scale"])
-        depth = np.stack([_png_depth(m, scale, f"shard sample {key!r} member {int(v):03d}.depth.png")
-                          for v, m in zip(views, depth_members)])
+        depth = np.stack([_png_depth(raw[f], scale, f"shard sample {key!r} member {f}") for f in depth_fields])
     occupancy = None
     if cfg.occupancy_points and raw.get("occupancy.npz") is not None:
         occupancy = decode_grid(raw["occupancy.npz"], f"shard sample {key!r} occupancy")
