@@ -109,7 +109,7 @@ def unique_candidates(candidates: list[Candidate]) -> list[Candidate]:
 def _reusable(previous: dict[str, dict], c: Candidate, max_file_mb: float) -> dict | None:
     """The previous ok row when its file is unchanged and its references still pass the folder check."""
     row = previous.get(c.asset_id)
-    if c.reason or not row or row["status"] != "ok" or row["uri"] != c.uri:
+    if c.reason or not row or row["status"] != "ok" or os.path.abspath(row["uri"] or "") != os.path.abspath(c.uri):
         return None
     if not Path(row["mesh_path"] or "").is_file():
         return None

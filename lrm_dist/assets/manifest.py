@@ -31,14 +31,57 @@ def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Pat
     return path
 
 
+# Columns holding file paths. Inside the manifest they are relative to the workdir (the folder above
+# ``assets/``) when the file lives in it, else absolute, so a workdir can be moved, shared and read
+# from any current folder; readers get them resolved.
+PATH_COLUMNS = ("uri", "mesh_path")
+
+
+def _workdir_of(manifest: str | Path) -> str:
+    """The workdir of ``<workdir>/assets/assets.parquet`` (a local absolute path or a URL)."""
+    text = str(manifest)
+    if "://" in text:
+        return text.rsplit("/", 2)[0]
+    return str(Path(text).resolve().parent.parent)
+
+
+def resolve_paths(rows: list[dict], manifest: str | Path) -> list[dict]:
+    """Rows with their workdir-relative path columns made absolute (or URLs) for this manifest's workdir."""
+    workdir = _workdir_of(manifest)
+
+    def resolve(value: str | None) -> str | None:
+        if not value or "://" in value or os.path.isabs(value):
+            return value
+        return f"{workdir}/{value}" if "://" in workdir else os.path.join(workdir, value)
+
+    return [{**r, **{c: resolve(r.get(c)) for c in PATH_COLUMNS if c in r}} for r in rows]
+
+
+def _relative(rows: list[dict], manifest: Path) -> list[dict]:
+    workdir = _workdir_of(manifest)
+
+    def relative(value: str | None) -> str | None:
+        if not value or "://" in value:
+            return value
+        if ".." not in Path(value).parts:  # a path with '..' is kept as written, for the render's check to see
+            inside = os.path.relpath(os.path.abspath(value), workdir)
+            if inside != ".." and not inside.startswith(".." + os.sep):
+                return inside
+        return value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
+
+    return [{**r, **{c: relative(r.get(c)) for c in PATH_COLUMNS if c in r}} for r in rows]
+
+
 def write_asset_manifest(rows: list[dict], path: str | Path) -> Path:
-    """Write rows to ``path`` through a temporary file, so a crash never leaves half a manifest."""
-    table = pa.Table.from_pylist(rows, schema=ASSET_SCHEMA)
+    """Write rows to ``path`` through a temporary file, so a crash never leaves half a manifest.
+
+    Paths are stored relative to the workdir when inside it (see ``PATH_COLUMNS``)."""
+    table = pa.Table.from_pylist(_relative(rows, Path(path)), schema=ASSET_SCHEMA)
     return replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_asset_manifest(path: str | Path, only_ok: bool = False) -> pa.Table:
-    """Read an asset manifest (checking its schema); ``only_ok`` drops rejected assets."""
+    """Read an asset manifest (checking its schema), paths resolved; ``only_ok`` drops rejected assets."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"asset manifest not found: {path} (run `lrm-dist assets` first)")
@@ -49,4 +92,4 @@ def read_asset_manifest(path: str | Path, only_ok: bool = False) -> pa.Table:
     table = table.select(ASSET_SCHEMA.names).cast(ASSET_SCHEMA)
     if only_ok:
         table = table.filter(pa.compute.equal(table["status"], "ok"))
-    return table
+    return pa.Table.from_pylist(resolve_paths(table.to_pylist(), path), schema=ASSET_SCHEMA)

@@ -104,8 +104,8 @@ def held_out_assets(
     ({asset_id: target}, [assets lacking a ground truth])."""
     import fsspec
 
+    from lrm_dist.assets.manifest import resolve_paths
     from lrm_dist.shards.manifest import read_render_manifest
-
     from lrm_dist.shards.split import is_heldout
 
     rendered = [r for r in read_render_manifest(render_dir).to_pylist() if r["status"] == "done"]
@@ -118,7 +118,7 @@ def held_out_assets(
             raise ValueError(f"eval: none of the {total} rendered assets is in the held-out split "
                              f"(shards.holdout_fraction={holdout}): render more assets or raise the fraction")
     with fsspec.open(assets_manifest, "rb") as fh:
-        assets = {r["asset_id"]: r for r in pq.read_table(fh).to_pylist()}
+        assets = {r["asset_id"]: r for r in resolve_paths(pq.read_table(fh).to_pylist(), assets_manifest)}
     targets, missing = {}, []
     for r in rendered:
         asset = assets.get(r["asset_id"])

@@ -64,7 +64,9 @@ def _ground_truth_paths(cfg) -> dict[str, str]:
     except (FileNotFoundError, OSError) as exc:
         log.warning("report: no asset manifest at %s (%s): contact sheet without ground truth", path, exc)
         return {}
-    return {r["asset_id"]: r["mesh_path"] for r in table.to_pylist() if r["mesh_path"]}
+    from lrm_dist.assets.manifest import resolve_paths
+
+    return {r["asset_id"]: r["mesh_path"] for r in resolve_paths(table.to_pylist(), path) if r["mesh_path"]}
 
 
 def _load_canonical(path: Path | str, y_up: bool):

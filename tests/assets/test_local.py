@@ -1,4 +1,5 @@
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -44,3 +45,27 @@ def test_categories_from_labels_file(tmp_path, make_cfg):
 def test_missing_folder_is_a_clear_error(tmp_path, make_cfg):
     with pytest.raises(FileNotFoundError, match="local source folder not found: .*nowhere"):
         build_assets(make_cfg([{"kind": "local", "path": str(tmp_path / "nowhere")}]))
+
+
+def test_a_workdir_moves_and_is_read_from_any_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from lrm_dist.assets import build_assets, read_asset_manifest
+    from lrm_dist.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["workdir=run", "assets.sources=[{kind: procedural, per_category: 1, categories: [chair]}]"])
+    build_assets(cfg)
+    import pyarrow.parquet as pq
+
+    stored = pq.read_table("run/assets/assets.parquet").to_pylist()[0]
+    assert stored["mesh_path"] == os.path.join("assets", "meshes", f"{stored['asset_id']}.ply")  # workdir-relative
+    shutil.move("run", "moved")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    row = read_asset_manifest(tmp_path / "moved" / "assets" / "assets.parquet").to_pylist()[0]
+    assert row["mesh_path"] == str(tmp_path / "moved" / "assets" / "meshes" / f"{row['asset_id']}.ply")
+    assert os.path.isfile(row["mesh_path"]) and os.path.isfile(row["uri"])
+    again = build_assets(load_config(None, [f"workdir={tmp_path / 'moved'}",
+                                            "assets.sources=[{kind: procedural, per_category: 1, categories: [chair]}]"]))
+    assert again.reused == 1  # the moved workdir resumes: nothing is rebuilt
