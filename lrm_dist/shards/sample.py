@@ -76,7 +76,7 @@ def encode_sample(sample: dict) -> dict[str, bytes]:
     if not ASSET_ID_RE.match(asset_id):
         raise ValueError(f"asset_id {asset_id!r}: must match [A-Za-z0-9_-]+ (WebDataset keys end at the first dot)")
     meta = dict(sample["meta"])
-    meta.setdefault("schema_version", SCHEMA_VERSION)
+    meta["schema_version"] = SCHEMA_VERSION  # what this writer writes, whatever the caller passed
     depth_scale = float(meta["depth_scale"])
     rgba, depth, normal = sample["rgba"], sample["depth"], sample["normal"]
     views = len(rgba)

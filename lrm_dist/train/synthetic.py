@@ -36,7 +36,7 @@ def synthetic_asset(asset_id: str, n_views: int, res: int, seed: int) -> dict:
     meta = {
         "asset_id": asset_id, "category": "chair", "settings_hash": "synthetic", "n_views": n_views,
         "resolution": res, "depth_scale": 1e-3, "renderer": {"blender": "none", "engine": "SYNTHETIC"},
-        "upscaled": False, "schema_version": "1",
+        "upscaled": False,
     }
     return {"asset_id": asset_id, "rgba": rgba, "depth": depth, "normal": normal, "c2w": c2w, "intrinsics": intr, "meta": meta}
 
