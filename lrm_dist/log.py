@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -42,13 +43,16 @@ def quiet_ray_internals() -> None:
     try:  # Ray's State API client in this worker finds its own cluster, not "the latest" on the machine
         import ray
 
-        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+        if ray.is_initialized():  # get_runtime_context() would start a Ray otherwise
+            os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
     except Exception:  # noqa: BLE001 - not inside a connected Ray worker: nothing to pin
         pass
     if os.environ.get("LRM_DIST_VERBOSE", "0") == "1":
         return
     for name in _NOISY_RAY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # DeepSpeed's collectives call torch.distributed names torch has deprecated: one warning per call
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:

@@ -1,0 +1,18 @@
+"""The Ray worker setup hook: silences only known-harmless noise and never starts a Ray itself."""
+
+import warnings
+
+
+def test_quiet_ray_internals_filters_torch_deprecations_only_and_starts_no_ray():
+    import ray
+
+    from lrm_dist.log import quiet_ray_internals
+
+    assert not ray.is_initialized()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        quiet_ray_internals()
+        warnings.warn("`torch.distributed.all_gather_into_tensor` is deprecated. Please use ...", FutureWarning)
+        warnings.warn("something else is deprecated", FutureWarning)
+    assert [str(w.message) for w in seen] == ["something else is deprecated"]
+    assert not ray.is_initialized()
