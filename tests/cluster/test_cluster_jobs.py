@@ -18,6 +18,8 @@ import yaml
 
 import local_ray_head
 
+from lrm_dist.assets import read_asset_manifest
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", "*.egg-info", ".whl", "build", "dist"]
@@ -95,7 +97,7 @@ def test_assets_job_runs_on_the_cluster(client, config):
     status, logs = run_job(client, f"python jobs/assets.py {cfg_path} --set assets.workers=0")
     assert status == "SUCCEEDED", logs[-4000:]
     assert "joining Ray cluster at 127.0.0.1:" in logs  # the job's driver joined this head, not a new Ray
-    table = pq.read_table(workdir / "assets" / "assets.parquet").to_pylist()
+    table = read_asset_manifest(workdir / "assets" / "assets.parquet").to_pylist()  # paths resolved
     assert sorted(r["category"] for r in table) == ["chair", "table"]
     assert all(r["status"] == "ok" and Path(r["mesh_path"]).is_file() for r in table)
 
