@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from lrm_dist.eval.provenance import collect_provenance, write_provenance
 from lrm_dist.eval.tables import consolidate, read_eval_rows, summarize, write_part, write_summary
 from lrm_dist.log import get_logger, progress_bar
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 log = get_logger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from lrm_dist.log import get_logger
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 log = get_logger(__name__)
 

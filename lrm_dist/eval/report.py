@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from lrm_dist.eval.tables import read_eval_table, read_summary
 from lrm_dist.log import get_logger
 from lrm_dist.schema import EVAL_SUMMARY_SCHEMA
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 log = get_logger(__name__)
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lrm_dist.schema import EVAL_SCHEMA, EVAL_SUMMARY_SCHEMA
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 EVAL_TABLE = "eval.parquet"
 SUMMARY_TABLE = "summary.parquet"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lrm_dist.schema import RENDER_SCHEMA, SHARD_INDEX_SCHEMA
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 RENDER_MANIFEST = "render.parquet"
 SHARD_INDEX = "shards.parquet"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from lrm_dist.log import get_logger
 from lrm_dist.shards.config import ShardsConfig
 from lrm_dist.shards.manifest import SHARDS_DIR, load_index, load_rows, save_index, save_rows
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 from lrm_dist.shards.writer import ShardBuilder, ShardInfo, scan_shard, shard_name, shard_number
 
 log = get_logger(__name__)

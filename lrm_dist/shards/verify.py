@@ -8,7 +8,7 @@ import io
 import tarfile
 
 from lrm_dist.shards.manifest import SHARDS_DIR, load_index, load_rows
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 from lrm_dist.shards.writer import scan_shard, shard_number
 
 

@@ -16,7 +16,7 @@ from lrm_dist.assets import build_assets, read_asset_manifest
 from lrm_dist.config import load_config
 from lrm_dist.eval.tables import consolidate, summarize, write_summary
 from lrm_dist.eval.workers import score_row
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
     # A changed hashed setting evaluates everything again (here limited to 2 assets). The render manifest
     # now claims a re-render of the first asset that its shard does not hold: a failed row, not a gap.
     from lrm_dist.shards.manifest import load_rows, save_rows
-    from lrm_dist.shards.storage import Storage
+    from lrm_dist.storage import Storage
 
     render = Storage(str(eval_workdir / "render"))
     manifest = load_rows(render)
@@ -148,7 +148,7 @@ def _rewrite_shard(path, replace: dict[str, bytes], cut_in: str | None = None) -
 def test_a_bomb_view_and_a_truncated_shard_fail_their_assets_only(two_node_cluster, eval_workdir, tiny_checkpoint):
     from lrm_dist.eval import evaluate
     from lrm_dist.shards.manifest import load_rows
-    from lrm_dist.shards.storage import Storage
+    from lrm_dist.storage import Storage
     from tests.hostile_images import png_bomb
 
     by_shard: dict[str, list[str]] = {}

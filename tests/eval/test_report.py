@@ -28,7 +28,7 @@ from lrm_dist.eval.provenance import collect_provenance, training_info, write_pr
 from lrm_dist.eval.report import spread_by_iou, write_report
 from lrm_dist.eval.tables import read_summary
 from lrm_dist.eval.tensorboard import log_eval_scalars, read_loss_curves
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 SETTINGS = {"eval_hash": "h-test", "n_points": 3000, "thresholds": [0.01, 0.02, 0.05], "seed": 0}

@@ -10,7 +10,7 @@ import lrm_dist.shards.store as store_mod
 from lrm_dist.shards.config import ShardsConfig
 from lrm_dist.shards.manifest import SHARDS_DIR, load_index, load_rows, shard_urls
 from lrm_dist.shards.reader import iter_shard_samples
-from lrm_dist.shards.storage import Storage
+from lrm_dist.storage import Storage
 from lrm_dist.shards.store import ShardStore, done_row, failed_row
 from lrm_dist.shards.verify import RenderDirError, verify_render_dir
 from lrm_dist.shards.writer import scan_shard

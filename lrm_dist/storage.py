@@ -1,4 +1,4 @@
-"""Storage for shards and manifests: a local path or any fsspec URL (s3://, gs://, ...), one API.
+"""The one storage layer every stage writes through: a local path or any fsspec URL (s3://, gs://, ...).
 
 Files appear atomically: they are written under a ``.tmp`` name and moved into place (a rename on
 POSIX; on object stores the final object appears only once complete), so a reader or a resumed job
