@@ -24,6 +24,7 @@ T = TypeVar("T")
 MAX_PIXELS = 8192 * 8192
 """Default pixel limit (width x height) checked on the header before decoding."""
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # file names of those formats
 """Pillow formats opened for user images (no EPS, which runs Ghostscript, nor the exotic plugins)."""
 PNG_ONLY = ("PNG",)
 GREY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lrm_dist.images import BadImage, decode_image, rgba8_and_alpha
+from lrm_dist.images import IMAGE_SUFFIXES, BadImage, decode_image, rgba8_and_alpha
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE, MAX_SIDE = 32, 8192
 ALPHA_CUTOFF = 8  # alpha values at or below this count as background when finding the object
 

@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lrm_dist.images import GREY16_MODES, BadImage, decode_image, grey16, has_alpha, one_line, rgba8
+from lrm_dist.images import GREY16_MODES, IMAGE_SUFFIXES, BadImage, decode_image, grey16, has_alpha, one_line, rgba8
 from lrm_dist.log import get_logger, progress
 from lrm_dist.upscale.config import UpscaleConfig
 
 log = get_logger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
