@@ -66,6 +66,10 @@ class EvalConfig(BaseModel):
     mesh_resolution: int | None = Field(
         None, ge=16, le=1024, description="Density grid side for marching cubes; None: serve.mesh_resolution. Hashed."
     )
+    mesher: str | None = Field(
+        None, pattern="^(marching_cubes|surface_nets)$",
+        description="Iso-surface extraction (as serve.mesher); None: serve.mesher, so eval scores what serving ships. Hashed.",
+    )
     density_threshold: float | None = Field(
         None, gt=0, description="Iso-level of the density; None: serve.density_threshold, else the model's calibrated "
         "iso_level (config.json), else 3.0. Hashed."

@@ -80,6 +80,7 @@ def resolved_settings(cfg) -> dict:
         "metrics_version": METRICS_VERSION, "input_view": e.input_view, "n_points": e.n_points,
         "thresholds": list(e.fscore_thresholds), "padding": e.iou_padding, "seed": e.seed,
         "mesh_resolution": e.mesh_resolution or cfg.serve.mesh_resolution,
+        "mesher": e.mesher or cfg.serve.mesher,
         "density_threshold": e.density_threshold or cfg.serve.density_threshold,
         "source_distance": cfg.train.sample.source_distance,
     }
@@ -164,7 +165,8 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
         num_gpus=actors.num_gpus or None, num_cpus=actors.num_cpus,
         fn_constructor_kwargs={"checkpoint": settings["checkpoint"], "resolution": settings["mesh_resolution"],
                                "threshold": settings["density_threshold"], "source_distance": settings["source_distance"],
-                               "dtype": actors.dtype, "revision": cfg.model.revision},
+                               "dtype": actors.dtype, "revision": cfg.model.revision,
+                               "mesher": settings["mesher"]},
     )
     ds = ds.map_batches(score_batch, batch_size=1, num_cpus=e.metric_cpus, fn_kwargs={"out_dir": out_dir, "settings": settings})
     for row in ds.iter_rows():

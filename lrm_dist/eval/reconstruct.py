@@ -64,10 +64,11 @@ def _empty(reason: str, timings: dict[str, float]) -> PredictedMesh:
 @torch.no_grad()
 def reconstruct_meshes(
     model, inputs: list[PreparedInput], resolution: int, threshold: float, device: torch.device,
-    dtype: torch.dtype = torch.float32, grid_chunk: int = 1 << 21,
+    dtype: torch.dtype = torch.float32, grid_chunk: int = 1 << 21, mesher: str = "marching_cubes",
 ) -> list[PredictedMesh]:
-    """Triplanes for a batch of inputs in one pass, then one mesh per input (object frame, vertex colours)."""
-    from lrm_dist.serve.mesh import density_grid, marching_cubes, vertex_colours
+    """Triplanes for a batch of inputs in one pass, then one mesh per input (object frame, vertex colours),
+    extracted with ``mesher`` (a name of ``serve.mesh.MESHERS``, as serving uses)."""
+    from lrm_dist.serve.mesh import MESHERS, density_grid, vertex_colours
 
     if not inputs:
         return []
@@ -87,7 +88,7 @@ def reconstruct_meshes(
         t2 = time.perf_counter()
         timings["grid"] = t2 - t1
         try:
-            verts, faces = marching_cubes(grid, threshold, "object", "eval.density_threshold")
+            verts, faces = MESHERS[mesher](grid, threshold, "object", "eval.density_threshold")
         except ValueError as exc:  # no iso-surface: the prediction is empty (scored, not skipped)
             out.append(_empty(str(exc).splitlines()[0], timings))
             continue

@@ -134,7 +134,7 @@ class ReconstructActor:
     """Holds one model (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes."""
 
     def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
-                 dtype: str = "auto", revision: str | None = None):
+                 dtype: str = "auto", revision: str | None = None, mesher: str = "marching_cubes"):
         import torch
 
         from lrm_dist.model.pretrained import from_pretrained
@@ -144,6 +144,7 @@ class ReconstructActor:
         self.dtype = getattr(torch, name)
         self.model = from_pretrained(checkpoint, revision=revision, device=self.device).eval()
         self.resolution, self.threshold, self.source_distance = resolution, threshold, source_distance
+        self.mesher = mesher
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
@@ -171,7 +172,8 @@ class ReconstructActor:
         vertices, faces, colors = [b""] * n, [b""] * n, [b""] * n
         empty_reason, seconds = [""] * n, [0.0] * n
         try:
-            meshes = reconstruct_meshes(self.model, prepared, self.resolution, self.threshold, self.device, self.dtype)
+            meshes = reconstruct_meshes(self.model, prepared, self.resolution, self.threshold, self.device, self.dtype,
+                                        mesher=self.mesher)
         except Exception as exc:  # a model failure fails this batch's rows, not the job
             meshes = []
             for i in index:

@@ -69,3 +69,7 @@ def test_reconstruct_meshes_maps_back_to_the_object_frame_and_reports_empty(tiny
     np.testing.assert_allclose(b.vertices, a.vertices @ inv[:3, :3].T + inv[:3, 3], atol=1e-5)
     (empty,) = reconstruct_meshes(model, [base], 20, 1e6, device)
     assert len(empty.faces) == 0 and "no surface" in empty.empty_reason
+    # the mesher is serving's choice: surface nets give another mesh of the same surface
+    (nets,) = reconstruct_meshes(model, [base], 20, level, device, mesher="surface_nets")
+    assert len(nets.faces) > 0 and len(nets.vertices) != len(a.vertices)
+    np.testing.assert_allclose(nets.vertices.mean(0), a.vertices.mean(0), atol=0.1)
