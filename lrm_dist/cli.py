@@ -64,7 +64,11 @@ def _register_config(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from lrm_dist import __version__
 
-    parser = argparse.ArgumentParser(prog="lrm-dist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lrm-dist", description="3D assets in, a trained image-to-3D model out: one subcommand per pipeline stage.",
+        epilog="Every stage takes a pipeline config (default: the built-in demo) and --set key.path=value overrides; "
+        "`lrm-dist config show` lists every key.",
+    )
     parser.add_argument("--version", action="version", version=f"lrm-dist {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="keep Ray's internal warnings (silenced by default when they are known to be harmless)")
