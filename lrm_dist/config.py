@@ -167,10 +167,9 @@ def describe_config(cfg: BaseModel, prefix: str = "") -> list[tuple[str, Any, st
         if isinstance(value, BaseModel):
             rows.extend(describe_config(value, f"{key}."))
         else:
-            plain = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-            if isinstance(plain, list):
-                plain = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in plain]
-            rows.append((key, plain, field.description or ""))
+            if isinstance(value, list):  # e.g. assets.sources: a list of typed sections
+                value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            rows.append((key, value, field.description or ""))
     return rows
 
 

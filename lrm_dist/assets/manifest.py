@@ -45,7 +45,7 @@ def _workdir_of(manifest: str | Path) -> str:
     return str(Path(text).resolve().parent.parent)
 
 
-def resolve_paths(rows: list[dict], manifest: str | Path) -> list[dict]:
+def _resolved(rows: list[dict], manifest: str | Path) -> list[dict]:
     """Rows with their workdir-relative path columns made absolute (or URLs) for this manifest's workdir."""
     workdir = _workdir_of(manifest)
 
@@ -81,15 +81,18 @@ def write_asset_manifest(rows: list[dict], path: str | Path) -> Path:
 
 
 def read_asset_manifest(path: str | Path, only_ok: bool = False) -> pa.Table:
-    """Read an asset manifest (checking its schema), paths resolved; ``only_ok`` drops rejected assets."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"asset manifest not found: {path} (run `lrm-dist assets` first)")
-    table = pq.read_table(path)
+    """Read an asset manifest (a local path or URL; schema checked), paths resolved; ``only_ok`` drops rejected assets."""
+    import fsspec
+
+    try:
+        with fsspec.open(str(path), "rb") as fh:
+            table = pq.read_table(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"asset manifest not found: {path} (run `lrm-dist assets` first)") from None
     missing = set(ASSET_SCHEMA.names) - set(table.column_names)
     if missing:
         raise ValueError(f"{path}: not an asset manifest (missing columns {sorted(missing)})")
     table = table.select(ASSET_SCHEMA.names).cast(ASSET_SCHEMA)
     if only_ok:
         table = table.filter(pa.compute.equal(table["status"], "ok"))
-    return pa.Table.from_pylist(resolve_paths(table.to_pylist(), path), schema=ASSET_SCHEMA)
+    return pa.Table.from_pylist(_resolved(table.to_pylist(), path), schema=ASSET_SCHEMA)

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 
 from lrm_dist.eval.provenance import collect_provenance, write_provenance
 from lrm_dist.eval.tables import consolidate, read_eval_rows, summarize, write_part, write_summary
@@ -103,9 +102,7 @@ def held_out_assets(
 ) -> tuple[dict[str, dict], list[dict]]:
     """Rendered (done) assets of the held-out split (all when ``holdout`` is 0) with their ground truth:
     ({asset_id: target}, [assets lacking a ground truth])."""
-    import fsspec
-
-    from lrm_dist.assets.manifest import resolve_paths
+    from lrm_dist.assets import read_asset_manifest
     from lrm_dist.shards.manifest import read_render_manifest
     from lrm_dist.shards.split import is_heldout
 
@@ -118,8 +115,7 @@ def held_out_assets(
         if not rendered:
             raise ValueError(f"eval: none of the {total} rendered assets is in the held-out split "
                              f"(shards.holdout_fraction={holdout}): render more assets or raise the fraction")
-    with fsspec.open(assets_manifest, "rb") as fh:
-        assets = {r["asset_id"]: r for r in resolve_paths(pq.read_table(fh).to_pylist(), assets_manifest)}
+    assets = {r["asset_id"]: r for r in read_asset_manifest(assets_manifest).to_pylist()}
     targets, missing = {}, []
     for r in rendered:
         asset = assets.get(r["asset_id"])

@@ -55,18 +55,15 @@ def spread_by_iou(rows: list[dict], k: int) -> list[dict]:
 
 
 def _ground_truth_paths(cfg) -> dict[str, str]:
-    import fsspec
+    from lrm_dist.assets import read_asset_manifest
 
     path = cfg.eval.assets_manifest or f"{cfg.stage_dir('assets')}/assets.parquet"
     try:
-        with fsspec.open(path, "rb") as fh:
-            table = pq.read_table(fh, columns=["asset_id", "mesh_path"])
-    except (FileNotFoundError, OSError) as exc:
+        rows = read_asset_manifest(path).to_pylist()
+    except (OSError, ValueError) as exc:
         log.warning("report: no asset manifest at %s (%s): contact sheet without ground truth", path, exc)
         return {}
-    from lrm_dist.assets.manifest import resolve_paths
-
-    return {r["asset_id"]: r["mesh_path"] for r in resolve_paths(table.to_pylist(), path) if r["mesh_path"]}
+    return {r["asset_id"]: r["mesh_path"] for r in rows if r["mesh_path"]}
 
 
 def _load_canonical(path: Path | str, y_up: bool):

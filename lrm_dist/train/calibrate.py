@@ -56,20 +56,18 @@ class SourceFraming:
     """
 
     def __init__(self) -> None:
-        self.sums = torch.zeros(3, dtype=torch.float64)
-        self.count = 0
+        self.sums: torch.Tensor | None = None  # [distance, focal, extent, count], on the batch's device
 
     def add(self, source_camera: torch.Tensor, source_extent: torch.Tensor) -> None:
-        cam = source_camera.detach().double().cpu()
+        """Accumulate on the batch's device: no host synchronisation on the training step's path."""
+        cam, extent = source_camera.detach().double(), source_extent.detach().double()
+        keep = (extent > 0).double()  # an empty source frame does not count
         distance = cam[:, [3, 7, 11]].norm(dim=1)  # the camera centre's distance from the object's origin
-        extent = source_extent.detach().double().cpu()
-        keep = extent > 0
-        if keep.any():
-            self.sums += torch.stack([distance[keep].sum(), cam[keep, 12].sum(), extent[keep].sum()])
-            self.count += int(keep.sum())
+        step = torch.stack([(distance * keep).sum(), (cam[:, 12] * keep).sum(), (extent * keep).sum(), keep.sum()])
+        self.sums = step if self.sums is None else self.sums + step
 
     def values(self) -> dict[str, float]:
-        if not self.count:
+        if self.sums is None or float(self.sums[3]) == 0:
             return {}
-        d, f, e = (self.sums / self.count).tolist()
+        d, f, e = (self.sums[:3] / self.sums[3]).tolist()
         return {"source_distance": round(d, 4), "source_focal": round(f, 4), "source_foreground_ratio": round(min(e, 1.0), 4)}

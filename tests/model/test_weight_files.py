@@ -7,7 +7,6 @@ perceptual loss are refused with one line naming the file; ``lrm-dist infer`` en
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,19 +22,10 @@ from lrm_dist.model.lrm import LRM
 from lrm_dist.model.pretrained import ModelFileError, from_pretrained, save_pretrained, weight_shapes
 from lrm_dist.train.perceptual import PerceptualLoss, PerceptualWeightsError
 from lrm_dist.upscale.weights import WeightsError, read_state_dict
+from tests.hostile_pickle import Payload
 
 REPO = Path(__file__).resolve().parents[2]
 GARBAGE = bytes(range(256)) * 64
-
-
-class Payload:
-    """Unpickling this runs ``touch <marker>``."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def _pickle_bomb(path: Path, marker: Path) -> Path:
@@ -152,40 +142,34 @@ def test_a_legacy_bin_with_the_right_tensors_loads(tiny_dir, tmp_path):
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in reference.state_dict().items())
 
 
+# The Real-ESRGAN and the perceptual-loss weight loaders: (load, its error, what it says of garbage).
+_LOADERS = {"upscale": (read_state_dict, WeightsError, "is unreadable"),
+            "perceptual": (PerceptualLoss, PerceptualWeightsError, "are unreadable")}
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-def test_upscale_weights_garbage_is_one_line(tmp_path, suffix: str):
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_garbage_weights_are_one_line(tmp_path, loader: str, suffix: str):
+    load, error, says = _LOADERS[loader]
     path = tmp_path / f"broken{suffix}"
     path.write_bytes(GARBAGE)
-    with pytest.raises(WeightsError) as exc:
-        read_state_dict(path)
-    assert "is unreadable" in _one_line_naming(exc, path)
+    with pytest.raises(error) as exc:
+        load(path)
+    assert says in _one_line_naming(exc, path)
 
 
-def test_upscale_weights_pickled_code_is_refused(tmp_path):
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_pickled_code_in_weights_is_refused(tmp_path, loader: str):
+    load, error, _ = _LOADERS[loader]
     marker = tmp_path / "ran"
-    path = _pickle_bomb(tmp_path / "x4.pth", marker)
-    with pytest.raises(WeightsError) as exc:
-        read_state_dict(path)
+    path = _pickle_bomb(tmp_path / "weights.pth", marker)
+    with pytest.raises(error) as exc:
+        load(path)
     assert "(refuses to load 'posix.system': only tensors are loaded)" in _one_line_naming(exc, path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-def test_perceptual_weights_garbage_is_one_line(tmp_path, suffix: str):
-    path = tmp_path / f"vgg{suffix}"
-    path.write_bytes(GARBAGE)
-    with pytest.raises(PerceptualWeightsError) as exc:
-        PerceptualLoss(path)
-    assert "are unreadable" in _one_line_naming(exc, path)
-
-
-def test_perceptual_weights_pickled_code_is_refused(tmp_path):
-    marker = tmp_path / "ran"
-    path = _pickle_bomb(tmp_path / "vgg.pth", marker)
-    with pytest.raises(PerceptualWeightsError) as exc:
-        PerceptualLoss(path)
-    assert "(refuses to load 'posix.system': only tensors are loaded)" in _one_line_naming(exc, path)
-    assert not marker.exists()
+def test_perceptual_weights_without_a_state_dict_are_refused(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(PerceptualWeightsError, match="hold no tensor state dict"):
         PerceptualLoss(tmp_path / "list.pth")

@@ -6,7 +6,6 @@ test_deepspeed_stages.py).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -23,20 +22,11 @@ from lrm_dist.train.checkpoint import (
     state_name, verify_folder,
 )
 from lrm_dist.train.export import export_checkpoint
+from tests.hostile_pickle import Payload
 from tests.train.test_deepspeed_stages import EXTENSIONS, _engine, process_group  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Payload:
-    """Unpickling this runs ``touch <marker>``: what an attacker would put into a checkpoint."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def _checkpoint(stage: int, folder: Path) -> Path:
