@@ -29,13 +29,14 @@ def _fmt(x: float) -> str:
     return "   nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:6.3f}"
 
 
-def print_curve(rows: list[dict]) -> None:
-    print("\nheld-out learning curve (class means; eval stage)")
-    print(f"{'step':>6} {'train s':>8} {'samples/s':>9} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} "
+def print_curve(rows: list[dict], label: bool = False) -> None:
+    if not label:
+        print("\nheld-out learning curve (class means; eval stage)")
+    print(f"{'split':>9} " * label + f"{'step':>6} {'train s':>8} {'samples/s':>9} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} "
           f"{'F@.01':>6} {'F@.02':>6} {'F@.05':>6} | empty")
     for r in rows:
         f = r["fscore"] + [float("nan")] * (3 - len(r["fscore"]))
-        print(f"{r['step']:>6} {r['train_seconds']:>8.0f} {r['samples_per_s']:>9.1f} | {_fmt(r['iou'])} "
+        print(f"{r['label']:>9} " * label + f"{r['step']:>6} {r['train_seconds']:>8.0f} {r['samples_per_s']:>9.1f} | {_fmt(r['iou'])} "
               f"{_fmt(r['chamfer_l1'])} {_fmt(r['normal_consistency'])} {_fmt(f[0])} {_fmt(f[1])} {_fmt(f[2])} "
               f"| {r['n_empty']}/{r['n_assets']}")
 
@@ -62,6 +63,9 @@ def main() -> None:
     parser.add_argument("config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="Also write the curve and the per-category table to this JSON file.")
+    parser.add_argument("--training-split", type=int, default=0, metavar="N",
+                        help="Also score the last checkpoint on N assets of the training split (the run's own "
+                        "renders, N/5 per category), to print the generalisation gap.")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
     if cfg.train.export_dir is None:  # one export folder per run: runs of one workdir can share a GPU
@@ -87,11 +91,22 @@ def main() -> None:
         seconds = progress["train_seconds"]
         curve.append({**_row(folder.name, summary), "step": progress["step"], "train_seconds": seconds,
                       "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
+    gap = []
+    if args.training_split:
+        train_cfg = eval_cfg.model_copy(deep=True)
+        train_cfg.eval.render_dir = train_cfg.eval.assets_manifest = None  # the assets this run trained on
+        train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
+        train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
+        gap = [{**curve[-1], "label": "held-out"},
+               {**curve[-1], **_row("training", evaluate(train_cfg).per_category), "label": "training"}]
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; train stage {wall:.0f} s wall (start-up included)")
     print_curve(curve)
     print_categories(summary)
+    if gap:
+        print("\ngeneralisation gap, last checkpoint (class means)")
+        print_curve(gap, label=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary}, indent=1, default=str))
+        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary, "gap": gap}, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ how the work is spread or presented.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -55,7 +57,11 @@ class EvalConfig(BaseModel):
     )
     out_dir: str | None = Field(None, description="Where tables, meshes and the report go; None: <workdir>/eval.")
     categories: list[str] | None = Field(None, description="Evaluate only these categories (None: all).")
-    limit: int | None = Field(None, ge=1, description="Evaluate at most this many held-out assets (smoke runs).")
+    split: Literal["held_out", "training"] = Field(
+        "held_out", description="Which assets to score: the held-out split (the measure of a model), or the training "
+        "split (with held_out, the generalisation gap)."
+    )
+    limit: int | None = Field(None, ge=1, description="Evaluate at most this many assets of the split, taken in turn from each category (smoke runs).")
     input_view: int = Field(0, ge=0, description="Shard view fed to the model (0: the frontal view). Hashed.")
     n_points: int = Field(100_000, ge=1000, description="Uniform points for IoU and surface points per mesh. Hashed.")
     fscore_thresholds: list[float] = Field(

@@ -97,11 +97,11 @@ def eval_paths(cfg) -> tuple[str, str, str]:
             e.out_dir or cfg.stage_dir("eval"))
 
 
-def held_out_assets(
-    render_dir: str, assets_manifest: str, categories: list[str] | None, holdout: float = 0.0
+def split_assets(
+    render_dir: str, assets_manifest: str, categories: list[str] | None, holdout: float = 0.0, split: str = "held_out"
 ) -> tuple[dict[str, dict], list[dict]]:
-    """Rendered (done) assets of the held-out split (all when ``holdout`` is 0) with their ground truth:
-    ({asset_id: target}, [assets lacking a ground truth])."""
+    """Rendered (done) assets of one split with their ground truth: ({asset_id: target}, [assets lacking a
+    ground truth]). ``split`` is "held_out" (every asset when ``holdout`` is 0) or "training"."""
     from lrm_dist.assets import read_asset_manifest
     from lrm_dist.shards.manifest import read_render_manifest
     from lrm_dist.shards.split import is_heldout
@@ -109,12 +109,14 @@ def held_out_assets(
     rendered = [r for r in read_render_manifest(render_dir).to_pylist() if r["status"] == "done"]
     if not rendered:
         raise FileNotFoundError(f"eval: no rendered assets in {render_dir} (render.parquet missing or empty)")
-    if holdout > 0:
+    if split not in ("held_out", "training"):
+        raise ValueError(f"eval: unknown split {split!r} (held_out or training)")
+    if holdout > 0 or split == "training":
         total = len(rendered)
-        rendered = [r for r in rendered if is_heldout(r["asset_id"], holdout)]
+        rendered = [r for r in rendered if is_heldout(r["asset_id"], holdout) == (split == "held_out")]
         if not rendered:
-            raise ValueError(f"eval: none of the {total} rendered assets is in the held-out split "
-                             f"(shards.holdout_fraction={holdout}): render more assets or raise the fraction")
+            raise ValueError(f"eval: none of the {total} rendered assets is in the {split} split "
+                             f"(shards.holdout_fraction={holdout}): render more assets or change the fraction")
     assets = {r["asset_id"]: r for r in read_asset_manifest(assets_manifest).to_pylist()}
     targets, missing = {}, []
     for r in rendered:
@@ -128,6 +130,21 @@ def held_out_assets(
         else:
             targets[r["asset_id"]] = target
     return targets, missing
+
+
+def _first_per_category(targets: dict[str, dict], limit: int) -> dict[str, dict]:
+    """At most ``limit`` of ``targets`` (ordered by id), taken in turn from each category, so a limited
+    evaluation still has every category's mean."""
+    by_category: dict[str, list[str]] = {}
+    for asset_id in targets:
+        by_category.setdefault(targets[asset_id]["category"], []).append(asset_id)
+    queues = [ids for _, ids in sorted(by_category.items())]
+    chosen: list[str] = []
+    while len(chosen) < limit and any(queues):
+        for ids in queues:
+            if ids and len(chosen) < limit:
+                chosen.append(ids.pop(0))
+    return {a: targets[a] for a in sorted(chosen)}
 
 
 def _failed_row(asset_id: str, target: dict, reason: str, settings: dict) -> dict:
@@ -199,9 +216,10 @@ def _evaluate(cfg) -> EvalSummary:
     h = settings["eval_hash"]
 
     holdout = cfg.shards.holdout_fraction
-    if holdout == 0:
-        log.warning("eval: shards.holdout_fraction is 0: scoring assets the model was trained on")
-    targets, missing = held_out_assets(render_dir, assets_manifest, e.categories, holdout)
+    if holdout == 0 or e.split == "training":
+        log.warning("eval: scoring assets the model was trained on (eval.split=%s, shards.holdout_fraction=%s)",
+                    e.split, holdout)
+    targets, missing = split_assets(render_dir, assets_manifest, e.categories, holdout, e.split)
     storage = Storage(out_dir)
     storage.makedirs()
     previous = read_eval_rows(storage)
@@ -210,9 +228,9 @@ def _evaluate(cfg) -> EvalSummary:
             and r["render_settings_hash"] == t["render_settings_hash"]}
     pending = {a: t for a, t in sorted(targets.items()) if a not in done}
     if e.limit is not None:
-        pending = dict(list(pending.items())[: e.limit])
-    log.info("eval %s of %s: %d held-out assets, %d already evaluated, %d to do, %d without ground truth",
-             h, checkpoint, len(targets), len(done), len(pending), len(missing))
+        pending = _first_per_category(pending, e.limit)
+    log.info("eval %s of %s: %d %s assets, %d already evaluated, %d to do, %d without ground truth",
+             h, checkpoint, len(targets), e.split.replace("_", "-"), len(done), len(pending), len(missing))
 
     reason = f"no ground-truth mesh for this asset in {assets_manifest}"
     new_rows = [_failed_row(m["asset_id"], m, reason, settings) for m in missing]

@@ -8,7 +8,7 @@ import pytest
 
 from lrm_dist.cli import main
 from lrm_dist.config import ConfigError, load_config
-from lrm_dist.eval.job import eval_hash, held_out_assets, resolved_settings
+from lrm_dist.eval.job import eval_hash, split_assets, resolved_settings
 
 
 def test_cli_rebuilds_the_report(scored_eval, capsys):
@@ -45,29 +45,44 @@ def test_hash_changes_with_hashed_settings_only():
     assert eval_hash("other", resolved_settings(base)) != h
 
 
-def test_held_out_assets_joins_renders_with_ground_truth(eval_workdir, tmp_path):
+def test_split_assets_joins_renders_with_ground_truth(eval_workdir, tmp_path):
     manifest = eval_workdir / "assets" / "assets.parquet"
     table = pq.read_table(manifest)
     ids = sorted(table.column("asset_id").to_pylist())
     partial = tmp_path / "partial.parquet"
     pq.write_table(table.filter(pa.compute.not_equal(table.column("asset_id"), ids[0])), partial)
-    targets, missing = held_out_assets(str(eval_workdir / "render"), str(partial), None)
+    targets, missing = split_assets(str(eval_workdir / "render"), str(partial), None)
     assert sorted(targets) == ids[1:] and [m["asset_id"] for m in missing] == [ids[0]]
     assert all(t["render_settings_hash"] == "synthetic-1" and t["shard"].startswith("shard-") for t in targets.values())
-    chairs, _ = held_out_assets(str(eval_workdir / "render"), str(manifest), ["chair"])
+    chairs, _ = split_assets(str(eval_workdir / "render"), str(manifest), ["chair"])
     assert {t["category"] for t in chairs.values()} == {"chair"} and len(chairs) == 2
     with pytest.raises(FileNotFoundError, match="no rendered assets"):
-        held_out_assets(str(tmp_path / "nothing"), str(manifest), None)
+        split_assets(str(tmp_path / "nothing"), str(manifest), None)
 
 
-def test_held_out_assets_take_only_the_held_out_split(eval_workdir):
+def test_split_assets_take_one_split(eval_workdir):
     from lrm_dist.shards.split import heldout_score
 
     manifest = eval_workdir / "assets" / "assets.parquet"
     ids = sorted(pq.read_table(manifest).column("asset_id").to_pylist())
     scores = sorted(heldout_score(a) for a in ids)
     fraction = (scores[1] + scores[2]) / 2  # exactly the two lowest-scoring assets are held out
-    targets, _ = held_out_assets(str(eval_workdir / "render"), str(manifest), None, fraction)
+    targets, _ = split_assets(str(eval_workdir / "render"), str(manifest), None, fraction)
     assert sorted(targets) == sorted(a for a in ids if heldout_score(a) < fraction) and len(targets) == 2
-    with pytest.raises(ValueError, match="held-out split"):
-        held_out_assets(str(eval_workdir / "render"), str(manifest), None, scores[0] / 2)
+    training, _ = split_assets(str(eval_workdir / "render"), str(manifest), None, fraction, "training")
+    assert sorted(training) == sorted(set(ids) - set(targets)) and len(training) == len(ids) - 2
+    everything, _ = split_assets(str(eval_workdir / "render"), str(manifest), None, 0.0, "training")
+    assert sorted(everything) == ids
+    with pytest.raises(ValueError, match="held_out split"):
+        split_assets(str(eval_workdir / "render"), str(manifest), None, scores[0] / 2)
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        split_assets(str(eval_workdir / "render"), str(manifest), None, fraction, "test")
+
+
+def test_limit_takes_assets_in_turn_from_each_category():
+    from lrm_dist.eval.job import _first_per_category
+
+    targets = {f"{c}-{i}": {"category": c} for c in ("bed", "chair", "table") for i in range(4)}
+    chosen = _first_per_category(dict(sorted(targets.items())), 5)
+    assert sorted(chosen) == ["bed-0", "bed-1", "chair-0", "chair-1", "table-0"]
+    assert len(_first_per_category(targets, 50)) == 12
