@@ -48,6 +48,7 @@ class LRMConfig(BaseModel):
     )
     # lrm-dist additions; their defaults are OpenLRM's architecture, so released configs load unchanged.
     image_lift: bool = Field(False, description="Add pixel-aligned image features to the triplanes (model/lift.py).")
+    lift_refine: bool = Field(False, description="Refine the lift's volume with a 3D U-Net (model/volume_refiner.py).")
     iso_level: float | None = Field(
         None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
     )
@@ -62,6 +63,12 @@ class LRMConfig(BaseModel):
         None, gt=0, le=1, description="Mean share of the source frame the object filled in training; None: serve's default."
     )
 
+    @model_validator(mode="after")
+    def _refine_needs_lift(self) -> LRMConfig:
+        if self.lift_refine and not self.image_lift:
+            raise ValueError("lift_refine refines the image lift's volume: it needs image_lift")
+        return self
+
     def resolved_source_size(self) -> int:
         """Input side for the encoder: ``source_size``, else OpenLRM's 224/336/448 by model size."""
         if self.source_size is not None:
@@ -75,8 +82,9 @@ class LRMConfig(BaseModel):
     def hf_dict(self) -> dict:
         """The ``config.json`` payload (lrm-dist's additions only when they differ from OpenLRM)."""
         out = self.model_dump(exclude_none=True)
-        if not self.image_lift:
-            out.pop("image_lift")
+        for key in ("image_lift", "lift_refine"):
+            if not out[key]:
+                out.pop(key)
         return out
 
     def surface_level(self) -> float:
@@ -127,6 +135,9 @@ class ModelConfig(BaseModel):
         True, description="Fresh models: add the image lift (model/lift.py; measured in docs/train.md). "
         "A pretrained checkpoint keeps its own config."
     )
+    lift_refine: bool = Field(
+        False, description="Fresh models with the lift: refine its volume with a 3D U-Net (model/volume_refiner.py)."
+    )
     architecture: dict[str, Any] = Field(
         default_factory=dict, description="Fresh models: LRMConfig fields overriding the size's, e.g. triplane_low_res."
     )
@@ -141,5 +152,6 @@ class ModelConfig(BaseModel):
     def arch(self) -> LRMConfig:
         """The architecture of a fresh model: ``size`` with ``image_lift`` and ``architecture`` applied
         (a pretrained checkpoint's own config.json wins when loading)."""
-        fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift, **self.architecture}
+        fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift,
+                  "lift_refine": self.image_lift and self.lift_refine, **self.architecture}
         return validate_lrm_config(fields, "model.architecture")

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.model.volume_refiner import VolumeRefiner
 
 
 def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +70,7 @@ def _fourier(points: torch.Tensor, frequencies: int) -> torch.Tensor:
 class ImageLift(nn.Module):
     """Source image + camera -> feature volume [N, C, G, G, G] (z, y, x order, for 3D ``grid_sample``)."""
 
-    def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2):
+    def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2, refine: bool = False):
         super().__init__()
         self.resolution, self.frequencies = resolution, frequencies
         self.cnn = nn.Sequential(
@@ -82,6 +83,7 @@ class ImageLift(nn.Module):
         self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
         cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)
         self.cell_mlp = nn.Sequential(nn.Linear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
+        self.refiner = VolumeRefiner(feature_dim) if refine else None
 
     def depth_layers(self, features: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel (front depth, thickness) [N, 1, h, w] each, in scene units along the camera's axis.
@@ -118,4 +120,5 @@ class ImageLift(nn.Module):
             torch.stack([behind_front, before_back, between], -1).to(features.dtype),
             _fourier(points, self.frequencies).to(features.dtype),
         ], dim=-1)
-        return self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g), front
+        volume = self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g)
+        return (volume if self.refiner is None else self.refiner(volume)), front
