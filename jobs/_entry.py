@@ -18,7 +18,8 @@ log = get_logger(__name__)
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The arguments every job takes: the pipeline config file and ``--set key.path=value`` overrides."""
+    """The arguments every job takes: the pipeline config file (CONFIG or ``-c CONFIG``, as ``lrm-dist``) and
+    ``--set key.path=value`` overrides; ``main`` refuses a command line without a config."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_config_args(parser, required=True)
     return parser
@@ -37,6 +38,8 @@ def main(stages: Sequence[str] | None, prog: str, description: str, argv: Sequen
             help=f"comma-separated stages to run in order (default: {','.join(STAGES)})",
         )
     args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("a pipeline config is required: CONFIG or -c CONFIG")
     chosen = list(stages) if stages is not None else [s.strip() for s in args.stages.split(",") if s.strip()]
     try:
         cfg = load_config(args.config, list(args.overrides))

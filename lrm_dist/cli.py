@@ -23,12 +23,40 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, OSError, ValueError)
 _STAGES = ("assets", "render", "upscale", "train", "eval", "serve", "pipeline")
 
 
-def add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """The config arguments every stage takes: a YAML file and ``--set key.path=value`` overrides."""
-    parser.add_argument("config", nargs=None if required else "?", help="pipeline config YAML (default: the built-in demo, configs/default.yaml)")
+class _ConfigAction(argparse.Action):
+    """Stores the config from ``-c/--config`` or the positional slot (one ``dest``, ``config``).
+
+    The same file named twice is fine; two different ones stop at once with one line and exit code 2,
+    the form of every other user error (``lrm-dist render: error: ...``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:  # the positional slot left empty
+            return
+        given = getattr(namespace, self.dest, None)
+        if given is not None and os.path.normpath(given) != os.path.normpath(values):
+            parser.exit(2, f"{parser.prog}: error: two configs given ({given} and {values}): name one\n")
+        setattr(namespace, self.dest, values)
+
+
+def add_config_args(parser: argparse.ArgumentParser, positional: bool = True, required: bool = False,
+                    example: str = "render.views=8") -> None:
+    """The config arguments every command takes: ``-c/--config CONFIG`` and ``--set key.path=value`` overrides.
+
+    ``positional`` also accepts the config as the positional CONFIG, after any positionals already added
+    (every subcommand but ``infer``, whose images take the positional slot): ``lrm-dist run
+    configs/default.yaml`` and ``lrm-dist run -c configs/default.yaml`` are the same. ``required``
+    (the job scripts) only changes the help: the caller checks ``args.config`` after parsing, as one of
+    the two forms must be given.
+    """
+    default = "required" if required else "default: the built-in demo, configs/default.yaml"
+    parser.add_argument("-c", "--config", action=_ConfigAction, default=None, metavar="CONFIG",
+                        help=f"pipeline config YAML ({default})")
+    if positional:
+        parser.add_argument("config", nargs="?", action=_ConfigAction, default=None, metavar="CONFIG",
+                            help="the same as -c CONFIG")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set render.views=8 (repeatable)",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
     )
 
 
@@ -66,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="lrm-dist", description="3D assets in, a trained image-to-3D model out: one subcommand per pipeline stage.",
-        epilog="Every stage takes a pipeline config (default: the built-in demo) and --set key.path=value overrides; "
-        "`lrm-dist config show` lists every key.",
+        epilog="Every subcommand takes the pipeline config as -c CONFIG (default: the built-in demo; all but infer "
+        "also take it as the positional CONFIG) and --set key.path=value overrides; `lrm-dist config show` lists "
+        "every key.",
     )
     parser.add_argument("--version", action="version", version=f"lrm-dist {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",

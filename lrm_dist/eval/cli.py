@@ -1,4 +1,4 @@
-"""``lrm-dist eval CONFIG``: evaluate a checkpoint on the held-out assets and write the tables and the report."""
+"""``lrm-dist eval -c CONFIG``: evaluate a checkpoint on the held-out assets and write the tables and the report."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="evaluate a checkpoint on held-out assets (IoU, Chamfer, NC, F-score) + report")
-    add_config_args(parser)
+    add_config_args(parser, example="eval.limit=50")
     parser.add_argument("--checkpoint", default=None, help="model folder or hub id to evaluate (sets eval.checkpoint)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the existing tables")
     parser.set_defaults(func=_run)

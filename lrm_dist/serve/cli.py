@@ -1,17 +1,17 @@
-"""``lrm-dist infer IMAGE... -o DIR`` (images to meshes) and ``lrm-dist serve`` (the HTTP app on Ray Serve)."""
+"""``lrm-dist infer IMAGE... -o DIR`` (images to meshes) and ``lrm-dist serve`` (the HTTP app on Ray Serve).
+
+Both take the config as every subcommand does, ``-c CONFIG``; ``serve`` also as the positional CONFIG, while
+``infer``'s positionals are its images.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from lrm_dist.cli import add_config_args
 
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    # Images take the positional slot, so the pipeline config is an option here (same meaning as elsewhere).
-    parser.add_argument("-c", "--config", default=None, help="pipeline config YAML (default: the built-in demo); its trained model is used unless --model is given")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set serve.mesh_resolution=384 (repeatable)",
-    )
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model folder or hub id (sets model.pretrained; default: the config's trained model)")
 
 
@@ -24,9 +24,13 @@ def _load(args: argparse.Namespace):
 
 def _infer(args: argparse.Namespace) -> int:
     """Run infer and print its summary; exit 1 when an image failed (each was logged as one line)."""
+    from lrm_dist.errors import UserError
     from lrm_dist.pipeline import exit_code
     from lrm_dist.serve.pipeline import infer_images
 
+    configs = [path for path in args.images if path.lower().endswith((".yaml", ".yml"))]
+    if configs:  # what every other subcommand takes positionally
+        raise UserError(f"{configs[0]} is a config, not an image: pass it as -c {configs[0]}")
     cfg = _load(args)
     if args.video:
         cfg = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"video": True})})
@@ -44,12 +48,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     infer = subparsers.add_parser("infer", help="reconstruct images (files or folders) into GLB/PLY/OBJ meshes")
-    infer.add_argument("images", nargs="+", help="image files (RGBA cut-outs, or RGB with rembg) or folders of them")
+    infer.add_argument("images", nargs="+", metavar="IMAGE", help="image files (RGBA cut-outs, or RGB with rembg) or folders of them")
+    add_config_args(infer, positional=False, example="serve.mesh_resolution=384")
     infer.add_argument("-o", "--out", required=True, help="output folder")
     infer.add_argument("--video", action="store_true", help="also write a turntable video per image")
-    _config_args(infer)
+    _model_arg(infer)
     infer.set_defaults(func=_infer)
 
     serve = subparsers.add_parser("serve", help="run the image-to-GLB HTTP app on Ray Serve (POST an image to /)")
-    _config_args(serve)
+    add_config_args(serve, example="serve.mesh_resolution=384")
+    _model_arg(serve)
     serve.set_defaults(func=_serve)

@@ -1,4 +1,4 @@
-"""``lrm-dist upscale IN_DIR OUT_DIR``: Real-ESRGAN on a folder of images."""
+"""``lrm-dist upscale IN_DIR OUT_DIR [-c CONFIG]``: Real-ESRGAN on a folder of images."""
 
 from __future__ import annotations
 
@@ -22,6 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("upscale", help="upscale a folder of images with Real-ESRGAN")
     parser.add_argument("in_dir", help="folder of images (png, jpg, webp, ...)")
     parser.add_argument("out_dir", help="folder for the upscaled PNGs (same stems)")
+    add_config_args(parser, example="upscale.tile=256")  # CONFIG may also follow OUT_DIR, as it always could
     parser.add_argument("--overwrite", action="store_true", help="redo images whose output exists")
-    add_config_args(parser)
     parser.set_defaults(func=_run)

@@ -44,9 +44,12 @@ def test_main_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert "stage 'paint' is unknown" in capsys.readouterr().err
 
 
-def test_config_is_required():
-    with pytest.raises(SystemExit):
-        _entry.build_parser("jobs/render.py", "x").parse_args([])
+def test_config_is_required_in_either_form(capsys):
+    with pytest.raises(SystemExit) as done:
+        _entry.main(["render"], "jobs/render.py", "x", ["--set", "render.views=2"])
+    assert done.value.code == 2 and "a pipeline config is required: CONFIG or -c CONFIG" in capsys.readouterr().err
+    parser = _entry.build_parser("jobs/render.py", "x")
+    assert parser.parse_args(["-c", "p.yaml"]).config == parser.parse_args(["p.yaml"]).config == "p.yaml"
 
 
 @pytest.mark.parametrize("job", JOBS)
