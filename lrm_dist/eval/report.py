@@ -4,7 +4,7 @@ best/median/worst contact sheet and an HTML page with 3D views.
 
 Built from the evaluation's tables and its ``provenance.json`` (plus the ground-truth meshes for the
 contact sheet and the train run's TensorBoard files for the curve), so it can be rebuilt any time:
-``lrm-dist eval CONFIG --report-only``.
+``lrm-dist eval -c CONFIG --report-only``.
 """
 
 from __future__ import annotations
