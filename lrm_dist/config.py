@@ -19,6 +19,7 @@ from lrm_dist.ray_utils import RayConfig
 from lrm_dist.render.config import RenderConfig
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.shards.config import ShardsConfig
+from lrm_dist.storage import StorageConfig
 from lrm_dist.train.config import TrainConfig
 from lrm_dist.upscale.config import UpscaleConfig
 
@@ -44,6 +45,7 @@ class PipelineConfig(BaseModel):
         False, description="Exit 0 even when some items (assets, renders, eval samples) failed; their rows say why.",
     )
     seed: int = 0
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     assets: AssetsConfig = Field(default_factory=AssetsConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
@@ -156,6 +158,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"assets.recipe {cfg.assets.recipe}: not valid YAML ({_one_line(exc)})") from None
     except ValueError as exc:
         raise ConfigError(_one_line(exc)) from None
+    from lrm_dist.storage import configure_from
+
+    configure_from(cfg)  # an object-store workdir's options, for this process and the Ray workers it starts
     return cfg.model_copy(update={"assets": assets})
 
 

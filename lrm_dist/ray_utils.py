@@ -53,6 +53,10 @@ def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
     kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True}
     if not address:  # a local Ray's workers silence Ray's known-harmless repeated warnings (lrm_dist.log)
         runtime_env = {"worker_process_setup_hook": "lrm_dist.log.quiet_ray_internals", **runtime_env}
+    from lrm_dist.storage import storage_env
+
+    if storage_env():  # an object-store workdir's options (lrm_dist.storage.configure) reach every worker
+        runtime_env = {**runtime_env, "env_vars": {**storage_env(), **runtime_env.get("env_vars", {})}}
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
     if address:

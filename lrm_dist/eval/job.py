@@ -190,7 +190,9 @@ def evaluate(cfg) -> EvalSummary:
     """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
     on the held-out assets; see the module doc. Holds the output folder's lock: one eval per folder."""
     from lrm_dist.locks import folder_lock
+    from lrm_dist.storage import configure_from
 
+    configure_from(cfg)
     with folder_lock(eval_paths(cfg)[2], "eval"):
         return _evaluate(cfg)
 
@@ -198,16 +200,17 @@ def evaluate(cfg) -> EvalSummary:
 def _evaluate(cfg) -> EvalSummary:
     from lrm_dist.eval.tensorboard import log_eval_scalars
     from lrm_dist.model.pretrained import load_config, resolve_pretrained
+    from lrm_dist.storage import exists, is_url, join, local_folder
 
     start = time.perf_counter()
     e = cfg.eval
-    trained = Path(cfg.trained_model_dir())
-    checkpoint = e.checkpoint or (str(trained) if (trained / "config.json").is_file() else cfg.model.pretrained)
+    trained = cfg.trained_model_dir()  # a local folder or an object-store URL
+    checkpoint = e.checkpoint or (trained if exists(join(trained, "config.json")) else cfg.model.pretrained)
     if not checkpoint:
         raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "
                          "or set model.pretrained")
     render_dir, assets_manifest, out_dir = eval_paths(cfg)
-    folder = resolve_pretrained(checkpoint, revision=cfg.model.revision)
+    folder = resolve_pretrained(local_folder(checkpoint) if is_url(checkpoint) else checkpoint, revision=cfg.model.revision)
     settings = resolved_settings(cfg)
     if settings["density_threshold"] is None:  # the model's own calibrated iso-level
         settings["density_threshold"] = load_config(folder).surface_level()

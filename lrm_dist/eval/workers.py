@@ -138,11 +138,13 @@ class ReconstructActor:
         import torch
 
         from lrm_dist.model.pretrained import from_pretrained
+        from lrm_dist.storage import is_url, local_folder
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         name = dtype if dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
         self.dtype = getattr(torch, name)
-        self.model = from_pretrained(checkpoint, revision=revision, device=self.device).eval()
+        local = local_folder(checkpoint) if is_url(checkpoint) else checkpoint  # an object-store model: a local copy
+        self.model = from_pretrained(local, revision=revision, device=self.device).eval()
         self.resolution, self.threshold, self.source_distance = resolution, threshold, source_distance
         self.mesher = mesher
 
