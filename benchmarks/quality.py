@@ -64,8 +64,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="Also write the curve and the per-category table to this JSON file.")
     parser.add_argument("--training-split", type=int, default=0, metavar="N",
-                        help="Also score the last checkpoint on N assets of the training split (the run's own "
-                        "renders, N/5 per category), to print the generalisation gap.")
+                        help="Also score the last checkpoint on N assets of the training split (of the renders the "
+                        "held-out split comes from, N/5 per category), to print the generalisation gap.")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
     if cfg.train.export_dir is None:  # one export folder per run: runs of one workdir can share a GPU
@@ -87,14 +87,15 @@ def main() -> None:
         eval_cfg.eval.checkpoint = str(model_dir)
         eval_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/{folder.name}"
         eval_cfg.eval.report.enabled = last
+        eval_start = time.perf_counter()
         summary = evaluate(eval_cfg).per_category
+        print(f"quality: {folder.name} scored in {time.perf_counter() - eval_start:.0f} s", flush=True)
         seconds = progress["train_seconds"]
         curve.append({**_row(folder.name, summary), "step": progress["step"], "train_seconds": seconds,
                       "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
     gap = []
     if args.training_split:
         train_cfg = eval_cfg.model_copy(deep=True)
-        train_cfg.eval.render_dir = train_cfg.eval.assets_manifest = None  # the assets this run trained on
         train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         gap = [{**curve[-1], "label": "held-out"},
