@@ -269,13 +269,14 @@ def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw):
 
 def register_webdataset_urls() -> None:
     """Let ``webdataset`` open object-store URLs (``s3://``, ...) through fsspec, as this package does."""
-    from webdataset import gopen
+    import importlib
 
+    gopen = importlib.import_module("webdataset.gopen")  # the module: the package exports a function of that name
     for proto in fsspec.available_protocols():
         if proto not in ("file", "local") and proto not in gopen.gopen_schemes:
             gopen.gopen_schemes[proto] = _gopen_fsspec
 
 
-__all__ = ["Storage", "StorageConfig", "arrow_filesystem", "cache_dir", "configure", "configure_from", "exists", "fetch_tree",
-           "glob", "is_url", "join", "local_file", "local_folder", "register_webdataset_urls", "storage_env",
-           "upload_folder"]
+__all__ = ["Storage", "StorageConfig", "arrow_filesystem", "cache_dir", "configure", "configure_from", "exists",
+           "fetch_tree", "glob", "is_url", "join", "local_file", "local_folder", "register_webdataset_urls",
+           "storage_env", "upload_folder"]

@@ -14,8 +14,11 @@ import json
 import time
 from pathlib import Path
 
+import fsspec
+
 from lrm_dist.log import get_logger
-from lrm_dist.storage import Storage
+from lrm_dist.storage import Storage, exists, is_url, join
+from lrm_dist.storage import glob as storage_glob
 
 log = get_logger(__name__)
 
@@ -51,6 +54,8 @@ def training_info(cfg, checkpoint: str) -> dict:
     config's train export (``cfg.trained_model_dir()``).
     """
     info = {"step": None, "train_seconds": None, "samples": None, "source": None, "run": None, "tensorboard_dir": None}
+    if is_url(checkpoint):
+        return _remote_training_info(cfg, checkpoint.rstrip("/"), info)
     folder = Path(checkpoint).expanduser()
     if "://" in checkpoint or not (folder / "config.json").is_file():
         return info
@@ -66,6 +71,31 @@ def training_info(cfg, checkpoint: str) -> dict:
     progress = _read_json(source) if source else None
     if progress:
         info.update({k: progress.get(k) for k in ("step", "train_seconds", "samples")}, source=str(source.resolve()))
+    return info
+
+
+def _remote_training_info(cfg, folder: str, info: dict) -> dict:
+    """``training_info`` for a model folder on object storage (the same files, read through fsspec)."""
+    if not exists(join(folder, "config.json")):
+        return info
+    source = join(folder, TRAINING_FILE) if exists(join(folder, TRAINING_FILE)) else None
+    if cfg.trained_model_dir().rstrip("/") == folder:  # this config's own train export
+        train_dir = cfg.stage_dir("train")
+        run_dir = join(cfg.train.storage_path or join(train_dir, "ray"), cfg.train.run_name)
+        if source is None:
+            found = storage_glob(join(run_dir, "checkpoint_*", PROGRESS_FILE)) if is_url(run_dir) else []
+            source = found[-1] if found else None
+        board = join(train_dir, "tensorboard", cfg.train.run_name)
+        info.update(run=cfg.train.run_name, tensorboard_dir=board if exists(board) else None)
+    progress = None
+    if source:
+        try:
+            with fsspec.open(source, "rb") as fh:
+                progress = json.loads(fh.read())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("provenance: cannot read %s (%s)", source, exc)
+    if isinstance(progress, dict):
+        info.update({k: progress.get(k) for k in ("step", "train_seconds", "samples")}, source=source)
     return info
 
 

@@ -70,12 +70,25 @@ def _load_canonical(path: Path | str, y_up: bool):
     import trimesh
 
     from lrm_dist.geometry.frame import to_z_up
+    from lrm_dist.storage import local_file
 
-    mesh = trimesh.load(path, force="mesh", process=False)
+    with local_file(str(path)) as local:  # a ground truth in an object-store workdir: a local copy
+        mesh = trimesh.load(local, force="mesh", process=False)
     return to_z_up(mesh, "y") if y_up else mesh
 
 
-def _contact_sheet(rows: list[dict], cfg, eval_dir: Path, report_dir: Path, size: int) -> str | None:
+def _fetched(storage: Storage, root: Path, src: str | None) -> Path | None:
+    """The local file of the eval folder's ``src`` (``root/src``; downloaded there first when the eval
+    folder is on object storage), or None when there is none."""
+    if not src:
+        return None
+    path = root / src
+    if not storage.is_local and not path.is_file() and storage.isfile(src):
+        storage.get_file(src, path)
+    return path if path.is_file() else None
+
+
+def _contact_sheet(rows: list[dict], cfg, storage: Storage, eval_dir: Path, report_dir: Path, size: int) -> str | None:
     from lrm_dist.eval.contact_sheet import compose, pick_best_median_worst, render_row
 
     gt_paths = _ground_truth_paths(cfg)
@@ -84,7 +97,9 @@ def _contact_sheet(rows: list[dict], cfg, eval_dir: Path, report_dir: Path, size
         group = []
         for label, row in pick_best_median_worst([r for r in rows if r["category"] == category]):
             gt = _load_canonical(gt_paths[row["asset_id"]], y_up=False) if row["asset_id"] in gt_paths else None
-            pred = _load_canonical(eval_dir / row["mesh_file"], y_up=True) if row["mesh_file"] else None
+            _fetched(storage, eval_dir, row["input_file"])  # render_row reads it from eval_dir
+            pred_file = _fetched(storage, eval_dir, row["mesh_file"])
+            pred = _load_canonical(pred_file, y_up=True) if pred_file else None
             group.append((f"{label}: {row['asset_id']}", render_row(row, gt, pred, eval_dir, size)))
         if group:
             lines.append((category, group))
@@ -117,17 +132,32 @@ def _plain(value):
     return value
 
 
-def write_report(eval_dir: str, cfg) -> Path:
+def write_report(eval_dir: str, cfg) -> Path | str:
     """Build ``<eval_dir>/report`` from ``eval.parquet``, ``summary.parquet`` and ``provenance.json``; returns
-    the report folder."""
+    the report folder. An eval folder on object storage gets the report built in a local temporary
+    folder (the files it shows downloaded there) and uploaded; its URL is returned."""
+    import tempfile
+
+    from lrm_dist.storage import configure_from
+
+    configure_from(cfg)
+    storage = Storage(eval_dir)
+    if storage.is_local:
+        return _write_report(storage, Path(storage.root), cfg)
+    with tempfile.TemporaryDirectory(prefix="lrm-report-") as tmp:
+        report = _write_report(storage, Path(tmp), cfg)
+        storage.remove_tree(REPORT_DIR)
+        storage.upload_folder(report, REPORT_DIR, last=("index.html",))
+    log.info("report uploaded to %s", storage.url_of(REPORT_DIR))
+    return storage.url_of(REPORT_DIR)
+
+
+def _write_report(storage: Storage, root: Path, cfg) -> Path:
+    """The report under ``root/report``; ``root`` is the eval folder itself, or its local stand-in."""
     from lrm_dist.eval.html import provenance_html, vendor_model_viewer, write_page
     from lrm_dist.eval.plots import plot_distributions
     from lrm_dist.eval.provenance import fallback_provenance, read_provenance, report_title, utc_now
 
-    storage = Storage(eval_dir)
-    if not storage.is_local:
-        raise ValueError(f"eval report: {eval_dir} is not a local folder; build the report where the tables are")
-    root = Path(storage.root)
     summary = read_summary(storage)
     current = summary[0]["eval_hash"] if summary else None
     rows = [r for r in read_eval_table(storage) if r["eval_hash"] == current]
@@ -150,14 +180,14 @@ def write_report(eval_dir: str, cfg) -> Path:
     (report / "summary.parquet").write_bytes(buf.getvalue())
     plots = [str(p.relative_to(report)) for p in plot_distributions(rows, report / "plots")]
     curve = _loss_curve(prov, report)
-    sheet = _contact_sheet(rows, cfg, root, report, cfg.eval.report.image_size)
+    sheet = _contact_sheet(rows, cfg, storage, root, report, cfg.eval.report.image_size)
 
     cards: dict[str, list[dict]] = {}
     for category in sorted({r["category"] for r in rows}):
         chosen = spread_by_iou([r for r in rows if r["category"] == category], cfg.eval.report.models_per_category)
         for r in chosen:
             for key, src in (("report_input", r["input_file"]), ("report_mesh", r["mesh_file"])):
-                if src and (root / src).is_file():
+                if _fetched(storage, root, src):
                     (report / src).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(root / src, report / src)
                     r[key] = src

@@ -24,12 +24,13 @@ def eval_scalars(summary: list[dict]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and v == v}
 
 
-def eval_log_dir(prov: dict, out_dir: str) -> str | None:
-    """The train run's TensorBoard folder when known, else ``<out_dir>/tensorboard`` (None when not local)."""
+def eval_log_dir(prov: dict, out_dir: str) -> str:
+    """The train run's TensorBoard folder when known, else ``<out_dir>/tensorboard`` (a URL on object
+    storage: the event file is written locally and uploaded)."""
     if prov["training"]["tensorboard_dir"]:
         return prov["training"]["tensorboard_dir"]
     storage = Storage(out_dir)
-    return str(Path(storage.root) / "tensorboard") if storage.is_local else None
+    return str(Path(storage.root) / "tensorboard") if storage.is_local else storage.url_of("tensorboard")
 
 
 def log_eval_scalars(summary: list[dict], prov: dict, out_dir: str) -> str | None:
@@ -37,10 +38,6 @@ def log_eval_scalars(summary: list[dict], prov: dict, out_dir: str) -> str | Non
     from lrm_dist.train.tensorboard import Board
 
     log_dir, values = eval_log_dir(prov, out_dir), eval_scalars(summary)
-    if log_dir is None:
-        log.warning("eval: %s is not a local folder and the train run's TensorBoard folder is unknown: "
-                    "eval metrics not logged to TensorBoard", out_dir)
-        return None
     if not values:
         return None
     board = Board(log_dir)
@@ -53,6 +50,13 @@ def read_loss_curves(log_dir: str | Path) -> dict[str, tuple[list[int], list[flo
     """Every ``loss/*`` scalar of a TensorBoard folder as {tag: (steps, values)} (restarts purged as TensorBoard does)."""
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
+    from lrm_dist.storage import fetch_tree, is_url
+
+    if is_url(log_dir):  # a folder on object storage: read a local copy
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="lrm-tensorboard-") as tmp:
+            return read_loss_curves(fetch_tree(str(log_dir), tmp))
     acc = EventAccumulator(str(log_dir), size_guidance={SCALARS: 0})  # 0: keep every point
     acc.Reload()
     curves = {}

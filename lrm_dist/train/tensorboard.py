@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -27,10 +28,16 @@ def view_grid(target: torch.Tensor, rgb: torch.Tensor, opacity: torch.Tensor, al
 
 
 class Board:
-    """A SummaryWriter on rank 0 and a no-op elsewhere (or when tensorboard is missing)."""
+    """A SummaryWriter on rank 0 and a no-op elsewhere (or when tensorboard is missing).
 
-    def __init__(self, log_dir: str | Path | None, purge_step: int | None = None):
-        self.writer = None
+    An object-store ``log_dir`` (``s3://...``) is written in a local temporary folder whose event files
+    are uploaded every ``sync_every_s`` seconds and on ``close`` (files already there are kept: a resumed
+    run or the evaluation adds its own event files beside them)."""
+
+    def __init__(self, log_dir: str | Path | None, purge_step: int | None = None, sync_every_s: float = 60.0):
+        from lrm_dist.storage import is_url
+
+        self.writer, self.remote, self.local = None, None, None
         if log_dir is None:
             return
         try:
@@ -38,19 +45,44 @@ class Board:
         except ImportError:  # tensorboard not installed on this node
             log.warning("tensorboard is not installed: no TensorBoard logs")
             return
+        if is_url(log_dir):
+            import tempfile
+
+            self.remote, self.local = str(log_dir), tempfile.mkdtemp(prefix="lrm-tensorboard-")
+            log_dir = self.local
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+        self.sync_every_s, self._synced = sync_every_s, time.monotonic()
+
+    def _sync(self, force: bool = False) -> None:
+        if self.remote is None or (not force and time.monotonic() - self._synced < self.sync_every_s):
+            return
+        from lrm_dist.storage import upload_folder
+
+        self.writer.flush()
+        try:
+            upload_folder(self.local, self.remote)
+        except OSError as exc:  # a storage hiccup must not stop training: the next sync uploads again
+            log.warning("tensorboard: cannot upload to %s (%s)", self.remote, exc)
+        self._synced = time.monotonic()
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(name, value, step)
+            self._sync()
 
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         if self.writer is not None:
             self.writer.add_image(tag, image, step)
+            self._sync()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+            if self.remote is not None:
+                import shutil
+
+                self._sync(force=True)
+                shutil.rmtree(self.local, ignore_errors=True)
