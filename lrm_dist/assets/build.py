@@ -9,16 +9,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import fsspec
 
 from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, replace_atomically, write_asset_manifest
 from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_procedural
 from lrm_dist.geometry.frame import normalize_mesh, to_z_up
 from lrm_dist.geometry.mesh_io import MeshError, asset_files, load_mesh, sha256_file
 from lrm_dist.log import get_logger, progress
+from lrm_dist.storage import Storage, configure_from, is_url, join, local_file
 
 log = get_logger(__name__)
 
@@ -27,7 +31,7 @@ log = get_logger(__name__)
 class AssetsSummary:
     """What an asset run produced."""
 
-    manifest: Path
+    manifest: Path | str  # a local path, or the URL of an object-store workdir's manifest
     ok: int = 0
     rejected: int = 0
     reused: int = 0
@@ -46,16 +50,19 @@ def _empty_row(c: Candidate, reason: str) -> dict:
 
 
 def process_candidate(c: Candidate, mesh_dir: str, max_faces: int, max_file_mb: float) -> dict:
-    """Check one candidate and write its normalised ground-truth mesh; returns its manifest row."""
+    """Check one candidate and write its normalised ground-truth mesh; returns its manifest row.
+
+    ``c.uri`` and ``mesh_dir`` may be object-store URLs: the file is checked in a local copy and the
+    mesh written locally, then uploaded."""
     if c.reason:
         return _empty_row(c, c.reason)
     try:
-        sha = sha256_file(c.uri)
-        mesh = load_mesh(c.uri, max_faces=max_faces, max_file_mb=max_file_mb)
+        with local_file(c.uri) as path:
+            sha = sha256_file(path)
+            mesh = load_mesh(path, max_faces=max_faces, max_file_mb=max_file_mb)
         z_up = to_z_up(mesh, c.up_axis)
         canonical, norm = normalize_mesh(z_up)
-        out = replace_atomically(Path(mesh_dir) / f"{c.asset_id}.ply",
-                                 lambda tmp: canonical.export(tmp, file_type="ply"))
+        out = _write_mesh(canonical, mesh_dir, f"{c.asset_id}.ply")
     except (MeshError, FileNotFoundError, OSError, ValueError) as exc:
         return _empty_row(c, str(exc).splitlines()[0])
     return {
@@ -67,10 +74,23 @@ def process_candidate(c: Candidate, mesh_dir: str, max_faces: int, max_file_mb: 
     }
 
 
-def _candidates(cfg, assets_dir: Path):
+def _write_mesh(mesh, mesh_dir: str, name: str) -> str | Path:
+    """Write ``mesh`` as PLY to ``mesh_dir/name`` atomically (uploaded when ``mesh_dir`` is a URL)."""
+    if not is_url(mesh_dir):
+        return replace_atomically(Path(mesh_dir) / name, lambda tmp: mesh.export(tmp, file_type="ply"))
+    with tempfile.TemporaryDirectory(prefix="lrm-mesh-") as tmp:
+        local = os.path.join(tmp, name)
+        mesh.export(local, file_type="ply")
+        store = Storage(mesh_dir)
+        store.put_file_atomic(local, name)
+        return store.url_of(name)
+
+
+def _candidates(cfg, assets_dir: Path | str):
     for src in cfg.assets.sources:
         if src.kind == "procedural":
-            yield from iter_procedural(src, assets_dir / "procedural")
+            yield from iter_procedural(src, join(str(assets_dir), "procedural") if is_url(assets_dir)
+                                       else Path(assets_dir) / "procedural")
         elif src.kind == "local":
             yield from iter_local(src)
         else:
@@ -84,7 +104,9 @@ def unique_candidates(candidates: list[Candidate]) -> list[Candidate]:
     name rather than a link's; a distinct file whose id is taken gets the id plus a hash of its uri.
     """
     def real(c: Candidate) -> str | None:
-        return os.path.realpath(c.uri) if c.uri and not c.reason else None
+        if not c.uri or c.reason:
+            return None
+        return c.uri if is_url(c.uri) else os.path.realpath(c.uri)
 
     direct = {real(c) for c in candidates if real(c) and not os.path.islink(c.uri)}
     kept: list[Candidate] = []
@@ -109,14 +131,26 @@ def unique_candidates(candidates: list[Candidate]) -> list[Candidate]:
 def _reusable(previous: dict[str, dict], c: Candidate, max_file_mb: float) -> dict | None:
     """The previous ok row when its file is unchanged and its references still pass the folder check."""
     row = previous.get(c.asset_id)
-    if c.reason or not row or row["status"] != "ok" or os.path.abspath(row["uri"] or "") != os.path.abspath(c.uri):
+    if c.reason or not row or row["status"] != "ok" or not _same_file(row["uri"] or "", c.uri):
         return None
-    if not Path(row["mesh_path"] or "").is_file():
+    if not _is_file(row["mesh_path"] or ""):
         return None
     try:  # the sha covers the mesh file only: a material or texture may have changed since
-        return row if sha256_file(c.uri) == row["sha256"] and asset_files(c.uri, max_file_mb) else None
+        with local_file(c.uri) as path:
+            return row if sha256_file(path) == row["sha256"] and asset_files(path, max_file_mb) else None
     except (OSError, MeshError):
         return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b if is_url(a) or is_url(b) else os.path.abspath(a) == os.path.abspath(b)
+
+
+def _is_file(path: str) -> bool:
+    if is_url(path):
+        fs, inner = fsspec.core.url_to_fs(path)
+        return fs.isfile(inner)
+    return bool(path) and Path(path).is_file()
 
 
 def build_assets(cfg) -> AssetsSummary:
@@ -126,16 +160,18 @@ def build_assets(cfg) -> AssetsSummary:
     """
     from lrm_dist.locks import folder_lock
 
+    configure_from(cfg)
     with folder_lock(cfg.stage_dir("assets"), "assets"):
         return _build_assets(cfg)
 
 
 def _build_assets(cfg) -> AssetsSummary:
     start = time.perf_counter()
-    assets_dir = Path(cfg.stage_dir("assets"))
-    manifest = assets_dir / MANIFEST_NAME
+    remote = is_url(cfg.stage_dir("assets"))  # an object-store workdir: URLs, files uploaded when finished
+    assets_dir = cfg.stage_dir("assets") if remote else Path(cfg.stage_dir("assets"))
+    manifest = join(assets_dir, MANIFEST_NAME) if remote else assets_dir / MANIFEST_NAME
     previous = {}
-    if manifest.is_file():
+    if _is_file(str(manifest)):
         previous = {r["asset_id"]: r for r in read_asset_manifest(manifest).to_pylist()}
     candidates = unique_candidates(list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset")))
     rows: dict[str, dict] = {}
@@ -148,7 +184,7 @@ def _build_assets(cfg) -> AssetsSummary:
             summary.reused += 1
         else:
             todo.append(c)
-    limits = (str(assets_dir / "meshes"), cfg.assets.max_faces, cfg.assets.max_file_mb)
+    limits = (join(str(assets_dir), "meshes"), cfg.assets.max_faces, cfg.assets.max_file_mb)
     for row in _process_all(todo, limits, cfg):
         rows[row["asset_id"]] = row
         if row["status"] == "rejected":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lrm_dist.schema import ASSET_SCHEMA
+from lrm_dist.storage import Storage, is_url
 
 MANIFEST_NAME = "assets.parquet"
 
@@ -57,12 +59,16 @@ def _resolved(rows: list[dict], manifest: str | Path) -> list[dict]:
     return [{**r, **{c: resolve(r.get(c)) for c in PATH_COLUMNS if c in r}} for r in rows]
 
 
-def _relative(rows: list[dict], manifest: Path) -> list[dict]:
+def _relative(rows: list[dict], manifest: str | Path) -> list[dict]:
     workdir = _workdir_of(manifest)
 
     def relative(value: str | None) -> str | None:
+        if value and "://" in value and value.startswith(workdir.rstrip("/") + "/"):
+            return value[len(workdir.rstrip("/")) + 1:]  # an object in an object-store workdir
         if not value or "://" in value:
             return value
+        if "://" in workdir:  # a local file listed in an object-store workdir's manifest: absolute
+            return os.path.abspath(value)
         if ".." not in Path(value).parts:  # a path with '..' is kept as written, for the render's check to see
             inside = os.path.relpath(os.path.abspath(value), workdir)
             if inside != ".." and not inside.startswith(".." + os.sep):
@@ -72,11 +78,18 @@ def _relative(rows: list[dict], manifest: Path) -> list[dict]:
     return [{**r, **{c: relative(r.get(c)) for c in PATH_COLUMNS if c in r}} for r in rows]
 
 
-def write_asset_manifest(rows: list[dict], path: str | Path) -> Path:
-    """Write rows to ``path`` through a temporary file, so a crash never leaves half a manifest.
+def write_asset_manifest(rows: list[dict], path: str | Path) -> str | Path:
+    """Write rows to ``path`` (a local path or an object-store URL) through a temporary file, so a crash
+    never leaves half a manifest.
 
     Paths are stored relative to the workdir when inside it (see ``PATH_COLUMNS``)."""
-    table = pa.Table.from_pylist(_relative(rows, Path(path)), schema=ASSET_SCHEMA)
+    table = pa.Table.from_pylist(_relative(rows, path), schema=ASSET_SCHEMA)
+    if is_url(path):  # an object store: uploaded under a temporary name, then moved into place
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        folder, _, name = str(path).rpartition("/")
+        Storage(folder).write_bytes_atomic(name, buf.getvalue())
+        return path
     return replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 

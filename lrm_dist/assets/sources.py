@@ -43,10 +43,16 @@ def safe_asset_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "asset"
 
 
-def iter_procedural(src: ProceduralSource, out_dir: Path) -> Iterator[Candidate]:
-    """Generate the procedural pieces as GLBs under ``out_dir`` (skipping ones already written)."""
+def iter_procedural(src: ProceduralSource, out_dir: Path | str) -> Iterator[Candidate]:
+    """Generate the procedural pieces as GLBs under ``out_dir`` (skipping ones already written); an
+    object-store ``out_dir`` gets each GLB written locally, then uploaded."""
     from lrm_dist.assets.procedural import generate_furniture, write_procedural_glb
+    from lrm_dist.storage import is_url
 
+    if is_url(out_dir):
+        yield from _iter_procedural_remote(src, str(out_dir))
+        return
+    out_dir = Path(out_dir)
     for category in src.categories:
         for index in range(src.per_category):
             asset_id = f"proc-{category}-s{src.seed}-{index:05d}"
@@ -55,6 +61,26 @@ def iter_procedural(src: ProceduralSource, out_dir: Path) -> Iterator[Candidate]
                 mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
                 replace_atomically(path, lambda tmp, mesh=mesh: write_procedural_glb(mesh, tmp))
             yield Candidate(asset_id, "procedural", category, str(path), "y")
+
+
+def _iter_procedural_remote(src: ProceduralSource, out_url: str) -> Iterator[Candidate]:
+    import tempfile
+
+    from lrm_dist.assets.procedural import generate_furniture, write_procedural_glb
+    from lrm_dist.storage import Storage
+
+    store = Storage(out_url)
+    with tempfile.TemporaryDirectory(prefix="lrm-procedural-") as tmp:
+        for category in src.categories:
+            for index in range(src.per_category):
+                asset_id = f"proc-{category}-s{src.seed}-{index:05d}"
+                name = f"{category}/{asset_id}.glb"
+                if not store.isfile(name):
+                    mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
+                    local = os.path.join(tmp, f"{asset_id}.glb")
+                    write_procedural_glb(mesh, local)
+                    store.put_file_atomic(local, name)
+                yield Candidate(asset_id, "procedural", category, store.url_of(name), "y")
 
 
 def _labels_from_file(root: Path, labels: str) -> dict[str, str]:

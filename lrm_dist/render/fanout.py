@@ -60,7 +60,10 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
     if resolution <= 0 or not mesh_path:
         return
     try:  # the same checked loader as every other mesh: confined references, bounded size
-        mesh = load_mesh(mesh_path)
+        from lrm_dist.storage import local_file
+
+        with local_file(mesh_path) as local:  # a local copy of an object-store workdir's mesh
+            mesh = load_mesh(local)
     except Exception as exc:  # unreadable ground truth: keep the renders, skip the labels
         sample["meta"]["occupancy_skipped"] = f"{mesh_path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return

@@ -48,11 +48,41 @@ def check_asset_file(uri: str, max_file_mb: float = 500.0) -> Path:
     return _checked(uri, max_file_mb)[0]
 
 
+def _download(uri: str, folder: Path, max_file_mb: float) -> str:
+    """A local copy of the object-store file ``uri`` in an emptied ``folder``, its name checked and its
+    size bounded before anything is downloaded; the copy then goes through the same checks as a local file
+    (a format with external references must keep them beside it: only the one file is fetched)."""
+    import fsspec
+
+    if ".." in PurePosixPath(uri).parts:
+        raise AssetInputError(f"path contains '..': {uri[:120]!r}")
+    name = PurePosixPath(uri).name
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in RENDERABLE_SUFFIXES:
+        raise AssetInputError(f"{name}: unsupported format {suffix or '(none)'!r} (renders {', '.join(RENDERABLE_SUFFIXES)})")
+    fs, remote = fsspec.core.url_to_fs(uri)
+    try:
+        size = int(fs.size(remote))
+    except FileNotFoundError:
+        raise AssetInputError(f"file not found: {uri[:120]}") from None
+    if size > max_file_mb * 2**20:
+        raise AssetInputError(f"{name}: {size / 2**20:.0f} MB, over the {max_file_mb:.0f} MB limit")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    fs.get_file(remote, str(folder / name))
+    return str(folder / name)
+
+
 def stage_asset(uri: str, dest: Path, max_file_mb: float = 500.0) -> Path:
     """Copy the checked mesh and only the files it references (as plain files) into an emptied ``dest``.
 
     Returns the copy's mesh path: Blender imports that, so it cannot read a file the check did not pass.
+    An object-store ``uri`` (``s3://...``) is downloaded beside ``dest`` first.
     """
+    from lrm_dist.storage import is_url
+
+    if is_url(uri):
+        uri = _download(uri, dest.with_name(f"{dest.name}-download"), max_file_mb)
     path, files = _checked(uri, max_file_mb)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)

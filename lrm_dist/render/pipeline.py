@@ -85,7 +85,9 @@ def render_assets(cfg) -> RenderSummary:
     Holds the render folder's lock: a second render of the same workdir is refused, not interleaved.
     """
     from lrm_dist.locks import folder_lock
+    from lrm_dist.storage import configure_from
 
+    configure_from(cfg)
     with folder_lock(cfg.stage_dir("render"), "render"):
         return _render(cfg)
 
