@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import numpy as np
 import torch
 
 from lrm_dist.log import get_logger
+from lrm_dist.storage import glob as storage_glob
+from lrm_dist.storage import is_url, join
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.decode import sample_from_raw, wanted_member
 from lrm_dist.train.sample import collate
@@ -33,19 +36,38 @@ log = get_logger(__name__)
 
 
 def resolve_shards(spec: str | None, workdir: str) -> list[str]:
-    """Sorted tar paths from a folder, a glob or a comma-separated list (None: <workdir>/render/shards)."""
-    spec = spec or os.path.join(workdir, "render", "shards")
+    """Sorted tar paths from a folder, a glob or a comma-separated list (None: <workdir>/render/shards);
+    object-store URLs (``s3://...``) alike, listed through fsspec."""
+    spec = spec or (join(workdir, "render", "shards") if is_url(workdir) else os.path.join(workdir, "render", "shards"))
     if "," in spec:
         paths = [p.strip() for p in spec.split(",") if p.strip()]
-    elif os.path.isdir(spec):
-        paths = glob.glob(os.path.join(spec, "*.tar"))
+    elif _isdir(spec):
+        paths = _glob(join(spec, "*.tar") if is_url(spec) else os.path.join(spec, "*.tar"))
     else:
-        paths = glob.glob(spec)
+        paths = _glob(spec)
     paths = sorted(paths)
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [p for p in paths if not _isfile(p)]
     if not paths or missing:
         raise FileNotFoundError(f"train.data.shards {spec!r}: no shard tars found" + (f" (missing {missing[:3]})" if missing else ""))
     return paths
+
+
+def _isdir(path: str) -> bool:
+    if not is_url(path):
+        return os.path.isdir(path)
+    fs, inner = fsspec.core.url_to_fs(path)
+    return fs.isdir(inner)
+
+
+def _isfile(path: str) -> bool:
+    if not is_url(path):
+        return os.path.isfile(path)
+    fs, inner = fsspec.core.url_to_fs(path)
+    return fs.isfile(inner)
+
+
+def _glob(pattern: str) -> list[str]:
+    return storage_glob(pattern) if is_url(pattern) else glob.glob(pattern)
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,10 @@ def _epoch_rng(*parts: int) -> np.random.Generator:
 
 def _read_raw(urls: list[str]) -> Iterator[dict[str, Any]]:
     import webdataset as wds
+
+    from lrm_dist.storage import register_webdataset_urls
+
+    register_webdataset_urls()  # object-store shards (s3://...) open through fsspec
 
     yield from wds.tarfile_to_samples(select_files=wanted_member)(iter([{"url": u} for u in urls]))
 
@@ -250,9 +276,11 @@ def ray_dataset(
     import ray.data
 
     from lrm_dist.shards.split import is_heldout
+    from lrm_dist.storage import arrow_filesystem
 
+    filesystem = arrow_filesystem(urls[0])[0] if urls and is_url(urls[0]) else None  # the job's storage options
     ds = ray.data.read_webdataset(
-        urls, decoder=None, fileselect=wanted_member, shuffle="files" if shuffle else None
+        urls, decoder=None, fileselect=wanted_member, shuffle="files" if shuffle else None, filesystem=filesystem
     )
     if holdout > 0:
         ds = ds.filter(lambda row: not is_heldout(str(row["__key__"]), holdout))

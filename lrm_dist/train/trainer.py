@@ -9,6 +9,7 @@ from typing import Any
 
 from lrm_dist.config import PipelineConfig, dump_config
 from lrm_dist.log import get_logger
+from lrm_dist.storage import Storage, arrow_filesystem, configure_from, is_url, join
 
 log = get_logger(__name__)
 
@@ -17,11 +18,12 @@ log = get_logger(__name__)
 class TrainResult:
     """What a training run left behind."""
 
-    run_dir: Path                      # <storage_path>/<run_name>: Ray Train's checkpoints and state
-    checkpoint: Path | None            # the last merged checkpoint folder
-    export_dir: Path | None            # HF-layout model (config.json + model.safetensors)
+    # Local folders are Paths; in an object-store workdir (s3://...) they are URLs.
+    run_dir: Path | str                # <storage_path>/<run_name>: Ray Train's checkpoints and state
+    checkpoint: Path | str | None      # the last merged checkpoint folder
+    export_dir: Path | str | None      # HF-layout model (config.json + model.safetensors)
     metrics: dict[str, Any] = field(default_factory=dict)  # rank 0's last checkpointed report
-    tensorboard_dir: Path | None = None
+    tensorboard_dir: Path | str | None = None
 
     def __str__(self) -> str:
         step = self.metrics.get("step")
@@ -42,11 +44,22 @@ def _use_gpu(device: str) -> bool:
     return device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
 
 
-def _run_paths(cfg: PipelineConfig) -> tuple[Path, Path]:
-    """The run's Ray Train folder and its export folder (absolute)."""
-    train_dir = Path(_abs(cfg.stage_dir("train")))
-    storage = _abs(cfg.train.storage_path or str(train_dir / "ray"))
-    return Path(storage) / cfg.train.run_name, Path(_abs(cfg.trained_model_dir()))
+def _folder(path: str) -> Path | str:
+    """A local folder as an absolute Path, an object-store folder as its URL (pathlib would fold ``s3://``)."""
+    return path.rstrip("/") if is_url(path) else Path(_abs(path))
+
+
+def _run_paths(cfg: PipelineConfig) -> tuple[Path | str, Path | str]:
+    """The run's Ray Train folder and its export folder (absolute paths, or URLs on object storage)."""
+    storage = _abs(cfg.train.storage_path or join(_abs(cfg.stage_dir("train")), "ray"))
+    return _folder(join(storage, cfg.train.run_name)), _folder(cfg.trained_model_dir())
+
+
+def _local_extensions_dir() -> str:
+    """Where DeepSpeed compiles its ops when the workdir is on object storage: a local folder on every node."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "lrm-dist-torch-extensions")
 
 
 def train(cfg: PipelineConfig) -> TrainResult:
@@ -56,6 +69,7 @@ def train(cfg: PipelineConfig) -> TrainResult:
     """
     from lrm_dist.locks import folder_lock
 
+    configure_from(cfg)
     run_dir, export_dir = _run_paths(cfg)
     with folder_lock(run_dir, f"train run {cfg.train.run_name!r}"), folder_lock(export_dir, "train export"):
         return _train(cfg)
@@ -70,22 +84,23 @@ def _train(cfg: PipelineConfig) -> TrainResult:
     from lrm_dist.errors import UserError
     from lrm_dist.ray_utils import init_ray
     from lrm_dist.train.data import ray_dataset, resolve_shards
-    from lrm_dist.train.export import export_checkpoint
     from lrm_dist.train.loop import train_loop_per_worker
 
     tcfg = cfg.train
-    train_dir = Path(_abs(cfg.stage_dir("train")))
+    train_dir = _folder(cfg.stage_dir("train"))
     run_dir, export_dir = _run_paths(cfg)
-    storage = str(run_dir.parent)
-    tb_dir = train_dir / "tensorboard" / tcfg.run_name
-    ext_dir = _abs(tcfg.torch_extensions_dir or str(train_dir / "torch_extensions"))
+    storage = str(run_dir).rsplit("/", 1)[0]
+    tb_dir = _folder(join(str(train_dir), "tensorboard", tcfg.run_name))
+    ext_dir = _abs(tcfg.torch_extensions_dir or (_local_extensions_dir() if is_url(train_dir)
+                                                 else str(Path(train_dir) / "torch_extensions")))
     urls = [_abs(u) for u in resolve_shards(tcfg.data.shards, cfg.workdir)]
     seed = cfg.seed if tcfg.seed is None else tcfg.seed
 
     init_ray(cfg.ray)
     use_gpu = _use_gpu(tcfg.device)
-    train_dir.mkdir(parents=True, exist_ok=True)
-    (train_dir / f"{tcfg.run_name}.config.yaml").write_text(dump_config(cfg))
+    train_store = Storage(str(train_dir))
+    train_store.makedirs()
+    train_store.write_bytes_atomic(f"{tcfg.run_name}.config.yaml", dump_config(cfg).encode())
     datasets = None
     if tcfg.data.backend == "ray_data":
         spare = ray.cluster_resources().get("CPU", 0) - tcfg.num_workers * tcfg.cpus_per_worker
@@ -115,7 +130,7 @@ def _train(cfg: PipelineConfig) -> TrainResult:
             num_workers=tcfg.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": tcfg.cpus_per_worker},
         ),
         run_config=ray.train.RunConfig(
-            name=tcfg.run_name, storage_path=storage,
+            name=tcfg.run_name, **_ray_storage(storage),
             failure_config=ray.train.FailureConfig(max_failures=tcfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=tcfg.keep_checkpoints),
         ),
@@ -131,11 +146,45 @@ def _train(cfg: PipelineConfig) -> TrainResult:
         raise
     if result.error is not None:
         raise RuntimeError(f"training run {tcfg.run_name!r} failed: {result.error}") from result.error
-    checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
+    checkpoint = _folder(_checkpoint_url(result.checkpoint, storage)) if result.checkpoint is not None else None
     exported = None
     if checkpoint is not None:
         with result.checkpoint.as_directory() as folder:
-            exported = export_checkpoint(folder, export_dir)
+            exported = _export(folder, export_dir)
     else:
         log.warning("run %r reported no checkpoint: nothing to export", tcfg.run_name)
     return TrainResult(run_dir, checkpoint, exported, dict(result.metrics or {}), tb_dir)
+
+
+def _ray_storage(storage: str) -> dict[str, Any]:
+    """Ray Train's ``storage_path`` (and, on object storage, the ``storage_filesystem`` with the job's
+    storage options: an S3-compatible endpoint, ...)."""
+    if not is_url(storage):
+        return {"storage_path": storage}
+    filesystem, path = arrow_filesystem(storage)
+    return {"storage_path": path, "storage_filesystem": filesystem}
+
+
+def _checkpoint_url(checkpoint, storage: str) -> str:
+    """A Ray Train checkpoint's folder as a local path or, on object storage, a URL."""
+    if not is_url(storage):
+        return checkpoint.path
+    import fsspec
+
+    return fsspec.core.url_to_fs(storage)[0].unstrip_protocol(checkpoint.path)
+
+
+def _export(folder: str, export_dir: Path | str) -> Path | str:
+    """Export a (local) checkpoint folder; on object storage the model is written locally, then uploaded
+    with ``config.json`` last (what marks a trained model as there)."""
+    from lrm_dist.train.export import export_checkpoint
+
+    if not is_url(export_dir):
+        return export_checkpoint(folder, export_dir)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lrm-export-") as tmp:
+        local = export_checkpoint(folder, Path(tmp) / "model")
+        Storage(str(export_dir)).upload_folder(local, last=("config.json",))
+    log.info("uploaded the exported model to %s", export_dir)
+    return export_dir
