@@ -9,6 +9,7 @@ test dependency: ``pip install -e '.[test]'``).
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-# Every listener of `weed mini` gets a port of its own (HTTP and gRPC), so nothing clashes with a
-# default SeaweedFS, another test session or anything else on the machine.
-PORT_FLAGS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-              "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc")
+# Every listener of `weed mini` gets a free port of its own, so nothing clashes with a default SeaweedFS,
+# another test session or anything else on the machine. Each gRPC port is its HTTP port + 10000, as
+# SeaweedFS assumes (its built-in worker dials the admin's HTTP port + 10000 whatever -admin.port.grpc says).
+SERVICES = ("s3", "master", "volume", "filer", "admin")
 START_TIMEOUT_S = 60.0
 
 
@@ -60,12 +61,25 @@ def weed_binary() -> str:
     return found
 
 
-def _free_ports(n: int) -> list[int]:
+def _free_port_pairs(n: int) -> list[int]:
+    """``n`` ports p in [20000, 30000) with p and p + 10000 both free on 127.0.0.1 (held until all are found)."""
+    rng = random.Random()
     with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+        found: list[int] = []
+        for _ in range(500):
+            port = rng.randrange(20000, 30000)
+            if port in found:
+                continue
+            try:
+                for p in (port, port + 10000):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            found.append(port)
+            if len(found) == n:
+                return found
+    raise RuntimeError("no free ports for SeaweedFS on 127.0.0.1")
 
 
 def _runnable(weed: str) -> None:
@@ -107,11 +121,12 @@ def s3_server(tmp_path_factory) -> S3Server:
     weed = weed_binary()
     _runnable(weed)
     root = tmp_path_factory.mktemp("seaweedfs")
-    ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
-    server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}", key=f"test-{secrets.token_hex(6)}",
+    ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES))))
+    server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3']}", key=f"test-{secrets.token_hex(6)}",
                       secret=secrets.token_hex(20), bucket="lrm-test", log=root / "weed.log")
     args = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            *(f"-{flag}={port}" for flag, port in ports.items()),
+            *(f"-{name}.port={port}" for name, port in ports.items()),
+            *(f"-{name}.port.grpc={port + 10000}" for name, port in ports.items()),
             f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}",
             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=8"]
