@@ -22,9 +22,12 @@ def iter_shard_samples(urls: str | list[str]) -> Iterator[dict]:
     """Decoded samples of the given shard files/URLs, in order (plain webdataset, no shuffling)."""
     import webdataset as wds
 
+    from lrm_dist.storage import register_webdataset_urls
+
     urls = _urls(urls)
     if not urls:
         return
+    register_webdataset_urls()  # object-store shards (s3://...) open through fsspec
     for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
         yield decode_sample(raw)
 
@@ -38,4 +41,8 @@ def read_ray_dataset(urls: str | list[str]):
     """A Ray Dataset with one row per sample: ``__key__`` and each member's raw bytes (``decode_sample`` it)."""
     import ray
 
-    return ray.data.read_webdataset(_urls(urls), decoder=None)
+    from lrm_dist.storage import arrow_filesystem, is_url
+
+    urls = _urls(urls)
+    filesystem = arrow_filesystem(urls[0])[0] if urls and is_url(urls[0]) else None  # the job's storage options
+    return ray.data.read_webdataset(urls, decoder=None, filesystem=filesystem)

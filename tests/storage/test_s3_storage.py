@@ -128,3 +128,51 @@ def test_shards_stream_from_the_bucket(s3_env):
     assert path == f"{s3_env.bucket}/wds"
     with fs.open_input_stream(f"{path}/shard-000000.tar") as fh:
         assert fh.read() == buf.getvalue()
+
+
+def test_render_store_and_readers_on_the_bucket(s3_env):
+    """The render output store (shards, manifests, repair on open) and the plain-webdataset reader."""
+    from lrm_dist.shards.config import ShardsConfig
+    from lrm_dist.shards.reader import iter_render_samples
+    from lrm_dist.shards.store import ShardStore, done_row
+    from tests.shards.shard_helpers import members
+    from lrm_dist.shards.verify import verify_render_dir
+    from lrm_dist.train.data import resolve_shards
+
+    url = f"s3://{s3_env.bucket}/store/render"
+    store = ShardStore(url, ShardsConfig(max_samples=2))
+    store.open()
+    for key in "abc":
+        store.add(key, members(key), done_row(key, "h1", None, 2))
+    store.close()
+    assert [u.rsplit("/", 1)[1] for u in resolve_shards(None, f"s3://{s3_env.bucket}/store")] == [
+        "shard-000000.tar", "shard-000001.tar"]
+    assert sorted(verify_render_dir(url)) == ["a", "b", "c"]
+    assert sorted(s["asset_id"] for s in iter_render_samples(url)) == ["a", "b", "c"]
+    again = ShardStore(url)
+    again.open()
+    assert all(again.is_done(key, "h1") for key in "abc")
+
+
+def test_ray_data_reads_shards_from_the_bucket(s3_env):
+    """Ray Data (the ``ray_data`` training reader's ``read_webdataset``) gets the job's filesystem; in a
+    fresh process, as a job would run it."""
+    from lrm_dist.shards.store import ShardStore, done_row
+    from tests.shards.shard_helpers import members
+
+    url = f"s3://{s3_env.bucket}/ray-data/render"
+    store = ShardStore(url)
+    store.open()
+    for key in "ab":
+        store.add(key, members(key), done_row(key, "h1", None, 2))
+    store.close()
+    code = f"""
+from lrm_dist.ray_utils import RayConfig, init_ray
+from lrm_dist.shards.manifest import shard_urls
+from lrm_dist.shards.reader import read_ray_dataset
+init_ray(RayConfig(num_cpus=1))
+print("keys", sorted(r["__key__"] for r in read_ray_dataset(shard_urls({url!r})).take_all()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert done.returncode == 0 and "keys ['a', 'b']" in done.stdout, (done.stdout + done.stderr)[-3000:]
