@@ -15,36 +15,50 @@ import torch
 from lrm_dist.model.renderer import activate_density
 
 
-def best_iso_level(raw: torch.Tensor, labels: torch.Tensor, candidates: int = 256) -> float | None:
-    """Activated density at the raw-density threshold with the best IoU (None without inside points)."""
-    raw, inside = raw.float().flatten(), labels.flatten() > 0.5
-    if raw.numel() == 0 or not inside.any():
+def best_iso_level(raw: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Activated density at the raw-density threshold with the best IoU (None without inside points).
+
+    Exact over every threshold between two neighbouring values, by one sort (on the tensors' device):
+    with the points in falling raw density, calling the first k inside gives hits = the running count
+    of inside labels and union = k + inside - hits.
+    """
+    raw, inside = raw.float().flatten(), (labels.flatten() > 0.5).float()
+    total = float(inside.sum()) if raw.numel() else 0.0
+    if total == 0:
         return None
-    lo, hi = float(raw.min()), float(raw.max())
-    thresholds = torch.linspace(lo, hi, candidates)[1:]
-    above = raw.unsqueeze(0) > thresholds.unsqueeze(1)  # [T, P]
-    hit = (above & inside).sum(1).float()
-    union = (above | inside).sum(1).float()
-    best = int(torch.argmax(hit / union.clamp_min(1.0)))
-    return float(activate_density(thresholds[best]))
+    ordered, order = torch.sort(raw, descending=True)
+    hits = torch.cumsum(inside[order], 0)
+    count = torch.arange(1, raw.numel() + 1, device=raw.device, dtype=hits.dtype)
+    iou = hits / (count + total - hits)
+    iou[:-1][ordered[:-1] == ordered[1:]] = -1.0  # a threshold cannot split equal values
+    k = int(torch.argmax(iou))
+    threshold = ordered[k] if k + 1 == raw.numel() else (ordered[k] + ordered[k + 1]) / 2
+    return float(activate_density(threshold))
 
 
 class IsoCalibrator:
-    """Keeps the raw densities and labels of the last ``keep`` batches' valid occupancy points."""
+    """Keeps the raw densities and labels of the last ``keep`` batches' valid occupancy points (at most
+    ``per_batch`` of each, on the device they come from: no host copy per step)."""
 
-    def __init__(self, keep: int = 32):
-        self.keep = keep
+    def __init__(self, keep: int = 32, per_batch: int = 1 << 16):
+        self.keep, self.per_batch = keep, per_batch
         self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def add(self, raw: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> None:
-        valid = mask.flatten() > 0
-        self.batches.append((raw.detach().float().flatten()[valid].cpu(), labels.flatten()[valid].cpu()))
+        raw, labels, mask = raw.detach().float().flatten(), labels.flatten(), mask.flatten()
+        stride = max(1, raw.numel() // self.per_batch)
+        raw, labels, mask = raw[::stride], labels[::stride], mask[::stride]
+        valid = mask > 0
+        self.batches.append((torch.where(valid, raw, torch.nan), labels))
         self.batches = self.batches[-self.keep :]
 
     def iso_level(self) -> float | None:
         if not self.batches:
             return None
-        return best_iso_level(torch.cat([b[0] for b in self.batches]), torch.cat([b[1] for b in self.batches]))
+        raw = torch.cat([b[0] for b in self.batches])
+        labels = torch.cat([b[1] for b in self.batches])
+        valid = ~torch.isnan(raw)
+        return best_iso_level(raw[valid], labels[valid])
 
 
 class SourceFraming:
