@@ -89,7 +89,9 @@ def main() -> None:
         eval_cfg.eval.report.enabled = last
         eval_start = time.perf_counter()
         summary = evaluate(eval_cfg).per_category
-        print(f"quality: {folder.name} scored in {time.perf_counter() - eval_start:.0f} s", flush=True)
+        mean = _row(folder.name, summary)
+        print(f"quality: {folder.name} scored in {time.perf_counter() - eval_start:.0f} s: IoU {_fmt(mean['iou'])} "
+              f"Chamfer-L1 {_fmt(mean['chamfer_l1'])} NC {_fmt(mean['normal_consistency'])}", flush=True)
         seconds = progress["train_seconds"]
         curve.append({**_row(folder.name, summary), "step": progress["step"], "train_seconds": seconds,
                       "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
