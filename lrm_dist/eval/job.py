@@ -200,7 +200,7 @@ def evaluate(cfg) -> EvalSummary:
 def _evaluate(cfg) -> EvalSummary:
     from lrm_dist.eval.tensorboard import log_eval_scalars
     from lrm_dist.model.pretrained import load_config, resolve_pretrained
-    from lrm_dist.storage import exists, is_url, join, local_folder
+    from lrm_dist.storage import exists, join
 
     start = time.perf_counter()
     e = cfg.eval
@@ -210,7 +210,7 @@ def _evaluate(cfg) -> EvalSummary:
         raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "
                          "or set model.pretrained")
     render_dir, assets_manifest, out_dir = eval_paths(cfg)
-    folder = resolve_pretrained(local_folder(checkpoint) if is_url(checkpoint) else checkpoint, revision=cfg.model.revision)
+    folder = resolve_pretrained(checkpoint, revision=cfg.model.revision)
     settings = resolved_settings(cfg)
     if settings["density_threshold"] is None:  # the model's own calibrated iso-level
         settings["density_threshold"] = load_config(folder).surface_level()

@@ -37,7 +37,12 @@ def _first_line(exc: Exception) -> str:
 
 
 def resolve_pretrained(path_or_hub_id: str | Path, revision: str | None = None, cache_dir: str | None = None) -> Path:
-    """The local folder holding ``config.json`` + weights: the path itself, or a hub snapshot."""
+    """The local folder holding ``config.json`` + weights: the path itself, a cached copy of an object-store
+    folder (``s3://...``), or a hub snapshot."""
+    from lrm_dist.storage import is_url, local_folder
+
+    if is_url(path_or_hub_id):
+        return Path(local_folder(str(path_or_hub_id)))
     path = Path(path_or_hub_id).expanduser()
     if path.is_dir():
         return path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lrm_dist.config import PipelineConfig
 
 
@@ -20,8 +18,11 @@ def load_serving_config(config: str | None, overrides: list[str], model: str | N
     cfg = load_config(config or DEFAULT_CONFIG, overrides)
     if cfg.model.pretrained:
         return cfg
-    trained = cfg.trained_model_dir()
-    if not (Path(trained) / "config.json").is_file():
+    from lrm_dist.storage import configure_from, exists, join
+
+    configure_from(cfg)
+    trained = cfg.trained_model_dir()  # a local folder or an object-store URL
+    if not exists(join(trained, "config.json")):
         raise UserError(f"no model to run: {trained} holds no trained model; train one (lrm-dist run "
                         f"{config or 'configs/default.yaml'}) or pass --model FOLDER or a hub id "
                         "(e.g. zxhezexin/openlrm-obj-small-1.1)")

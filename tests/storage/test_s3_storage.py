@@ -176,3 +176,30 @@ print("keys", sorted(r["__key__"] for r in read_ray_dataset(shard_urls({url!r}))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     assert done.returncode == 0 and "keys ['a', 'b']" in done.stdout, (done.stdout + done.stderr)[-3000:]
+
+
+def test_infer_and_serve_find_the_trained_model_in_the_bucket(s3_env, tmp_path, monkeypatch):
+    """With an object-store workdir, serving resolves <workdir>/train/model there and loads a cached copy."""
+    import torch
+
+    from lrm_dist.model.config import ModelConfig
+    from lrm_dist.model.lrm import LRM
+    from lrm_dist.model.pretrained import from_pretrained, resolve_pretrained, save_pretrained
+    from lrm_dist.errors import UserError
+    from lrm_dist.serve.served_model import load_serving_config
+
+    monkeypatch.setenv("LRM_DIST_CACHE", str(tmp_path / "cache"))
+    workdir = f"s3://{s3_env.bucket}/serving"
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"workdir: {workdir}\n")
+    with pytest.raises(UserError, match="holds no trained model"):
+        load_serving_config(str(config), [])
+    torch.manual_seed(0)
+    model = LRM(ModelConfig(size="tiny").arch())
+    upload_folder(save_pretrained(model, tmp_path / "model"), f"{workdir}/train/model", last=("config.json",))
+    cfg = load_serving_config(str(config), [])
+    assert cfg.model.pretrained == f"{workdir}/train/model"
+    folder = resolve_pretrained(cfg.model.pretrained)
+    assert folder.is_dir() and str(folder).startswith(str(tmp_path / "cache"))
+    loaded = from_pretrained(cfg.model.pretrained)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
