@@ -136,7 +136,8 @@ class ModelConfig(BaseModel):
         "A pretrained checkpoint keeps its own config."
     )
     lift_refine: bool = Field(
-        False, description="Fresh models with the lift: refine its volume with a 3D U-Net (model/volume_refiner.py)."
+        True, description="Fresh models with the lift: refine its volume with a 3D U-Net (model/volume_refiner.py; "
+        "measured in docs/train.md)."
     )
     architecture: dict[str, Any] = Field(
         default_factory=dict, description="Fresh models: LRMConfig fields overriding the size's, e.g. triplane_low_res."

@@ -33,10 +33,10 @@ def test_a_trained_refiner_mixes_neighbouring_cells():
 
 
 def test_refine_is_a_config_switch_with_its_own_keys():
-    plain = ModelConfig(size="tiny").arch()
-    refined = ModelConfig(size="tiny", lift_refine=True).arch()
+    plain = ModelConfig(size="tiny", lift_refine=False).arch()
+    refined = ModelConfig(size="tiny").arch()  # the default for fresh models
     assert refined.lift_refine and "lift_refine" in refined.hf_dict() and "lift_refine" not in plain.hf_dict()
-    assert not ModelConfig(size="tiny", image_lift=False, lift_refine=True).arch().lift_refine
+    assert not ModelConfig(size="tiny", image_lift=False).arch().lift_refine  # no lift, nothing to refine
     with pytest.raises(ValueError, match="needs image_lift"):
         LRMConfig(lift_refine=True)
     keys = set(LRM(refined).state_dict()) - set(LRM(plain).state_dict())
