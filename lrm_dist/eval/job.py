@@ -72,15 +72,17 @@ def checkpoint_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def resolved_settings(cfg) -> dict:
-    """The settings that change the numbers (with serve's extraction defaults filled in)."""
+def resolved_settings(cfg, model_config=None) -> dict:
+    """The settings that change the numbers. Mesh extraction's come from ``lrm_dist.reconstruct.mesh_settings``
+    (eval's, else serve's; the iso-level, else the calibrated one of ``model_config`` when given, else None)."""
+    from lrm_dist.reconstruct import mesh_settings
+
     e = cfg.eval
+    mesh = mesh_settings(cfg.serve, e, model_config)
     return {
         "metrics_version": METRICS_VERSION, "input_view": e.input_view, "n_points": e.n_points,
         "thresholds": list(e.fscore_thresholds), "padding": e.iou_padding, "seed": e.seed,
-        "mesh_resolution": e.mesh_resolution or cfg.serve.mesh_resolution,
-        "mesher": e.mesher or cfg.serve.mesher,
-        "density_threshold": e.density_threshold or cfg.serve.density_threshold,
+        "mesh_resolution": mesh.resolution, "mesher": mesh.mesher, "density_threshold": mesh.threshold,
         "source_distance": cfg.train.sample.source_distance,
     }
 
@@ -211,9 +213,7 @@ def _evaluate(cfg) -> EvalSummary:
                          "or set model.pretrained")
     render_dir, assets_manifest, out_dir = eval_paths(cfg)
     folder = resolve_pretrained(checkpoint, revision=cfg.model.revision)
-    settings = resolved_settings(cfg)
-    if settings["density_threshold"] is None:  # the model's own calibrated iso-level
-        settings["density_threshold"] = load_config(folder).surface_level()
+    settings = resolved_settings(cfg, load_config(folder))  # the iso-level: else the model's calibrated one
     digest = checkpoint_digest(folder)
     settings.update(eval_hash=eval_hash(digest, settings), checkpoint=str(checkpoint), save_meshes=e.save_meshes)
     h = settings["eval_hash"]

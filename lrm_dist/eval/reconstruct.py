@@ -3,19 +3,20 @@
 The input is prepared exactly as training prepares its source view (``lrm_dist.train.sample``):
 composited on white, resized to the encoder's side, cameras canonicalised so the source sits at
 (0, -d, 0). The model then predicts in that canonicalised frame; ``model_to_object`` undoes the
-canonicalisation, so the mesh lands in the same frame as the ground truth. Mesh extraction is the
-serving path's (``lrm_dist.serve.mesh``): density grid, marching cubes, vertex colours.
+canonicalisation, so the mesh lands in the same frame as the ground truth. The reconstruction itself
+is the shared ``lrm_dist.reconstruct.Reconstructor`` (serving's too): planes, density grid, mesher,
+vertex colours, at the settings of ``mesh_settings(serve, eval)``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
+from lrm_dist.reconstruct import MeshSettings, Reconstructor
 
 
 @dataclass
@@ -61,41 +62,31 @@ def _empty(reason: str, timings: dict[str, float]) -> PredictedMesh:
                          reason, timings)
 
 
-@torch.no_grad()
+def object_meshes(recon: Reconstructor, inputs: list[PreparedInput]) -> list[PredictedMesh]:
+    """A batch of prepared inputs through ``recon`` (one triplane pass) -> one mesh each in its object frame
+    (an empty one, with the reason, where there is no surface: scored, not skipped)."""
+    if not inputs:
+        return []
+    results = recon.reconstruct(np.stack([i.image for i in inputs]), np.stack([i.camera for i in inputs]))
+    out = []
+    for prepared, result in zip(inputs, results):
+        if result.mesh is None:
+            out.append(_empty(result.empty_reason.splitlines()[0], result.timings))
+            continue
+        m = prepared.model_to_object
+        verts = np.asarray(result.mesh.vertices)
+        verts_obj = (verts.astype(np.float64) @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
+        colors = np.asarray(result.mesh.visual.vertex_colors, dtype=np.uint8)
+        out.append(PredictedMesh(verts_obj, np.asarray(result.mesh.faces, dtype=np.int64), colors, None, result.timings))
+    return out
+
+
 def reconstruct_meshes(
     model, inputs: list[PreparedInput], resolution: int, threshold: float, device: torch.device,
     dtype: torch.dtype = torch.float32, grid_chunk: int = 1 << 21, mesher: str = "marching_cubes",
 ) -> list[PredictedMesh]:
-    """Triplanes for a batch of inputs in one pass, then one mesh per input (object frame, vertex colours),
-    extracted with ``mesher`` (a name of ``serve.mesh.MESHERS``, as serving uses)."""
-    from lrm_dist.serve.mesh import MESHERS, density_grid, vertex_colours
-
-    if not inputs:
-        return []
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    t0 = time.perf_counter()
-    images = torch.from_numpy(np.stack([i.image for i in inputs])).to(device)
-    cameras = torch.from_numpy(np.stack([i.camera for i in inputs])).to(device)
-    with autocast:
-        planes = model.forward_planes(images, cameras)
-    share = (time.perf_counter() - t0) / len(inputs)
-    out = []
-    for prepared, plane in zip(inputs, planes):
-        timings = {"triplane": share}
-        t1 = time.perf_counter()
-        with autocast:
-            grid = density_grid(model.synthesizer, plane, resolution, grid_chunk)
-        t2 = time.perf_counter()
-        timings["grid"] = t2 - t1
-        try:
-            verts, faces = MESHERS[mesher](grid, threshold, "object", "eval.density_threshold")
-        except ValueError as exc:  # no iso-surface: the prediction is empty (scored, not skipped)
-            out.append(_empty(str(exc).splitlines()[0], timings))
-            continue
-        with autocast:
-            colors = vertex_colours(model.synthesizer, plane, verts)
-        m = prepared.model_to_object
-        verts_obj = (verts.astype(np.float64) @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
-        timings["mesh"] = time.perf_counter() - t2
-        out.append(PredictedMesh(verts_obj, faces.astype(np.int64), colors, None, timings))
-    return out
+    """``object_meshes`` through a ``Reconstructor`` of ``model`` with these settings (a convenience for
+    scripts and tests; the eval job's actors keep one ``Reconstructor``)."""
+    settings = MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold,
+                            setting="eval.density_threshold", grid_chunk=grid_chunk)
+    return object_meshes(Reconstructor(model, settings, device, dtype), inputs)

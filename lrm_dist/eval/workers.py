@@ -131,25 +131,27 @@ def shard_inputs(item: dict, view: int, pending: dict[str, dict]) -> Iterator[di
 
 
 class ReconstructActor:
-    """Holds one model (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes."""
+    """Holds one ``Reconstructor`` (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes.
+
+    ``resolution``, ``threshold`` and ``mesher`` are the job's resolved settings (``mesh_settings(serve, eval)``
+    with the model's calibrated iso-level filled in), so they are the ones hashed.
+    """
 
     def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
                  dtype: str = "auto", revision: str | None = None, mesher: str = "marching_cubes"):
-        import torch
-
         from lrm_dist.model.pretrained import from_pretrained
+        from lrm_dist.reconstruct import MeshSettings, Reconstructor, resolve_device
         from lrm_dist.storage import is_url, local_folder
 
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        name = dtype if dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
-        self.dtype = getattr(torch, name)
+        device = resolve_device("auto")
         local = local_folder(checkpoint) if is_url(checkpoint) else checkpoint  # an object-store model: a local copy
-        self.model = from_pretrained(local, revision=revision, device=self.device).eval()
-        self.resolution, self.threshold, self.source_distance = resolution, threshold, source_distance
-        self.mesher = mesher
+        settings = MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold,
+                                setting="eval.density_threshold")
+        self.recon = Reconstructor(from_pretrained(local, revision=revision, device=device), settings, device, dtype)
+        self.source_distance = source_distance
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
+        from lrm_dist.eval.reconstruct import object_meshes, prepare_input
 
         n = len(batch["asset_id"])
         errors = [str(e) for e in batch["error"]]
@@ -167,15 +169,14 @@ class ReconstructActor:
             try:
                 c2w = np.asarray(batch["input_c2w"][i], dtype=np.float64).reshape(1, 4, 4)
                 k = np.asarray(batch["input_intrinsics"][i], dtype=np.float64).reshape(1, 6)
-                prepared.append(prepare_input(rgba, c2w, k, self.model.source_size, 0, self.source_distance))
+                prepared.append(prepare_input(rgba, c2w, k, self.recon.source_size, 0, self.source_distance))
                 index.append(i)
             except (ValueError, OSError) as exc:
                 errors[i] = f"cannot prepare the input view: {exc}"
         vertices, faces, colors = [b""] * n, [b""] * n, [b""] * n
         empty_reason, seconds = [""] * n, [0.0] * n
         try:
-            meshes = reconstruct_meshes(self.model, prepared, self.resolution, self.threshold, self.device, self.dtype,
-                                        mesher=self.mesher)
+            meshes = object_meshes(self.recon, prepared)
         except Exception as exc:  # a model failure fails this batch's rows, not the job
             meshes = []
             for i in index:
@@ -211,7 +212,8 @@ def score_row(row: dict, out_dir: str, settings: dict) -> dict:
     """One reconstructed asset -> its EVAL_SCHEMA row; writes its input PNG and (optionally) its GLB."""
     from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
     from lrm_dist.geometry.frame import canonical_to_eval
-    from lrm_dist.serve.mesh import build_mesh, mesh_bytes
+    from lrm_dist.reconstruct.extract import build_mesh
+    from lrm_dist.serve.mesh import mesh_bytes
     from lrm_dist.storage import Storage
 
     start = time.perf_counter()

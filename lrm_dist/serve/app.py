@@ -3,7 +3,8 @@
 The image comes as the raw request body (PNG/JPEG/WebP bytes, any content type but multipart) or as
 the ``image`` field of a ``multipart/form-data`` upload (``curl -F image=@x.png``). Query options:
 ``format`` (glb|ply|obj), ``resolution`` (mesh grid side, 16..``serve.max_mesh_resolution``),
-``threshold`` (density iso-level). Each replica loads the model once and reuses ``Reconstructor``;
+``threshold`` (density iso-level). Each replica loads the model once into an ``ImagePipeline`` (around the
+shared ``lrm_dist.reconstruct.Reconstructor``) and reuses it;
 decoding, reconstruction and encoding run in a thread, so the event loop keeps answering.
 Responses: 200 with the mesh and an ``X-LRM-Timings`` header (JSON seconds per step); 400 JSON
 ``{"error": "<one-line reason>"}`` for a bad image, bad options or no reconstructable surface; 413
@@ -15,7 +16,6 @@ over ``serve.max_request_mb`` (from Content-Length before reading, else while re
 """
 
 import asyncio
-import copy
 import json
 import time
 from collections.abc import AsyncIterator
@@ -138,22 +138,16 @@ class LRMService:
         from lrm_dist.model.config import ModelConfig
         from lrm_dist.model.pretrained import build_model
         from lrm_dist.serve.config import ServeConfig
-        from lrm_dist.serve.pipeline import Reconstructor
+        from lrm_dist.serve.pipeline import ImagePipeline
 
         self.cfg = ServeConfig.model_validate(serve_cfg)
-        self.recon = Reconstructor(build_model(ModelConfig.model_validate(model_cfg)), self.cfg)
+        self.pipeline = ImagePipeline(build_model(ModelConfig.model_validate(model_cfg)), self.cfg)
 
-    def _reconstructor(self, resolution: int | None, threshold: float | None):
-        """The replica's ``Reconstructor``, or a shallow copy (same model) with this request's resolution/threshold."""
-        update = {key: value for key, value in (("mesh_resolution", resolution), ("density_threshold", threshold))
-                  if value is not None}
-        if not update:
-            return self.recon
-        if update.get("mesh_resolution", 0) > self.cfg.resolution_limit:
+    def _pipeline(self, resolution: int | None, threshold: float | None):
+        """The replica's ``ImagePipeline``, or a shallow copy (same model) meshing at this request's resolution/threshold."""
+        if resolution is not None and resolution > self.cfg.resolution_limit:
             raise RequestError(400, f"resolution: at most {self.cfg.resolution_limit} (serve.max_mesh_resolution)")
-        recon = copy.copy(self.recon)
-        recon.cfg = self.cfg.model_copy(update=update)
-        return recon
+        return self.pipeline.with_request(resolution, threshold)
 
     @api.post("/", response_class=Response, responses=_RESPONSES, openapi_extra={"requestBody": _REQUEST_BODY},
               summary="Reconstruct a mesh from one image")
@@ -170,7 +164,7 @@ class LRMService:
         from lrm_dist.serve.mesh import mesh_bytes
         from lrm_dist.serve.preprocess import prepare_image
 
-        recon = self._reconstructor(resolution, threshold)
+        recon = self._pipeline(resolution, threshold)
         body = await _bounded_body(request, self.cfg.max_request_mb)
         name = "request body"
         if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):

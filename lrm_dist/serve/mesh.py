@@ -1,8 +1,8 @@
-"""Triplanes -> density grid -> marching cubes -> coloured mesh in the canonical object frame.
+"""Meshes as files: GLB (written directly), OBJ and PLY, in each format's up axis.
 
-The grid query uses the triplane's structure: the decoder's first layer is linear in the three
-plane features, so its pre-activation on an R^3 grid is the broadcast sum of three R^2 tables (one
-per plane). Only the two hidden layers run per grid point, which makes a 256^3 grid cheap.
+Mesh extraction (density grid, meshers, vertex colours) lives in ``lrm_dist.reconstruct.extract``
+and runs through ``lrm_dist.reconstruct.Reconstructor``; its names are re-exported here for the
+callers that import them from this module.
 """
 
 from __future__ import annotations
@@ -12,173 +12,24 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 import trimesh
 
 from lrm_dist.geometry.frame import Y_UP_TO_Z_UP
-from lrm_dist.model.lift import unpack
-from lrm_dist.model.renderer import activate_density
-from lrm_dist.model.synthesizer import Synthesizer
+from lrm_dist.reconstruct.extract import (  # re-exported
+    MESHERS,
+    build_mesh,
+    density_grid,
+    marching_cubes,
+    occupied_box,
+    surface_nets,
+    vertex_colours,
+)
+
+__all__ = ["MESHERS", "UP_AXIS_BY_FORMAT", "build_mesh", "density_grid", "export_mesh", "glb_bytes", "marching_cubes",
+           "mesh_bytes", "occupied_box", "surface_nets", "vertex_colours"]
 
 UP_AXIS_BY_FORMAT = {"glb": "y", "obj": "y", "ply": "z"}
 """glTF and OBJ are written y-up (their convention; ``geometry.frame`` reads them back z-up), PLY z-up."""
-
-
-def _plane_tables(planes: torch.Tensor, coords: torch.Tensor) -> list[torch.Tensor]:
-    """Each plane [3, C, H, W] sampled on the grid ``coords x coords``: T[p][a, b] = f_p(coords[a], coords[b])."""
-    r = coords.numel()
-    first = coords.view(r, 1).expand(r, r)
-    second = coords.view(1, r).expand(r, r)
-    grid = torch.stack([first, second], dim=-1).unsqueeze(0).to(planes.dtype)  # [1, R, R, 2]: (u=width, v=height)
-    tables = F.grid_sample(planes, grid.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False)
-    return list(tables.permute(0, 2, 3, 1).unbind(0))  # 3 x [R, R, C]
-
-
-@torch.no_grad()
-def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chunk: int = 1 << 21) -> torch.Tensor:
-    """Activated density on the grid linspace(-1, 1, R)^3 of one object's planes [3, C, H, W] -> [R, R, R] float32.
-
-    ``grid[i, j, k]`` is the density at (x_i, y_j, z_k); ``chunk`` bounds the points per pass.
-    """
-    net = synth.decoder.net
-    coords = torch.linspace(-1.0, 1.0, resolution, device=planes.device)
-    packed = planes.unsqueeze(0)  # the triplanes, plus the image lift's volume when the model has one
-    lifted = unpack(packed)[1] is not None
-    t_xy, t_xz, t_zy = _plane_tables(planes[:3], coords)
-    w0 = net[0].weight.to(t_xy.dtype)
-    c = t_xy.shape[-1]
-    pre_xy = t_xy @ w0[:, :c].T + net[0].bias.to(t_xy.dtype)  # [x, y, 64]
-    pre_xz = t_xz @ w0[:, c : 2 * c].T                        # [x, z, 64]
-    pre_yz = (t_zy @ w0[:, 2 * c :].T).transpose(0, 1)         # [y, z, 64]
-    out = torch.empty(resolution, resolution, resolution, device=planes.device)
-    step = max(1, chunk // resolution**2)
-    for i in range(0, resolution, step):
-        h = pre_xy[i : i + step, :, None] + pre_xz[i : i + step, None, :] + pre_yz[None]
-        if lifted:  # the volume's term at this slab's grid points, [x, y, z, hidden]
-            pts = torch.stack(torch.meshgrid(coords[i : i + step], coords, coords, indexing="ij"), dim=-1)
-            h = h + synth.volume_term(packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
-        h = net[4](net[3](net[2](net[1](h))))
-        raw = F.linear(net[5](h), net[6].weight[:1], net[6].bias[:1])[..., 0]
-        out[i : i + step] = activate_density(raw.float())
-    return out
-
-
-def occupied_box(grid: torch.Tensor, threshold: float, margin: int = 1) -> tuple[slice, slice, slice] | None:
-    """Index slices of the smallest box holding every voxel above ``threshold`` (plus a margin); None if none."""
-    occ = grid > threshold
-    if not bool(occ.any()):
-        return None
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        idx = torch.nonzero(occ.any(dim=other)).flatten()
-        lo, hi = int(idx.min()) - margin, int(idx.max()) + margin + 1
-        box.append(slice(max(lo, 0), min(hi, grid.shape[axis])))
-    return tuple(box)
-
-
-def _no_surface_message(name: str, threshold: float, lo: float, hi: float, setting: str) -> str:
-    """One line with the next step: the density range against the threshold, the ``setting`` to change, train first."""
-    side = "at or below" if hi <= threshold else "above"
-    mid = (lo + hi) / 2
-    fix = (f"set {setting} inside that range (e.g. --set {setting}={mid:.3g})" if hi > lo and mid > 0
-           else f"the density is flat, so no {setting} gives a surface")
-    return (f"{name}: no surface at density threshold {threshold} (density range [{lo:.3g}, {hi:.3g}], all {side} it): "
-            f"{fix}; an untrained or random model has no object surface: train it first")
-
-
-def _surface_box(
-    grid: torch.Tensor, threshold: float, name: str, setting: str,
-) -> tuple[torch.Tensor, np.ndarray]:
-    """The zero-padded sub-grid holding the surface, and its index offset in ``grid``; errors if none."""
-    box = occupied_box(grid, threshold)
-    if box is None or bool((grid[box] > threshold).all()):
-        raise ValueError(_no_surface_message(name, threshold, float(grid.min()), float(grid.max()), setting))
-    # Pad with zero density so surfaces touching the box boundary still close.
-    return F.pad(grid[box].float(), (1, 1, 1, 1, 1, 1)), np.array([s.start - 1 for s in box], dtype=np.float32)
-
-
-def _to_canonical(verts: np.ndarray, offset: np.ndarray, resolution: int) -> np.ndarray:
-    return ((verts + offset) * (2.0 / (resolution - 1)) - 1.0).astype(np.float32)
-
-
-def marching_cubes(
-    grid: torch.Tensor, threshold: float, name: str = "object", setting: str = "serve.density_threshold",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Iso-surface of a density grid over [-1, 1]^3 at ``threshold`` (scikit-image, CPU): vertices, faces.
-
-    Without a surface, a ``ValueError`` says to change ``setting`` (the config key the threshold came from).
-    """
-    from skimage.measure import marching_cubes as skimage_mc
-
-    sub, offset = _surface_box(grid, threshold, name, setting)
-    # Density is higher inside: skimage's default winding then faces inwards, so flip it outwards.
-    verts, faces, _, _ = skimage_mc(sub.cpu().numpy(), level=threshold, gradient_direction="ascent")
-    return _to_canonical(verts, offset, grid.shape[0]), faces.astype(np.int64)
-
-
-def surface_nets(
-    grid: torch.Tensor, threshold: float, name: str = "object", setting: str = "serve.density_threshold",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Iso-surface by naive surface nets on the grid's device (GPU-friendly, no lookup tables).
-
-    One vertex per cell the surface crosses, at the mean of its edge crossings; one quad (two
-    triangles) per grid edge the surface crosses, joining the four cells around that edge, wound so
-    its normal points from inside (density above ``threshold``) to outside. Returns vertices in the
-    canonical frame and faces, and errors without a surface, as ``marching_cubes`` does.
-    """
-    sub, offset = _surface_box(grid, threshold, name, setting)
-    inside = sub > threshold
-    cells = torch.tensor(sub.shape, device=sub.device) - 1
-    cell_ids, positions = [], []
-    for axis in range(3):
-        n = sub.shape[axis] - 1
-        g0, g1 = sub.narrow(axis, 0, n), sub.narrow(axis, 1, n)
-        in0 = inside.narrow(axis, 0, n)
-        cross = in0 != inside.narrow(axis, 1, n)
-        idx = torch.nonzero(cross)  # [K, 3] lower end of each crossed edge
-        t = ((threshold - g0[cross]) / (g1[cross] - g0[cross])).clamp(0, 1)
-        pos = idx.float()
-        pos[:, axis] += t
-        o1, o2 = (axis + 1) % 3, (axis + 2) % 3
-        ring = []
-        for d1, d2 in ((1, 1), (0, 1), (0, 0), (1, 0)):  # cells around the edge, counter-clockwise about +axis
-            cell = idx.clone()
-            cell[:, o1] -= d1
-            cell[:, o2] -= d2
-            ring.append((cell[:, 0] * cells[1] + cell[:, 1]) * cells[2] + cell[:, 2])
-        ring = torch.stack(ring, dim=1)  # [K, 4]
-        outward_positive = in0[cross]  # inside at the lower end: the normal points along +axis
-        ring = torch.where(outward_positive.unsqueeze(1), ring, ring.flip(1))
-        cell_ids.append(ring.flatten())
-        positions.append(pos.repeat_interleave(4, dim=0))
-    ids = torch.cat(cell_ids)
-    unique, inverse = torch.unique(ids, return_inverse=True)
-    sums = torch.zeros(len(unique), 3, device=sub.device).index_add_(0, inverse, torch.cat(positions))
-    counts = torch.bincount(inverse, minlength=len(unique)).clamp_min(1).unsqueeze(1)
-    # Each crossing was added once per cell around its edge: the mean over a cell's crossings.
-    verts = (sums / counts).cpu().numpy()
-    ring = inverse.view(-1, 4)
-    faces = torch.cat([ring[:, [0, 1, 2]], ring[:, [0, 2, 3]]], dim=0).cpu().numpy().astype(np.int64)
-    return _to_canonical(verts, offset, grid.shape[0]), faces
-
-
-MESHERS = {"marching_cubes": marching_cubes, "surface_nets": surface_nets}
-
-
-@torch.no_grad()
-def vertex_colours(synth: Synthesizer, planes: torch.Tensor, verts: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
-    """RGBA uint8 per vertex from the colour field (planes [3, C, H, W] of one object)."""
-    pts = torch.from_numpy(verts).to(planes.device).unsqueeze(0)
-    rgb, _ = synth.query(planes.unsqueeze(0), pts, chunk=chunk)
-    rgb8 = (rgb[0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return np.concatenate([rgb8, np.full((len(rgb8), 1), 255, np.uint8)], axis=1)
-
-
-def build_mesh(verts: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> trimesh.Trimesh:
-    """A trimesh in the canonical frame (z up, front -y) with vertex colours."""
-    return trimesh.Trimesh(vertices=verts, faces=faces, vertex_colors=colours, process=False)
 
 
 def _in_file_axes(mesh: trimesh.Trimesh, fmt: str) -> trimesh.Trimesh:

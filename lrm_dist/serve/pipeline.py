@@ -1,42 +1,31 @@
-"""Image -> GLB: preprocessing, triplanes, density grid, marching cubes, vertex colours, export (and video).
+"""Image -> GLB for ``lrm-dist infer`` and the Ray Serve app: preprocessing, reconstruction, export (and video).
 
-``Reconstructor`` keeps one loaded LRM on its device (bf16 autocast on CUDA, optional torch.compile)
-and is shared by ``infer_images`` (the ``lrm-dist infer`` command) and the Ray Serve app.
+``ImagePipeline`` frames a user's image as the model's training framed its source views (assumed
+source camera, foreground ratio) and hands it to the shared ``lrm_dist.reconstruct.Reconstructor``
+(which the eval stage uses too), with the mesh settings of ``mesh_settings(serve)``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import trimesh
 
 from lrm_dist.geometry.cameras import camera_features, look_at_c2w, orbit_position
+from lrm_dist.images import BadImage, one_line
 from lrm_dist.log import get_logger, progress
 from lrm_dist.model.lrm import LRM
+from lrm_dist.reconstruct import NoSurface, Reconstruction, Reconstructor, mesh_settings
 from lrm_dist.serve.config import ServeConfig
-from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, export_mesh, vertex_colours
-from lrm_dist.images import BadImage, one_line
+from lrm_dist.serve.mesh import export_mesh
 from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
 
 log = get_logger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"serve.device={name!r} but CUDA is not available")
-    return device
 
 
 def source_camera_features(distance: float, focal: float) -> torch.Tensor:
@@ -45,83 +34,60 @@ def source_camera_features(distance: float, focal: float) -> torch.Tensor:
     return torch.tensor(camera_features(look_at_c2w(orbit_position(distance, 0.0, 0.0)), intrinsics), dtype=torch.float32)[None]
 
 
-@dataclass
-class Reconstruction:
-    """One object's mesh (canonical frame), its planes [3, C, H, W] and per-step seconds."""
-
-    mesh: trimesh.Trimesh
-    planes: torch.Tensor
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 OPENLRM_SOURCE_DISTANCE, OPENLRM_SOURCE_FOCAL = 2.0, 0.75  # OpenLRM's inference camera
 DEFAULT_FOREGROUND_RATIO = 0.8
 
 
-class Reconstructor:
-    """A loaded LRM ready to turn prepared images ([3, S, S] in [0, 1]) into meshes."""
+class ImagePipeline:
+    """Serving's front end: a prepared user image ([3, S, S] in [0, 1]) -> its ``Reconstruction`` through
+    ``recon`` (the shared ``Reconstructor``), with the source camera and framing the model was trained with."""
 
     def __init__(self, model: LRM, cfg: ServeConfig):
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if self.device.type == "cuda" else "float32")
-        self.dtype = _DTYPES[dtype]
-        self.model = model.to(self.device).eval()
-        own = self.model.config  # how this model's training framed its source views, when it says
+        self.recon = Reconstructor(model, mesh_settings(cfg, model_config=model.config), cfg.device, cfg.dtype,
+                                   compile=cfg.compile)
+        own = model.config  # how this model's training framed its source views, when it says
         self.source_distance = cfg.source_distance or own.source_distance or OPENLRM_SOURCE_DISTANCE
         self.source_focal = cfg.source_focal or own.source_focal or OPENLRM_SOURCE_FOCAL
         self.foreground_ratio = cfg.foreground_ratio or own.source_foreground_ratio or DEFAULT_FOREGROUND_RATIO
         self.source_camera = source_camera_features(self.source_distance, self.source_focal).to(self.device)
-        self._planes_fn = self.model.forward_planes
-        self._grid_fn = density_grid
-        if cfg.compile:
-            self._planes_fn = torch.compile(self._planes_fn)
-            self._grid_fn = torch.compile(density_grid)
+
+    @property
+    def model(self) -> LRM:
+        return self.recon.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.recon.device
 
     @property
     def source_size(self) -> int:
-        return self.model.source_size
+        return self.recon.source_size
 
     @property
     def density_threshold(self) -> float:
-        """``serve.density_threshold`` when set, else the model's calibrated iso-level."""
-        if self.cfg.density_threshold is not None:
-            return self.cfg.density_threshold
-        return self.model.config.surface_level()
+        """The iso-level meshes are extracted at (``mesh_settings``: serve's, else the model's calibrated one)."""
+        return self.recon.threshold
 
-    @contextmanager
-    def _autocast(self):
-        enabled = self.dtype != torch.float32
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
-            yield
-
-    def _sync(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+    def with_request(self, resolution: int | None = None, threshold: float | None = None) -> ImagePipeline:
+        """This pipeline (same model), or a shallow copy whose reconstructor meshes at a request's resolution/threshold."""
+        changes = {k: v for k, v in (("resolution", resolution), ("threshold", threshold)) if v is not None}
+        if not changes:
+            return self
+        other = copy.copy(self)
+        other.recon = self.recon.with_settings(**changes)
+        return other
 
     def planes(self, image: np.ndarray) -> torch.Tensor:
-        """Prepared image [3, S, S] -> planes [3, C, H, W] (the autocast dtype)."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).unsqueeze(0)
-        with self._autocast():
-            return self._planes_fn(x, self.source_camera)[0]
+        """Prepared image [3, S, S] -> planes [3(+G), C, H, W] (the autocast dtype)."""
+        return self.recon.planes(image[None], self.source_camera)[0]
 
     def reconstruct(self, image: np.ndarray, name: str = "object") -> Reconstruction:
-        """Prepared image -> coloured mesh in the canonical frame, timing each step."""
-        t0 = self._sync()
-        planes = self.planes(image)
-        t1 = self._sync()
-        with self._autocast():
-            grid = self._grid_fn(self.model.synthesizer, planes, self.cfg.mesh_resolution, self.cfg.grid_chunk)
-        t2 = self._sync()
-        verts, faces = MESHERS[self.cfg.mesher](grid, self.density_threshold, name)
-        t3 = self._sync()
-        with self._autocast():
-            colours = vertex_colours(self.model.synthesizer, planes, verts)
-        mesh = build_mesh(verts, faces, colours)
-        t4 = self._sync()
-        timings = {"triplane": t1 - t0, "grid": t2 - t1, "mesh": t3 - t2, "colours": t4 - t3}
-        return Reconstruction(mesh, planes, timings)
+        """Prepared image -> coloured mesh in the canonical frame, timing each step; ``NoSurface`` without one."""
+        (result,) = self.recon.reconstruct(image[None], self.source_camera, [name])
+        if result.mesh is None:
+            raise NoSurface(result.empty_reason)
+        return result
 
     def turntable(self, planes: torch.Tensor) -> np.ndarray:
         """Volume renderings around the object: uint8 [V, size, size, 3] (source camera's distance and focal)."""
@@ -131,7 +97,7 @@ class Reconstructor:
         c2w_t = torch.tensor(c2w, dtype=torch.float32, device=self.device)[None]
         k = torch.tensor([self.source_focal, self.source_focal, 0.5, 0.5], device=self.device).expand(1, len(azimuths), 4)
         frames = []
-        with self._autocast():
+        with self.recon.autocast():
             for v in range(len(azimuths)):
                 out = self.model.render(planes[None], c2w_t[:, v : v + 1], k[:, v : v + 1], cfg.video_size,
                                         cfg.video_size, chunk=1 << 16, jitter=False)
@@ -201,7 +167,7 @@ def infer_images(
         except (BadImage, OSError) as exc:  # OSError: the file went away or cannot be read
             records[i] = _failed_record(path, exc)
     if usable:
-        recon = Reconstructor(model if model is not None else build_model(cfg.model), serve_cfg)
+        recon = ImagePipeline(model if model is not None else build_model(cfg.model), serve_cfg)
         for i, path, stem in progress(usable, desc="infer", unit="image"):
             try:
                 records[i] = _infer_one(recon, path, out_root, stem)
@@ -217,7 +183,7 @@ def _output(out_root: Path, stem: Path, suffix: str) -> Path:
     return out_root / stem.parent / f"{stem.name}.{suffix}"
 
 
-def _infer_one(recon: Reconstructor, path: Path, out_root: Path, stem: Path) -> dict:
+def _infer_one(recon: ImagePipeline, path: Path, out_root: Path, stem: Path) -> dict:
     """One image -> its meshes (and video) under ``out_root``; the ``ok`` record for ``infer.json``."""
     serve_cfg = recon.cfg
     start = time.perf_counter()

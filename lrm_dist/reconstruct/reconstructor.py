@@ -1,0 +1,184 @@
+"""The one ``Reconstructor``: a batch of (image, source camera) -> one mesh each, for eval and serve.
+
+It owns the loaded model, its device and autocast dtype, and one ``MeshSettings`` (mesher, grid
+resolution, iso-level); ``mesh_settings`` is the single rule for their defaults. Meshes come back in
+the model's canonical frame: the frame the source camera's features are given in (training puts the
+source camera at (0, -d, 0) looking at the origin), z up, front -y, the field inside [-1, 1]^3.
+Callers map them on from there: eval into the asset's object frame, serve into files.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import trimesh
+
+from lrm_dist.reconstruct.extract import MESHERS, NoSurface, build_mesh, density_grid, vertex_colours
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"serve.device={name!r} but CUDA is not available")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'auto' -> bfloat16 on CUDA, float32 elsewhere; else the named dtype (float32, bfloat16, float16)."""
+    return DTYPES[name if name != "auto" else ("bfloat16" if device.type == "cuda" else "float32")]
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    """How planes become a mesh: mesher (a ``MESHERS`` name), grid side, iso-level of the activated density.
+
+    ``threshold`` None means the model's calibrated iso-level (``LRMConfig.surface_level()``);
+    ``setting`` is the config key a "no surface" error tells the user to change.
+    """
+
+    mesher: str = "marching_cubes"
+    resolution: int = 256
+    threshold: float | None = None
+    setting: str = "serve.density_threshold"
+    grid_chunk: int = 1 << 21
+
+
+def mesh_settings(serve, eval=None, model_config=None) -> MeshSettings:
+    """THE defaults rule for mesh extraction, used by serve, infer and eval alike.
+
+    ``serve`` is a ``ServeConfig``; with ``eval`` (an ``EvalConfig``), each eval setting that is set
+    wins and the others fall back to serve's (so eval scores what serving ships). The iso-level is
+    the eval one, else serve's, else (when ``model_config``, an ``LRMConfig``, is given) the model's
+    calibrated ``surface_level()``; without a model config it stays None, meaning exactly that.
+    """
+    resolution, mesher, threshold = serve.mesh_resolution, serve.mesher, serve.density_threshold
+    setting = "serve.density_threshold"
+    if eval is not None:
+        resolution = eval.mesh_resolution or resolution
+        mesher = eval.mesher or mesher
+        threshold = eval.density_threshold or threshold
+        setting = "eval.density_threshold"
+    if threshold is None and model_config is not None:
+        threshold = model_config.surface_level()
+    return MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold, setting=setting,
+                        grid_chunk=serve.grid_chunk)
+
+
+@dataclass
+class Reconstruction:
+    """One input's result: its mesh (canonical frame, RGBA vertex colours), or None and the reason there
+    is no surface; its planes [3(+G), C, H, W]; seconds per step (triplane: its share of the batch)."""
+
+    mesh: trimesh.Trimesh | None
+    planes: torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+    empty_reason: str | None = None
+
+
+class Reconstructor:
+    """A loaded LRM on its device: prepared images [N, 3, S, S] in [0, 1] + source cameras [N, 16] -> meshes.
+
+    ``model`` is moved to ``device`` ('auto': cuda when available) and put in eval mode; ``dtype``
+    ('auto': bf16 on CUDA, fp32 on CPU) is the autocast dtype; ``compile`` wraps the triplane network
+    and the grid query in ``torch.compile``.
+    """
+
+    def __init__(self, model, settings: MeshSettings | None = None, device: str | torch.device = "auto",
+                 dtype: str | torch.dtype = "auto", compile: bool = False):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
+        self.model = model.to(self.device).eval()
+        self.settings = settings or MeshSettings()
+        if self.settings.mesher not in MESHERS:
+            raise ValueError(f"unknown mesher {self.settings.mesher!r} (expected one of {', '.join(MESHERS)})")
+        self._planes_fn = self.model.forward_planes
+        self._grid_fn = density_grid
+        if compile:
+            self._planes_fn = torch.compile(self._planes_fn)
+            self._grid_fn = torch.compile(density_grid)
+
+    @property
+    def source_size(self) -> int:
+        """The side of the square images the model takes."""
+        return self.model.source_size
+
+    @property
+    def threshold(self) -> float:
+        """The iso-level meshes are extracted at: the settings' one, else the model's calibrated one."""
+        return self.settings.threshold if self.settings.threshold is not None else self.model.config.surface_level()
+
+    def with_settings(self, **changes) -> Reconstructor:
+        """A shallow copy (same model, device, compiled functions) with some ``MeshSettings`` fields changed."""
+        other = copy.copy(self)
+        other.settings = dataclasses.replace(self.settings, **changes)
+        return other
+
+    @contextmanager
+    def autocast(self):
+        """no_grad plus autocast to ``dtype`` (off for float32) on the reconstructor's device."""
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            yield
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def planes(self, images, cameras) -> torch.Tensor:
+        """images [N, 3, S, S] and cameras [N, 16] (numpy or torch) -> planes [N, 3(+G), C, H, W] (autocast dtype)."""
+        x = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images).to(self.device)
+        c = torch.as_tensor(np.ascontiguousarray(cameras) if isinstance(cameras, np.ndarray) else cameras).to(self.device)
+        with self.autocast():
+            return self._planes_fn(x, c)
+
+    def extract(self, planes: torch.Tensor, name: str = "object") -> tuple[trimesh.Trimesh, dict[str, float]]:
+        """One object's planes -> its coloured mesh (canonical frame) and seconds per step (grid, mesh, colours).
+
+        Raises ``NoSurface`` (a ``ValueError``: one line naming ``name`` and the setting to change) when
+        the density has no surface at the iso-level.
+        """
+        t1 = self._sync()
+        with self.autocast():
+            grid = self._grid_fn(self.model.synthesizer, planes, self.settings.resolution, self.settings.grid_chunk)
+        t2 = self._sync()
+        verts, faces = MESHERS[self.settings.mesher](grid, self.threshold, name, self.settings.setting)
+        t3 = self._sync()
+        with self.autocast():
+            colours = vertex_colours(self.model.synthesizer, planes, verts)
+        mesh = build_mesh(verts, faces, colours)
+        t4 = self._sync()
+        return mesh, {"grid": t2 - t1, "mesh": t3 - t2, "colours": t4 - t3}
+
+    def reconstruct(self, images, cameras, names: Sequence[str] | None = None) -> list[Reconstruction]:
+        """A batch of inputs -> one ``Reconstruction`` each: planes in one pass, then one mesh per input.
+
+        An input without a surface at the iso-level gets ``mesh=None`` and the one-line reason (the
+        others are still meshed); any other failure raises.
+        """
+        if len(images) == 0:
+            return []
+        names = list(names) if names is not None else ["object"] * len(images)
+        t0 = self._sync()
+        planes = self.planes(images, cameras)
+        share = (self._sync() - t0) / len(planes)
+        out = []
+        for name, plane in zip(names, planes):
+            try:
+                mesh, timings = self.extract(plane, name)
+            except NoSurface as exc:
+                out.append(Reconstruction(None, plane, {"triplane": share}, str(exc)))
+                continue
+            out.append(Reconstruction(mesh, plane, {"triplane": share, **timings}))
+        return out
