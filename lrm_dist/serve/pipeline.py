@@ -20,7 +20,8 @@ from lrm_dist.geometry.cameras import camera_features, look_at_c2w, orbit_positi
 from lrm_dist.images import BadImage, one_line
 from lrm_dist.log import get_logger, progress
 from lrm_dist.model.lrm import LRM
-from lrm_dist.reconstruct import NoSurface, Reconstruction, Reconstructor, mesh_settings
+from lrm_dist import reconstruct
+from lrm_dist.reconstruct import NoSurface, Reconstruction, mesh_settings
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import export_mesh
 from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
@@ -44,8 +45,8 @@ class ImagePipeline:
 
     def __init__(self, model: LRM, cfg: ServeConfig):
         self.cfg = cfg
-        self.recon = Reconstructor(model, mesh_settings(cfg, model_config=model.config), cfg.device, cfg.dtype,
-                                   compile=cfg.compile)
+        self.recon = reconstruct.Reconstructor(model, mesh_settings(cfg, model_config=model.config), cfg.device,
+                                               cfg.dtype, compile=cfg.compile)
         own = model.config  # how this model's training framed its source views, when it says
         self.source_distance = cfg.source_distance or own.source_distance or OPENLRM_SOURCE_DISTANCE
         self.source_focal = cfg.source_focal or own.source_focal or OPENLRM_SOURCE_FOCAL
