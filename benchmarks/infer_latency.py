@@ -30,7 +30,7 @@ from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, mesh_bytes, vertex_colours
-from lrm_dist.serve.pipeline import Reconstructor
+from lrm_dist.serve.pipeline import ImagePipeline
 from lrm_dist.serve.preprocess import prepare_image
 
 STEPS = ("preprocess", "triplane", "grid", "mesh", "colours", "export")
@@ -70,8 +70,8 @@ def chair_density(resolution: int, device: torch.device) -> torch.Tensor:
     return 20.0 * torch.sigmoid(-sdf * resolution / 2)
 
 
-def run_once(recon: Reconstructor, png: bytes, surface: torch.Tensor | None) -> tuple[dict[str, float], int]:
-    """One image -> GLB pass (``Reconstructor.reconstruct``'s steps, timed); ``surface`` replaces the
+def run_once(recon: ImagePipeline, png: bytes, surface: torch.Tensor | None) -> tuple[dict[str, float], int]:
+    """One image -> GLB pass (``ImagePipeline.reconstruct``'s steps, timed); ``surface`` replaces the
     network's grid for the mesh steps when given. Returns seconds per step and the face count."""
     cfg, synth = recon.cfg, recon.model.synthesizer
     t0 = time.perf_counter()
@@ -79,12 +79,12 @@ def run_once(recon: Reconstructor, png: bytes, surface: torch.Tensor | None) -> 
     t1 = sync(recon.device)
     planes = recon.planes(image)
     t2 = sync(recon.device)
-    with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
-        grid = recon._grid_fn(synth, planes, cfg.mesh_resolution, cfg.grid_chunk)
+    with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.recon.dtype, enabled=recon.recon.dtype != torch.float32):
+        grid = recon.recon._grid_fn(synth, planes, cfg.mesh_resolution, cfg.grid_chunk)
     t3 = sync(recon.device)
     verts, faces = MESHERS[cfg.mesher](grid if surface is None else surface, cfg.density_threshold or 3.0)
     t4 = sync(recon.device)
-    with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
+    with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.recon.dtype, enabled=recon.recon.dtype != torch.float32):
         mesh = build_mesh(verts, faces, vertex_colours(synth, planes, verts))
     t5 = sync(recon.device)
     mesh_bytes(mesh, "glb")
@@ -93,13 +93,13 @@ def run_once(recon: Reconstructor, png: bytes, surface: torch.Tensor | None) -> 
     return {**steps, "export": t6 - t5}, len(faces)
 
 
-def naive_grid_seconds(recon: Reconstructor, planes: torch.Tensor, resolution: int, repeats: int) -> float:
+def naive_grid_seconds(recon: ImagePipeline, planes: torch.Tensor, resolution: int, repeats: int) -> float:
     """Median seconds of the per-point grid query (grid_sample at every grid point), for comparison."""
     c = torch.linspace(-1, 1, resolution, device=recon.device)
     times = []
     for _ in range(repeats):
         t0 = sync(recon.device)
-        with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
+        with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.recon.dtype, enabled=recon.recon.dtype != torch.float32):
             for i in range(resolution):
                 pts = torch.stack(torch.meshgrid(c[i : i + 1], c, c, indexing="ij"), -1).reshape(1, -1, 3)
                 recon.model.synthesizer.density(planes[None], pts)
@@ -134,14 +134,14 @@ def main() -> None:
         model = LRM(SIZES[args.size])
     cfg = ServeConfig(mesh_resolution=args.resolution, device=args.device, dtype=args.dtype,
                       compile=args.compile, grid_chunk=args.grid_chunk, mesher=args.mesher)
-    recon = Reconstructor(model, cfg)
+    recon = ImagePipeline(model, cfg)
     png = test_image_bytes()
     surface = None
     if not args.model and args.surface == "chair":
         surface = chair_density(args.resolution, recon.device)
     elif not args.model:  # pick the iso-level that leaves --occupancy of the grid inside
         planes = recon.planes(prepare_image(png, recon.source_size, name="benchmark image"))
-        with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.dtype, enabled=recon.dtype != torch.float32):
+        with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.recon.dtype, enabled=recon.recon.dtype != torch.float32):
             grid = density_grid(model.synthesizer, planes, args.resolution, args.grid_chunk)
         level = float(torch.quantile(grid.flatten()[:: max(1, grid.numel() // 1_000_000)].float(), 1 - args.occupancy))
         recon.cfg = cfg.model_copy(update={"density_threshold": level})
@@ -157,7 +157,7 @@ def main() -> None:
 
     device = torch.cuda.get_device_name(recon.device) if recon.device.type == "cuda" else "cpu"
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f"# {args.size} ({params:.0f}M params), {device}, {str(recon.dtype).removeprefix('torch.')}, "
+    print(f"# {args.size} ({params:.0f}M params), {device}, {str(recon.recon.dtype).removeprefix('torch.')}, "
           f"compile={args.compile}, {args.mesher}, grid {args.resolution}^3, "
           f"mesh of {'a checkpoint' if args.model else args.surface}: {faces} faces, torch {torch.__version__}")
     print("| " + " | ".join(STEPS) + " | total (ms) |")

@@ -3,7 +3,7 @@
 The eval stage feeds the model a render as training did (the raw frame, the render's own camera).
 A user's image goes through serving instead: cut out, recentred to ``foreground_ratio`` of the frame
 and given an assumed source camera. For each held-out asset, view 0 (the eval's input view) goes
-through the serving path (``serve.Reconstructor``) twice: with the model's own framing (what its
+through the serving path (``serve.pipeline.ImagePipeline``) twice: with the model's own framing (what its
 training views looked like, recorded in ``config.json`` by the train stage) and with OpenLRM's
 (distance 2.0, focal 0.75, object at 80% of the frame). Each mesh, and the eval path's, is scored
 against the ground truth with the eval stage's metrics, in the eval stage's frame. The table is
@@ -41,7 +41,8 @@ def main() -> None:
     from lrm_dist.geometry.mesh_io import load_mesh
     from lrm_dist.model.pretrained import from_pretrained
     from lrm_dist.serve.config import ServeConfig
-    from lrm_dist.serve.pipeline import Reconstructor
+    from lrm_dist.reconstruct import mesh_settings
+    from lrm_dist.serve.pipeline import ImagePipeline
     from lrm_dist.serve.preprocess import prepare_image
     from lrm_dist.shards.reader import iter_render_samples
 
@@ -55,14 +56,15 @@ def main() -> None:
     model_dir = cfg.eval.checkpoint or cfg.trained_model_dir()
     model = from_pretrained(model_dir).eval()
     own = model.config
+    resolution = mesh_settings(cfg.serve, cfg.eval, own).resolution  # what eval meshes at
     print(f"model {model_dir}: trained framing distance {own.source_distance}, focal {own.source_focal}, "
           f"foreground ratio {own.source_foreground_ratio}")
     variants = {
-        "serve, model's framing": ServeConfig(mesh_resolution=cfg.eval.mesh_resolution),
-        "serve, OpenLRM's framing": ServeConfig(mesh_resolution=cfg.eval.mesh_resolution, source_distance=2.0,
+        "serve, model's framing": ServeConfig(mesh_resolution=resolution),
+        "serve, OpenLRM's framing": ServeConfig(mesh_resolution=resolution, source_distance=2.0,
                                                 source_focal=0.75, foreground_ratio=0.8),
     }
-    recons = {name: Reconstructor(model, sc) for name, sc in variants.items()}
+    recons = {name: ImagePipeline(model, sc) for name, sc in variants.items()}
     scores: dict[str, list] = {"eval path (true camera, raw frame)": [], **{name: [] for name in variants}}
     for sample in iter_render_samples(render_dir):
         target = targets.get(sample["asset_id"])
@@ -73,7 +75,7 @@ def main() -> None:
         to_object = np.linalg.inv(object_to_model_frame(sample["c2w"], 0, cfg.train.sample.source_distance))
         prepared = prepare_input(sample["rgba"][0], sample["c2w"], sample["intrinsics"], model.source_size, 0,
                                  cfg.train.sample.source_distance)
-        pred = reconstruct_meshes(model, [prepared], cfg.eval.mesh_resolution, own.surface_level(), torch.device("cpu"))[0]
+        pred = reconstruct_meshes(model, [prepared], resolution, own.surface_level(), torch.device("cpu"))[0]
         scores["eval path (true camera, raw frame)"].append(evaluate_mesh(canonical_to_eval(pred.vertices), pred.faces, gt))
         for name, recon in recons.items():
             image = prepare_image(_png(sample["rgba"][0]), recon.source_size, recon.foreground_ratio, "never")

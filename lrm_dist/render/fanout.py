@@ -180,8 +180,8 @@ def actor_count(cfg: RenderConfig, upscale_cfg=None) -> int:
         from lrm_dist.upscale.actor import ray_resources
 
         reserved = ray_resources(upscale_cfg)
-        total["CPU"] = total.get("CPU", 0.0) - upscale_cfg.num_actors * reserved["num_cpus"]
-        total["GPU"] = total.get("GPU", 0.0) - upscale_cfg.num_actors * reserved["num_gpus"]
+        total["CPU"] = total.get("CPU", 0.0) - upscale_cfg.actors.count * reserved["num_cpus"]
+        total["GPU"] = total.get("GPU", 0.0) - upscale_cfg.actors.count * reserved["num_gpus"]
     need = {"CPU": cfg.actors.num_cpus, "GPU": cfg.actors.num_gpus, **cfg.actors.resources}
     fits = [math.floor(total.get(k, 0.0) / v + 1e-9) for k, v in need.items() if v > 0]
     return max(1, min(fits)) if fits else 1
@@ -226,7 +226,7 @@ class RenderFleet:
 
         remote = self.ray.remote(UpscaleWorker).options(
             max_restarts=-1, max_task_retries=-1, **ray_resources(self.upscale))
-        self.upscalers = [remote.remote(self.upscale.model_dump(mode="json")) for _ in range(self.upscale.num_actors)]
+        self.upscalers = [remote.remote(self.upscale.model_dump(mode="json")) for _ in range(self.upscale.actors.count)]
 
     def _await_upscalers(self) -> None:
         try:  # a broken upscaler (weights, device) is a configuration error: stop before rendering

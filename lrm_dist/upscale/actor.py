@@ -77,18 +77,18 @@ def ray_resources(cfg: UpscaleConfig) -> dict[str, float]:
     """``num_cpus``/``num_gpus`` for one upscale actor: GPUs only when the cluster has them and device allows."""
     import ray
 
-    gpus = cfg.gpus_per_actor if cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    gpus = cfg.actors.num_gpus if cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     if cfg.device == "cuda" and gpus == 0:
-        raise ValueError("upscale.device='cuda' but the Ray cluster has no GPU (or gpus_per_actor=0)")
-    return {"num_cpus": cfg.cpus_per_actor, "num_gpus": gpus}
+        raise ValueError("upscale.device='cuda' but the Ray cluster has no GPU (or upscale.actors.num_gpus=0)")
+    return {"num_cpus": cfg.actors.num_cpus, "num_gpus": gpus}
 
 
 def create_actors(cfg: UpscaleConfig) -> list[Any]:
-    """``cfg.num_actors`` Ray actors running :class:`Upscaler` (use with ``ray.util.ActorPool``)."""
+    """``cfg.actors.count`` Ray actors running :class:`Upscaler` (use with ``ray.util.ActorPool``)."""
     import ray
 
     remote = ray.remote(Upscaler).options(**ray_resources(cfg))
-    return [remote.remote(cfg.model_dump()) for _ in range(cfg.num_actors)]
+    return [remote.remote(cfg.model_dump()) for _ in range(cfg.actors.count)]
 
 
 def upscale_dataset(ds: Any, cfg: UpscaleConfig) -> Any:
@@ -98,6 +98,6 @@ def upscale_dataset(ds: Any, cfg: UpscaleConfig) -> Any:
         fn_constructor_kwargs={"cfg": cfg.model_dump()},
         batch_size=cfg.batch_size,
         batch_format="numpy",
-        concurrency=cfg.num_actors,
+        concurrency=cfg.actors.count,
         **ray_resources(cfg),
     )

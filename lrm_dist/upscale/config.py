@@ -7,6 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class UpscaleActorsConfig(BaseModel):
+    """The upscale actor pool, in the words every stage uses for actors (``count``, ``num_cpus``, ``num_gpus``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(1, ge=1, description="Upscale actors in the Ray pool.")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per actor.")
+    num_gpus: float = Field(1.0, ge=0, le=8, description="GPUs per actor (fractions share a GPU); 0: CPU.")
+
+
 class UpscaleConfig(BaseModel):
     """Real-ESRGAN between the renderer and the shard writer; off by default on CPU."""
 
@@ -44,7 +54,5 @@ class UpscaleConfig(BaseModel):
     cuda_graphs: bool = Field(True, description="Replay captured CUDA graphs per input shape (GPU only).")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="'auto': CUDA when available, else CPU.")
     batch_size: int = Field(32, ge=1, description="Images (or tiles) per network forward; also Ray's batch size.")
-    num_actors: int = Field(1, ge=1, description="Upscale actors in the Ray pool.")
-    gpus_per_actor: float = Field(1.0, ge=0, le=8, description="GPUs per actor (fractions share a GPU); 0: CPU.")
-    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per upscale actor.")
+    actors: UpscaleActorsConfig = Field(default_factory=UpscaleActorsConfig)
     image_column: str = Field("image", description="Column of the Ray batch holding HxWx4 uint8 images.")

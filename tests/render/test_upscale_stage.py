@@ -39,8 +39,8 @@ def test_upscaled_rgba_with_scaled_intrinsics(cluster, tmp_path):
         "workdir": str(tmp_path / "w"),
         "assets": {"sources": [{"kind": "procedural", "per_category": 1, "categories": ["chair", "table"]}]},
         "render": {"views": 2, "resolution": 32, "samples": 2, "actors": render_actor_args()},
-        "upscale": {"enabled": True, "model": str(weights), "device": "cpu", "num_actors": 1,
-                    "gpus_per_actor": 0, "cpus_per_actor": 1, "batch_size": 2},
+        "upscale": {"enabled": True, "model": str(weights), "device": "cpu", "batch_size": 2,
+                    "actors": {"count": 1, "num_gpus": 0, "num_cpus": 1}},
     })
     build_assets(cfg)
     summary = render_assets(cfg)

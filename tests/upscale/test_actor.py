@@ -37,7 +37,7 @@ def test_ray_data_pipeline_upscales(small_srvgg_file):
     try:
         rng = np.random.default_rng(1)
         rows = [{"asset_id": f"a{i}", "image": rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)} for i in range(5)]
-        cfg = UpscaleConfig(model=str(small_srvgg_file), batch_size=2, num_actors=1, gpus_per_actor=0.5)
+        cfg = UpscaleConfig(model=str(small_srvgg_file), batch_size=2, actors={"count": 1, "num_gpus": 0.5})
         out = sorted(upscale_dataset(ray.data.from_items(rows), cfg).take_all(), key=lambda r: r["asset_id"])
         direct = Upscaler(cfg.model_copy(update={"device": "cpu"}))
         assert [r["asset_id"] for r in out] == [f"a{i}" for i in range(5)]
