@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lrm_dist.device import DEVICES, PRECISIONS
 from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
@@ -112,8 +113,8 @@ def main() -> None:
     parser.add_argument("--size", default="small", choices=sorted(SIZES))
     parser.add_argument("--model", default=None, help="pretrained folder (default: random weights)")
     parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile triplane network and grid query")
     parser.add_argument("--mesher", default="marching_cubes", choices=["marching_cubes", "surface_nets"])
     parser.add_argument("--grid-chunk", type=int, default=1 << 21)
@@ -132,7 +133,7 @@ def main() -> None:
         model = from_pretrained(args.model)
     else:
         model = LRM(SIZES[args.size])
-    cfg = ServeConfig(mesh_resolution=args.resolution, device=args.device, dtype=args.dtype,
+    cfg = ServeConfig(mesh_resolution=args.resolution, device=args.device, precision=args.precision,
                       compile=args.compile, grid_chunk=args.grid_chunk, mesher=args.mesher)
     recon = ImagePipeline(model, cfg)
     png = test_image_bytes()

@@ -31,7 +31,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--engine", default="CYCLES", choices=["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"])
-    p.add_argument("--device", default="auto", choices=["auto", "CPU", "CUDA", "OPTIX"])
+    p.add_argument("--cycles-device", default="auto", choices=["auto", "CPU", "CUDA", "OPTIX"])
     p.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     p.add_argument("--cpus-per-actor", type=float, default=1.0)
     p.add_argument("--gpus-per-actor", type=float, default=0.0)
@@ -50,7 +50,7 @@ def _config(args, workdir: str, actors: int):
                 "num_gpus": None if args.gpus_per_actor else 0},
         "assets": {"sources": [{"kind": "procedural", "per_category": per_category}]},
         "render": {"views": args.views, "resolution": args.resolution, "samples": args.samples, "denoise": args.denoise,
-                   "engine": args.engine, "device": args.device, "limit": args.assets,
+                   "engine": args.engine, "cycles_device": args.cycles_device, "limit": args.assets,
                    "actors": {"count": actors, "num_cpus": args.cpus_per_actor, "num_gpus": args.gpus_per_actor}},
     })
 

@@ -29,6 +29,18 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 runs when no config file is named."""
 
 
+RENAMED_KEYS: dict[str, str] = {
+    "serve.dtype": "serve.precision",
+    "eval.actors.dtype": "eval.actors.precision",
+    "render.device": "render.cycles_device",
+    "upscale.num_actors": "upscale.actors.count",
+    "upscale.cpus_per_actor": "upscale.actors.num_cpus",
+    "upscale.gpus_per_actor": "upscale.actors.num_gpus",
+}
+"""Keys renamed to the shared vocabulary (``lrm_dist.device``, the actor words): an old key's error names
+the new one."""
+
+
 class ConfigError(ValueError):
     """A config file or override that does not validate; the message names key and value."""
 
@@ -117,7 +129,8 @@ def _format_error(err: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         value = e.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
-        lines.append(f"  {key} = {shown}: {e['msg']}")
+        hint = f" (renamed to {RENAMED_KEYS[key]})" if e["type"] == "extra_forbidden" and key in RENAMED_KEYS else ""
+        lines.append(f"  {key} = {shown}: {e['msg']}{hint}")
     return "\n".join(lines)
 
 

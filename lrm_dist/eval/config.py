@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lrm_dist.device import PRECISION_HELP, Precision
+
 
 class InferenceActorsConfig(BaseModel):
     """The Ray Data actor pool that runs the model (GPU actors, or CPU actors when ``num_gpus`` is 0)."""
@@ -21,7 +23,9 @@ class InferenceActorsConfig(BaseModel):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor; 0: CPU inference.")
     num_cpus: float = Field(1.0, gt=0, description="CPUs per actor.")
     batch_size: int = Field(4, ge=1, description="Assets per triplane forward pass.")
-    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$", description="auto: bf16 on CUDA, fp32 on CPU.")
+    precision: Precision = Field(
+        "auto", description=f"{PRECISION_HELP} (bf16/fp16: autocast, fp32 weights; as serve.precision)."
+    )
 
 
 class ReportConfig(BaseModel):

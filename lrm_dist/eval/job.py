@@ -180,7 +180,7 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
         num_gpus=actors.num_gpus or None, num_cpus=actors.num_cpus,
         fn_constructor_kwargs={"checkpoint": settings["checkpoint"], "resolution": settings["mesh_resolution"],
                                "threshold": settings["density_threshold"], "source_distance": settings["source_distance"],
-                               "dtype": actors.dtype, "revision": cfg.model.revision,
+                               "precision": actors.precision, "revision": cfg.model.revision,
                                "mesher": settings["mesher"]},
     )
     ds = ds.map_batches(score_batch, batch_size=1, num_cpus=e.metric_cpus, fn_kwargs={"out_dir": out_dir, "settings": settings})

@@ -138,7 +138,7 @@ class ReconstructActor:
     """
 
     def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
-                 dtype: str = "auto", revision: str | None = None, mesher: str = "marching_cubes"):
+                 precision: str = "auto", revision: str | None = None, mesher: str = "marching_cubes"):
         from lrm_dist.model.pretrained import from_pretrained
         from lrm_dist.reconstruct import MeshSettings, Reconstructor, resolve_device
         from lrm_dist.storage import is_url, local_folder
@@ -147,7 +147,8 @@ class ReconstructActor:
         local = local_folder(checkpoint) if is_url(checkpoint) else checkpoint  # an object-store model: a local copy
         settings = MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold,
                                 setting="eval.density_threshold")
-        self.recon = Reconstructor(from_pretrained(local, revision=revision, device=device), settings, device, dtype)
+        self.recon = Reconstructor(from_pretrained(local, revision=revision, device=device), settings, device,
+                                   precision, setting="eval.actors")
         self.source_distance = source_distance
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

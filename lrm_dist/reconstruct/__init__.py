@@ -12,8 +12,7 @@ from lrm_dist.reconstruct.reconstructor import (
     Reconstructor,
     mesh_settings,
     resolve_device,
-    resolve_dtype,
 )
 
 __all__ = ["MESHERS", "MeshSettings", "NoSurface", "Reconstruction", "Reconstructor", "mesh_settings",
-           "resolve_device", "resolve_dtype"]
+           "resolve_device"]

@@ -1,6 +1,6 @@
 """The one ``Reconstructor``: a batch of (image, source camera) -> one mesh each, for eval and serve.
 
-It owns the loaded model, its device and autocast dtype, and one ``MeshSettings`` (mesher, grid
+It owns the loaded model, its device and autocast precision, and one ``MeshSettings`` (mesher, grid
 resolution, iso-level); ``mesh_settings`` is the single rule for their defaults. Meshes come back in
 the model's canonical frame: the frame the source camera's features are given in (training puts the
 source camera at (0, -d, 0) looking at the origin), z up, front -y, the field inside [-1, 1]^3.
@@ -20,24 +20,8 @@ import numpy as np
 import torch
 import trimesh
 
+from lrm_dist.device import precision_dtype, resolve_device
 from lrm_dist.reconstruct.extract import MESHERS, NoSurface, build_mesh, density_grid, vertex_colours
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"serve.device={name!r} but CUDA is not available")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """'auto' -> bfloat16 on CUDA, float32 elsewhere; else the named dtype (float32, bfloat16, float16)."""
-    return DTYPES[name if name != "auto" else ("bfloat16" if device.type == "cuda" else "float32")]
 
 
 @dataclass(frozen=True)
@@ -90,15 +74,18 @@ class Reconstruction:
 class Reconstructor:
     """A loaded LRM on its device: prepared images [N, 3, S, S] in [0, 1] + source cameras [N, 16] -> meshes.
 
-    ``model`` is moved to ``device`` ('auto': cuda when available) and put in eval mode; ``dtype``
-    ('auto': bf16 on CUDA, fp32 on CPU) is the autocast dtype; ``compile`` wraps the triplane network
-    and the grid query in ``torch.compile``.
+    ``model`` is moved to ``device`` (a ``lrm_dist.device.Device``: 'auto' is cuda when available) and put
+    in eval mode; ``precision`` (a ``lrm_dist.device.Precision``: 'auto' is bf16 on CUDA, fp32 on CPU, or a
+    torch dtype) is the autocast dtype, kept as ``dtype``; ``compile`` wraps the triplane network and the
+    grid query in ``torch.compile``. ``setting`` is the config section the device and precision come
+    from, for errors (``serve``, ``eval.actors``).
     """
 
     def __init__(self, model, settings: MeshSettings | None = None, device: str | torch.device = "auto",
-                 dtype: str | torch.dtype = "auto", compile: bool = False):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, self.device)
+                 precision: str | torch.dtype = "auto", compile: bool = False, setting: str = "serve"):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device, f"{setting}.device")
+        self.dtype = (precision if isinstance(precision, torch.dtype)
+                      else precision_dtype(precision, self.device, f"{setting}.precision"))
         self.model = model.to(self.device).eval()
         self.settings = settings or MeshSettings()
         if self.settings.mesher not in MESHERS:

@@ -103,7 +103,7 @@ class BlenderRenderer:
         S.wire_vertex_colors(bpy, meshes)
         lighting = sample_lighting(cfg.lighting, record["asset_id"], self.hdris)
         S.apply_lighting(bpy, lighting)
-        device = S.configure_render(bpy, cfg, self.threads, cfg.device, self.tmp)
+        device = S.configure_render(bpy, cfg, self.threads, cfg.cycles_device, self.tmp)
         if device != self.device:
             log.info("Blender %s: engine %s on device %s (%d threads)", self.version, cfg.engine, device, self.threads)
             self.device = device

@@ -104,8 +104,9 @@ class RenderConfig(BaseModel):
     engine: str = Field("CYCLES", pattern="^(CYCLES|BLENDER_EEVEE|BLENDER_WORKBENCH)$")
     samples: int = Field(32, ge=1, description="Samples per pixel (Cycles, EEVEE).")
     denoise: bool = Field(False, description="Cycles OIDN/OptiX denoiser (~1.3 CPU-s per view at 256 px).")
-    device: Literal["auto", "CPU", "CUDA", "OPTIX"] = Field(
-        "auto", description="Cycles device; 'auto' picks OptiX, then CUDA, when the actor sees a GPU, else CPU."
+    cycles_device: Literal["auto", "CPU", "CUDA", "OPTIX"] = Field(
+        "auto", description="Cycles compute backend (not a torch device); 'auto' picks OptiX, then CUDA, when the "
+        "actor sees a GPU, else CPU."
     )
     depth_scale: float = Field(1e-4, gt=0, description="Metres per uint16 depth step in the shard (max 6.5535 m).")
     occupancy_resolution: int = Field(

@@ -53,7 +53,7 @@ def check_driver() -> None:
 
 
 def check_blender(cfg: RenderConfig) -> str:
-    """Render actor side: import bpy, check its Blender version and the GPU ``render.device`` asks for.
+    """Render actor side: import bpy, check its Blender version and the GPU ``render.cycles_device`` asks for.
 
     Returns Blender's version string. Every failure names this host, as actors may run anywhere.
     """
@@ -66,14 +66,14 @@ def check_blender(cfg: RenderConfig) -> str:
                                f"({type(exc).__name__}: {cause}): {_install_hint()}") from None
     if bpy.app.version[0] != BLENDER_MAJOR:
         raise _wrong_blender(bpy.app.version_string, f"on {host}")
-    if cfg.engine == "CYCLES" and cfg.device in GPU_DEVICES:
+    if cfg.engine == "CYCLES" and cfg.cycles_device in GPU_DEVICES:
         from lrm_dist.render.scene import pick_cycles_device
 
         try:
-            pick_cycles_device(bpy, cfg.device)
+            pick_cycles_device(bpy, cfg.cycles_device)
         except RuntimeError:
             raise RenderSetupError(
-                f"render.device={cfg.device} but Blender sees no {cfg.device} device on {host}: give the render "
-                f"actors a GPU (render.actors.num_gpus, GPU nodes) or set render.device=auto (a GPU when there is one, "
+                f"render.cycles_device={cfg.cycles_device} but Blender sees no {cfg.cycles_device} device on {host}: give "
+                f"the render actors a GPU (render.actors.num_gpus, GPU nodes) or set render.cycles_device=auto (a GPU when there is one, "
                 f"else the CPU)") from None
     return bpy.app.version_string

@@ -190,7 +190,7 @@ def pick_cycles_device(bpy, wanted: str) -> str:
             scene.cycles.device = "GPU"
             return kind
     if wanted != "auto":
-        raise RuntimeError(f"render.device = {wanted!r}: no such device visible to Blender")
+        raise RuntimeError(f"render.cycles_device = {wanted!r}: no such device visible to Blender")
     scene.cycles.device = "CPU"
     return "CPU"
 

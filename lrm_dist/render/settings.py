@@ -2,7 +2,7 @@
 
 Resume compares it per asset: a done asset with the same hash is skipped, a different hash re-renders.
 The code's own constants are in too (the lighting presets' fixed shape and ``RENDER_CODE_VERSION``).
-Fan-out settings (actors, timeouts, retries, device choice) are left out, since they do not change
+Fan-out settings (actors, timeouts, retries, the Cycles device) are left out, since they do not change
 what is rendered; upscaling settings are in when upscaling is on, since it changes the rgba images.
 """
 
@@ -18,7 +18,7 @@ from lrm_dist.schema import SCHEMA_VERSION
 # Bump when the scene, camera or lighting code changes the pixels of a render for the same settings.
 RENDER_CODE_VERSION = 1
 
-_NOT_CONTENT = {"actors", "timeout_s", "retries", "device", "limit"}
+_NOT_CONTENT = {"actors", "timeout_s", "retries", "cycles_device", "limit"}
 _UPSCALE_CONTENT = ("model", "outscale", "alpha", "tile", "tile_pad", "pre_pad")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lrm_dist.device import DEVICE_HELP, PRECISION_HELP, Device, Precision
+
 MESH_FORMATS = ("glb", "ply", "obj")
 
 
@@ -42,8 +44,8 @@ class ServeConfig(BaseModel):
         "auto", pattern="^(auto|always|never)$",
         description="auto: rembg for images without transparency; never: use the whole image as foreground.",
     )
-    device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
-    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$", description="auto: bf16 on CUDA, fp32 on CPU.")
+    device: Device = Field("auto", description=f"Torch device of the model. {DEVICE_HELP}")
+    precision: Precision = Field("auto", description=f"{PRECISION_HELP} (bf16/fp16: autocast, fp32 weights).")
     compile: bool = Field(False, description="torch.compile the triplane network and the grid query.")
     video: bool = Field(False, description="Also write a turntable video of the volume rendering.")
     video_format: str = Field("gif", pattern="^(gif|mp4)$", description="mp4 needs imageio[ffmpeg].")

@@ -46,7 +46,7 @@ class ImagePipeline:
     def __init__(self, model: LRM, cfg: ServeConfig):
         self.cfg = cfg
         self.recon = reconstruct.Reconstructor(model, mesh_settings(cfg, model_config=model.config), cfg.device,
-                                               cfg.dtype, compile=cfg.compile)
+                                               cfg.precision, compile=cfg.compile)
         own = model.config  # how this model's training framed its source views, when it says
         self.source_distance = cfg.source_distance or own.source_distance or OPENLRM_SOURCE_DISTANCE
         self.source_focal = cfg.source_focal or own.source_focal or OPENLRM_SOURCE_FOCAL

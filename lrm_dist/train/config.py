@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lrm_dist.device import Device, TrainPrecision
+
 
 class SampleConfig(BaseModel):
     """OpenLRM's per-asset sample recipe: one source view plus supervision views cropped to patches."""
@@ -101,7 +103,7 @@ class TrainConfig(BaseModel):
         None, gt=0, description="Stop earlier, with a checkpoint, after this many minutes of training steps "
         "(start-up excluded; the lr schedule still spans max_steps). None: no time limit.",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when the cluster has GPUs.")
+    device: Device = Field("auto", description="'auto': CUDA when the Ray cluster has GPUs, else CPU; 'cpu'; 'cuda'.")
     cpus_per_worker: float = Field(1.0, gt=0)
     run_name: str = Field("lrm", description="Ray Train run name; re-running the same name resumes it.")
     storage_path: str | None = Field(None, description="Ray Train storage (None: <workdir>/train/ray).")
@@ -116,10 +118,10 @@ class TrainConfig(BaseModel):
     eps: float = Field(1e-8, gt=0)
     grad_clip: float = Field(1.0, ge=0, description="Global gradient-norm clip (0: off).")
     zero_stage: int = Field(1, ge=0, le=3, description="DeepSpeed ZeRO stage.")
-    precision: Literal["auto", "bf16", "autocast_bf16", "fp32"] = Field(
+    precision: TrainPrecision = Field(
         "auto",
-        description="bf16 weights (DeepSpeed bf16), fp32 weights under bf16 autocast, or fp32; auto: autocast_bf16 on CUDA "
-        "(fastest step measured, docs/train.md), fp32 on CPU.",
+        description="'bf16': bf16 weights (DeepSpeed bf16); 'autocast_bf16': fp32 weights under bf16 autocast (train "
+        "only); 'fp32'; 'auto': autocast_bf16 on CUDA (fastest step measured, docs/train.md), fp32 on CPU.",
     )
     activation_checkpointing: bool = Field(False, description="Recompute encoder/transformer blocks in backward.")
     seed: int | None = Field(None, description="Data/recipe seed (None: the pipeline seed).")

@@ -15,6 +15,9 @@ from lrm_dist.train.config import TrainConfig
 def resolve_precision(cfg: TrainConfig, use_gpu: bool) -> str:
     """``bf16``, ``autocast_bf16`` or ``fp32``: the configured one; ``auto`` is autocast_bf16 on CUDA, fp32 on CPU.
 
+    ``train.precision`` is the shared precision vocabulary (``lrm_dist.device``) less fp16, plus
+    ``autocast_bf16``: fp32 weights under bf16 autocast, where ``bf16`` puts the weights in bf16 too.
+
     On the H100, fp32 weights under bf16 autocast gave the faster whole step (DeepSpeed's bf16-weight
     optimizer step costs ~100 ms more on the small/base models, docs/train.md).
     """

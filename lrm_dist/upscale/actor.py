@@ -77,10 +77,12 @@ def ray_resources(cfg: UpscaleConfig) -> dict[str, float]:
     """``num_cpus``/``num_gpus`` for one upscale actor: GPUs only when the cluster has them and device allows."""
     import ray
 
-    gpus = cfg.actors.num_gpus if cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    if cfg.device == "cuda" and gpus == 0:
-        raise ValueError("upscale.device='cuda' but the Ray cluster has no GPU (or upscale.actors.num_gpus=0)")
-    return {"num_cpus": cfg.actors.num_cpus, "num_gpus": gpus}
+    from lrm_dist.device import resolve_device_type
+
+    gpus = cfg.actors.num_gpus if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    device = resolve_device_type(cfg.device, "upscale.device", cuda_available=gpus > 0,
+                                 where="to the upscale actors (no GPU in the Ray cluster, or upscale.actors.num_gpus=0)")
+    return {"num_cpus": cfg.actors.num_cpus, "num_gpus": gpus if device == "cuda" else 0.0}
 
 
 def create_actors(cfg: UpscaleConfig) -> list[Any]:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lrm_dist.device import DEVICE_HELP, Device, Precision
+
 
 class UpscaleActorsConfig(BaseModel):
     """The upscale actor pool, in the words every stage uses for actors (``count``, ``num_cpus``, ``num_gpus``)."""
@@ -42,7 +44,10 @@ class UpscaleConfig(BaseModel):
     alpha: Literal["model", "bilinear"] = Field(
         "model", description="How the alpha channel is upscaled: through the network (as grey RGB) or bilinearly."
     )
-    precision: Literal["fp16", "bf16", "fp32"] = Field("fp16", description="Compute dtype on GPU (CPU always fp32).")
+    precision: Precision = Field(
+        "fp16", description="Compute dtype of the network (weights cast) on GPU: 'fp16', 'bf16', 'fp32'; 'auto': bf16. "
+        "CPU always fp32."
+    )
     channels_last: bool = Field(True, description="NHWC memory format on GPU.")
     rrdb_impl: Literal["auto", "plain", "fused", "triton"] = Field(
         "auto",
@@ -52,7 +57,7 @@ class UpscaleConfig(BaseModel):
     compile: bool = Field(True, description="torch.compile the network (GPU only; ~1 min per input shape).")
     compile_mode: str = Field("default", description="torch.compile mode (CUDA graphs come from cuda_graphs).")
     cuda_graphs: bool = Field(True, description="Replay captured CUDA graphs per input shape (GPU only).")
-    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="'auto': CUDA when available, else CPU.")
+    device: Device = Field("auto", description=DEVICE_HELP)
     batch_size: int = Field(32, ge=1, description="Images (or tiles) per network forward; also Ray's batch size.")
     actors: UpscaleActorsConfig = Field(default_factory=UpscaleActorsConfig)
     image_column: str = Field("image", description="Column of the Ray batch holding HxWx4 uint8 images.")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrm_dist.device import precision_dtype, resolve_device
 from lrm_dist.log import get_logger
 from lrm_dist.upscale.config import UpscaleConfig
 from lrm_dist.upscale.rrdbnet import RRDBNet
@@ -21,15 +22,12 @@ from lrm_dist.upscale.tiling import apply_tiled
 
 log = get_logger(__name__)
 
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 _GREY = (0.299, 0.587, 0.114)  # alpha comes back from the network as RGB; Real-ESRGAN takes its luma
 
 
 def pick_device(cfg: UpscaleConfig) -> torch.device:
-    """CUDA when asked for or (``auto``) available, else CPU; a clear error when CUDA is asked for and absent."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("upscale.device='cuda' but no CUDA device is visible")
-    return torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    """``upscale.device`` through the shared resolver: CUDA when asked for or (``auto``) available, else CPU."""
+    return resolve_device(cfg.device, "upscale.device")
 
 
 def _rrdb_impl(choice: str, gpu: bool) -> str:
@@ -82,7 +80,7 @@ class Upsampler:
         self.outscale: float = float(cfg.outscale or default_outscale or net.scale)
         self.device = pick_device(cfg)
         gpu = self.device.type == "cuda"
-        self.dtype = _DTYPES[cfg.precision] if gpu else torch.float32
+        self.dtype = precision_dtype(cfg.precision, self.device, "upscale.precision") if gpu else torch.float32
         if gpu:
             torch.backends.cudnn.benchmark = True
         self.memory_format = torch.channels_last if gpu and cfg.channels_last else torch.contiguous_format

@@ -84,7 +84,7 @@ def test_settings_hash_tracks_content_only():
     for change in ({"views": 8}, {"samples": 64}, {"resolution": 512}, {"cameras": {"seed": 3}},
                    {"lighting": {"seed": 1}}, {"engine": "BLENDER_EEVEE"}):
         assert settings_hash(RenderConfig.model_validate(change)) != h, change
-    for change in ({"actors": {"count": 7, "recycle_after": 3}}, {"timeout_s": 5}, {"retries": 0}, {"device": "CPU"}):
+    for change in ({"actors": {"count": 7, "recycle_after": 3}}, {"timeout_s": 5}, {"retries": 0}, {"cycles_device": "CPU"}):
         assert settings_hash(RenderConfig.model_validate(change)) == h, change
     assert settings_hash(base, UpscaleConfig(enabled=False)) == h
     up = settings_hash(base, UpscaleConfig(enabled=True))

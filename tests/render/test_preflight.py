@@ -44,10 +44,10 @@ def test_actor_check_refuses_a_gpu_device_blender_cannot_see():
 
     if pick_cycles_device(bpy, "auto") != "CPU":
         pytest.skip("Blender sees a GPU here")
-    with pytest.raises(RenderSetupError, match=r"^render\.device=CUDA but Blender sees no CUDA device on .+: give the "
-                                               r"render actors a GPU .* or set render\.device=auto"):
-        check_blender(RenderConfig(device="CUDA"))
-    assert check_blender(RenderConfig(device="CPU")) == bpy.app.version_string
+    with pytest.raises(RenderSetupError, match=r"^render\.cycles_device=CUDA but Blender sees no CUDA device on .+: "
+                                               r"give the render actors a GPU .* or set render\.cycles_device=auto"):
+        check_blender(RenderConfig(cycles_device="CUDA"))
+    assert check_blender(RenderConfig(cycles_device="CPU")) == bpy.app.version_string
 
 
 @pytest.mark.integration
@@ -91,13 +91,13 @@ class NoGpuWorker:
         pass
 
     def ready(self):
-        raise RenderSetupError("render.device=CUDA but Blender sees no CUDA device on node-1: give the actors a GPU")
+        raise RenderSetupError("render.cycles_device=CUDA but Blender sees no CUDA device on node-1: give the actors a GPU")
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("worker", "reason"), [
     (BrokenInitWorker, "its __init__ raised ModuleNotFoundError: No module named 'lrm_dist' (test)"),
-    (NoGpuWorker, "render.device=CUDA but Blender sees no CUDA device on node-1: give the actors a GPU"),
+    (NoGpuWorker, "render.cycles_device=CUDA but Blender sees no CUDA device on node-1: give the actors a GPU"),
 ])
 def test_an_actor_that_cannot_start_fails_the_fleet_at_once(cluster, worker, reason):
     import ray.cloudpickle
