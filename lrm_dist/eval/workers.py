@@ -8,16 +8,15 @@ never as ragged tensors.
 
 from __future__ import annotations
 
-import json
-import re
-import tarfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from lrm_dist.images import PNG_ONLY, BadImage, decode_image, one_line, rgba8
 from lrm_dist.log import get_logger
+from lrm_dist.shards.reader import read_raw_samples
+from lrm_dist.shards.sample import ShardSample
 
 log = get_logger(__name__)
 
@@ -30,55 +29,6 @@ def input_members(view: int) -> frozenset[str]:
     return frozenset({"meta.json", "cameras.json", f"{view:03d}.rgba.png"})
 
 
-_MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # WebDataset's split: key ends at the basename's 1st dot
-
-
-class _ShardMember(tarfile.TarInfo):
-    """A tar header that raises where ``tarfile`` would quietly stop: a cut, empty or garbled header."""
-
-    @classmethod
-    def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
-        try:
-            return super().fromtarfile(tar)
-        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as exc:
-            raise tarfile.ReadError(
-                f"no valid tar header at byte {tar.offset} ({exc}): the tar is cut or corrupt") from None
-
-
-def read_shard(url: str, members: Collection[str]) -> Iterator[dict]:
-    """Raw samples of one shard tar, streamed in order: ``__key__`` plus the bytes of its ``members`` (suffixes).
-
-    Where the tar is damaged (cut anywhere before its end-of-archive blocks, a corrupt header) the
-    error is raised after every sample before the damage, and the one it cut if that had all ``members``.
-    """
-    import fsspec
-
-    sample: dict | None = None
-    try:
-        with fsspec.open(url, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*", tarinfo=_ShardMember) as tar:
-            for info in tar:
-                match = _MEMBER_NAME.match(info.name)
-                if not info.isfile() or not match:
-                    continue
-                key, suffix = match.groups()
-                if sample is not None and key != sample["__key__"]:
-                    yield sample
-                    sample = None
-                sample = sample or {"__key__": key}
-                if suffix in members:
-                    sample[suffix] = tar.extractfile(info).read()
-    except Exception:
-        if sample is not None and all(m in sample for m in members):
-            yield sample
-        raise
-    if sample is not None:
-        yield sample
-
-
-def _as_json(value) -> dict:
-    return json.loads(value) if isinstance(value, (bytes, bytearray, str)) else value
-
-
 def _input_row(asset_id: str, target: dict, view: int, error: str = "") -> dict:
     return {"asset_id": asset_id, "category": target["category"], "mesh_path": target["mesh_path"],
             "render_settings_hash": target["render_settings_hash"], "input_view": view, "rgba_png": b"",
@@ -86,22 +36,26 @@ def _input_row(asset_id: str, target: dict, view: int, error: str = "") -> dict:
 
 
 def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
-    """A shard sample -> [input row] when its asset is pending evaluation, else [] (done, or not selected)."""
+    """A shard sample -> [input row] when its asset is pending evaluation, else [] (done, or not selected).
+
+    Reads the sample's meta, cameras and the input view's PNG bytes (``ShardSample``); the PNG is decoded
+    later, behind the image guard, by the actor. A missing or unreadable member makes a failed row."""
     key = raw["__key__"]
     target = pending.get(key)
     if target is None:
         return []
     row = _input_row(key, target, view)
+    sample = ShardSample(raw)
     try:
-        meta, cams = _as_json(raw["meta.json"]), _as_json(raw["cameras.json"])
+        meta, (c2w, intrinsics) = sample.meta, sample.cameras()
         if meta.get("settings_hash") != target["render_settings_hash"]:
             return []  # a superseded copy of the sample; the manifest's one is elsewhere
-        n_views = int(meta["n_views"])
+        n_views = sample.n_views
         if view >= n_views:
             raise ValueError(f"eval.input_view={view} but the sample has {n_views} views")
-        row["rgba_png"] = bytes(raw[f"{view:03d}.rgba.png"])
-        row["input_c2w"] = np.asarray(cams["c2w"], dtype=np.float64)[view].reshape(-1).tolist()
-        row["input_intrinsics"] = np.asarray(cams["intrinsics"], dtype=np.float64)[view].tolist()
+        row["rgba_png"] = sample.member_bytes(f"{view:03d}.rgba.png")
+        row["input_c2w"] = c2w[view].reshape(-1).tolist()
+        row["input_intrinsics"] = intrinsics[view].tolist()
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         row["error"] = f"unreadable shard sample: {one_line(exc)}"
     return [row]
@@ -116,7 +70,7 @@ def shard_inputs(item: dict, view: int, pending: dict[str, dict]) -> Iterator[di
     mine = {a for a, t in pending.items() if t["shard"] == item["shard"]}
     found, samples, damage = set(), 0, ""
     try:
-        for raw in read_shard(item["url"], input_members(view)):
+        for raw in read_raw_samples(item["url"], input_members(view)):
             samples += 1
             for row in select_input(raw, view, pending):
                 found.add(row["asset_id"])

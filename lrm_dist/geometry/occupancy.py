@@ -19,6 +19,7 @@ from lrm_dist.geometry.inside import contains
 
 OCCUPANCY_VERSION = 1
 BOX_HALF = 1.0
+_MAX_NPZ_BYTES = (512**3 + 7) // 8 + 64 * 1024  # the bits of the largest grid decoded, plus npy headers
 
 
 def cell_centres(resolution: int, half: float = BOX_HALF) -> np.ndarray:
@@ -51,6 +52,9 @@ def decode_grid(data: bytes, source: str = "occupancy member") -> np.ndarray:
     """Inverse of ``encode_grid`` (never unpickles): bool [R, R, R]; a malformed member raises ValueError."""
     try:
         with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
+            unpacked = sum(info.file_size for info in npz.zip.infolist())
+            if unpacked > _MAX_NPZ_BYTES:  # checked on the zip directory, before anything is inflated
+                raise ValueError(f"{unpacked} bytes unpacked, over the {_MAX_NPZ_BYTES} byte limit")
             r, version, bits = int(npz["resolution"]), int(npz["version"]), npz["bits"]
     except Exception as exc:  # zip, npy or key errors: all mean the same to the caller
         raise ValueError(f"{source}: not a readable occupancy grid ({type(exc).__name__}: {exc})") from None

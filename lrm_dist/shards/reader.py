@@ -3,12 +3,16 @@
 ``iter_shard_samples(urls)`` yields the decoded dict of ``lrm_dist.shards.sample.decode_sample``;
 ``read_ray_dataset(urls)`` gives a Ray Dataset of raw samples (bytes per field, ``__key__``) to
 ``map(decode_sample)`` or to decode inside a ``map_batches`` worker. Ray splits the key at the first
-dot, which is why asset ids contain none.
+dot, which is why asset ids contain none. ``read_raw_samples(url, members)`` streams one shard tar's
+raw samples with only the named members read, raising on a cut or corrupt tar where ``tarfile``
+would stop quietly (the evaluation's reader).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import tarfile
+from collections.abc import Collection, Iterator
 
 from lrm_dist.shards.manifest import shard_urls
 from lrm_dist.shards.sample import decode_sample
@@ -46,3 +50,49 @@ def read_ray_dataset(urls: str | list[str]):
     urls = _urls(urls)
     filesystem = arrow_filesystem(urls[0])[0] if urls and is_url(urls[0]) else None  # the job's storage options
     return ray.data.read_webdataset(urls, decoder=None, filesystem=filesystem)
+
+
+_MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # WebDataset's split: key ends at the basename's 1st dot
+
+
+class _ShardMember(tarfile.TarInfo):
+    """A tar header that raises where ``tarfile`` would quietly stop: a cut, empty or garbled header."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tar)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as exc:
+            raise tarfile.ReadError(
+                f"no valid tar header at byte {tar.offset} ({exc}): the tar is cut or corrupt") from None
+
+
+def read_raw_samples(url: str, members: Collection[str]) -> Iterator[dict]:
+    """Raw samples of one shard tar, streamed in order: ``__key__``, ``__url__`` and the bytes of its ``members``
+    (suffixes; the others are skipped unread), for ``lrm_dist.shards.sample.ShardSample``.
+
+    Where the tar is damaged (cut anywhere before its end-of-archive blocks, a corrupt header) the
+    error is raised after every sample before the damage, and the one it cut if that had all ``members``.
+    """
+    import fsspec
+
+    sample: dict | None = None
+    try:
+        with fsspec.open(url, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*", tarinfo=_ShardMember) as tar:
+            for info in tar:
+                match = _MEMBER_NAME.match(info.name)
+                if not info.isfile() or not match:
+                    continue
+                key, suffix = match.groups()
+                if sample is not None and key != sample["__key__"]:
+                    yield sample
+                    sample = None
+                sample = sample or {"__key__": key, "__url__": url}
+                if suffix in members:
+                    sample[suffix] = tar.extractfile(info).read()
+    except Exception:
+        if sample is not None and all(m in sample for m in members):
+            yield sample
+        raise
+    if sample is not None:
+        yield sample

@@ -8,6 +8,12 @@ the canonical mesh, ``<id>.occupancy.npz`` (the ground-truth occupancy grid, ``l
 The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32, normal [V,h,w,3]
 float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta, and occupancy bool
 [R,R,R] (None without the member).
+
+This is the one reader of the format: ``ShardSample(raw)`` decodes only the members asked for (a
+training sample needs a few views' rgba and depth, the evaluation one view's undecoded PNG and its
+camera), JSON through one size-bounded decoder (``read_json``), images through the image guard
+(``lrm_dist.images.decode_image``), occupancy without pickle; every failure is one line naming the
+sample, its shard when known, and the member. ``decode_sample`` is the full decode built on it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, pixels_of
+from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, one_line, pixels_of
 from lrm_dist.schema import SCHEMA_VERSION
 
 ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -29,6 +35,10 @@ DEPTH_MEMBERS = (DEPTH_MEMBER, "depth.png")
 """Depth suffixes read, newest first: schema 2 shards name the same PNG ``depth.png``."""
 VIEW_MEMBERS = {"rgba.png": "rgba", "normal.png": "normal", **dict.fromkeys(DEPTH_MEMBERS, "depth")}
 """Per-view member suffix (after ``NNN.``) -> kind."""
+OCCUPANCY_MEMBER = "occupancy.npz"
+JSON_MEMBERS = ("meta.json", "cameras.json")
+MAX_JSON_BYTES = 16 << 20
+"""Largest JSON member read (cameras of thousands of views take well under 1 MB)."""
 _MEMBER_MODES = {"rgba": ("RGBA",), "depth": GREY16_MODES, "normal": ("RGB", "RGBA")}
 _VIEW_FIELD = re.compile(r"^(\d{3,})\.(.+)$")
 
@@ -106,53 +116,175 @@ def depth_field(raw: Mapping[str, object], view: int) -> str | None:
     return next((f for f in (f"{view:03d}.{m}" for m in DEPTH_MEMBERS) if f in raw), None)
 
 
-def _as_json(value):
-    if isinstance(value, (bytes, bytearray)):
-        return json.loads(value)
+class BadSample(ValueError):
+    """A shard sample member that is missing or unreadable; ``str(err)`` is one line naming the sample
+    (and its shard when known) and the member. Images that fail the image guard raise ``BadImage`` instead,
+    named the same way."""
+
+
+def read_json(value: object, name: str, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """A JSON object member (bytes, str, or a dict already decoded by a WebDataset decoder), at most ``max_bytes``."""
+    if isinstance(value, dict):
+        return value
     if isinstance(value, str):
-        return json.loads(value)
-    return value
+        value = value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise BadSample(f"{name}: expected JSON bytes, got {type(value).__name__}")
+    if len(value) > max_bytes:
+        raise BadSample(f"{name}: {len(value)} bytes, over the {max_bytes} byte limit of a JSON member")
+    try:
+        doc = json.loads(bytes(value))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or nested too deep
+        raise BadSample(f"{name}: not readable JSON ({one_line(exc)})") from None
+    if not isinstance(doc, dict):
+        raise BadSample(f"{name}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+class ShardSample:
+    """One raw shard sample, decoded member by member on request (nothing is decoded up front).
+
+    ``raw`` is a WebDataset sample: ``__key__`` (the asset id), optionally ``__url__`` (its shard), and
+    member suffixes (``meta.json``, ``NNN.rgba.png``, ...) mapped to bytes, or to values a WebDataset
+    decoder already decoded (a dict for JSON, an array for a PNG), as ``webdataset``, this package's
+    tar reader and ``ray.data.read_webdataset`` produce them. Only the members a method asks for are
+    looked up; a missing or unreadable one raises ``BadSample`` (images: ``BadImage``) naming it.
+    """
+
+    def __init__(self, raw: Mapping[str, object]):
+        self.raw = raw
+        self.key = raw.get("__key__", "?")
+        url = raw.get("__url__")
+        shard = str(url).rstrip("/").rsplit("/", 1)[-1] if url else ""
+        self.label = f"sample {self.key}" + (f" of {shard}" if shard else "")
+        self._meta: dict | None = None
+        self._cameras: tuple[np.ndarray, np.ndarray] | None = None
+
+    def name(self, member: str) -> str:
+        """How errors name ``member`` of this sample."""
+        return f"{self.label} member {member}"
+
+    def has(self, member: str) -> bool:
+        return self.raw.get(member) is not None
+
+    def member(self, member: str) -> object:
+        """The raw value of ``member`` (bytes, or what a decoder made of it); ``BadSample`` when missing."""
+        value = self.raw.get(member)
+        if value is None:
+            raise BadSample(f"{self.label} has no {member} member")
+        return value
+
+    def member_bytes(self, member: str) -> bytes:
+        """The undecoded bytes of ``member`` (e.g. an input view handed on to be decoded elsewhere)."""
+        value = self.member(member)
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise BadSample(f"{self.name(member)}: expected raw bytes, got {type(value).__name__}")
+        return bytes(value)
+
+    @property
+    def meta(self) -> dict:
+        """``meta.json`` (asset_id, category, settings_hash, n_views, depth_scale, ...)."""
+        if self._meta is None:
+            self._meta = read_json(self.member("meta.json"), self.name("meta.json"))
+        return self._meta
+
+    @property
+    def n_views(self) -> int:
+        try:
+            return int(self.meta["n_views"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSample(f"{self.name('meta.json')}: no view count ({one_line(exc)})") from None
+
+    def cameras(self) -> tuple[np.ndarray, np.ndarray]:
+        """``cameras.json`` as float64 arrays: camera-to-world [V, 4, 4] and intrinsics [V, 6]."""
+        if self._cameras is None:
+            name = self.name("cameras.json")
+            cams = read_json(self.member("cameras.json"), name)
+            try:
+                c2w = np.asarray(cams["c2w"], dtype=np.float64)
+                intrinsics = np.asarray(cams["intrinsics"], dtype=np.float64)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadSample(f"{name}: no camera arrays ({one_line(exc)})") from None
+            if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or intrinsics.shape != (len(c2w), 6):
+                raise BadSample(f"{name}: c2w {list(c2w.shape)} and intrinsics {list(intrinsics.shape)} "
+                                "are not [V, 4, 4] and [V, 6]")
+            self._cameras = c2w, intrinsics
+        return self._cameras
+
+    def _png(self, member: str, kind: str) -> np.ndarray:
+        return _unpng(self.member(member), self.name(member), *_MEMBER_MODES[kind])
+
+    def rgba(self, view: int) -> np.ndarray:
+        """View ``view``'s RGBA image, uint8 [H, W, 4]."""
+        return self._png(f"{view:03d}.rgba.png", "rgba")
+
+    def depth_member(self, view: int) -> str | None:
+        """The member holding ``view``'s depth (either schema's name), None without one."""
+        return depth_field(self.raw, view)
+
+    def depth_steps(self, view: int) -> np.ndarray:
+        """View ``view``'s depth as stored: uint16 steps of ``meta.depth_scale`` [H, W], 0 = background."""
+        member = self.depth_member(view) or f"{view:03d}.{DEPTH_MEMBER}"
+        return self._png(member, "depth")
+
+    def depth_scale(self) -> float:
+        try:
+            return float(self.meta["depth_scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSample(f"{self.name('meta.json')}: no depth scale ({one_line(exc)})") from None
+
+    def depth(self, view: int) -> np.ndarray:
+        """View ``view``'s planar depth in metres, float32 [H, W] (0 on background)."""
+        return self.depth_steps(view).astype(np.float32) * np.float32(self.depth_scale())
+
+    def normal(self, view: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """View ``view``'s world normals, float32 [H, W, 3], zero outside ``mask`` (default: where depth is set)."""
+        if mask is None:
+            mask = self.depth_steps(view) > 0
+        return decode_normal(self._png(f"{view:03d}.normal.png", "normal"), mask)
+
+    def occupancy(self) -> np.ndarray | None:
+        """The ground-truth occupancy grid, bool [R, R, R] (no pickle, size checked), or None without the member."""
+        if not self.has(OCCUPANCY_MEMBER):
+            return None
+        from lrm_dist.geometry.occupancy import decode_grid
+
+        try:
+            return decode_grid(self.raw[OCCUPANCY_MEMBER], self.name(OCCUPANCY_MEMBER))
+        except ValueError as exc:  # its message already names the member
+            raise BadSample(str(exc)) from None
 
 
 def decode_sample(raw: dict) -> dict:
     """A WebDataset sample (``__key__`` plus fields as bytes, or as already decoded values) -> arrays.
 
     A member PNG that is not a readable PNG, or claims more pixels than ``lrm_dist.images.MAX_PIXELS``,
-    raises ``lrm_dist.images.BadImage`` naming the sample and member."""
-    key = raw.get("__key__")
-    meta = _as_json(raw["meta.json"])
-    cams = _as_json(raw["cameras.json"])
-    fields: dict[str, dict[int, tuple[str, object]]] = {"rgba": {}, "depth": {}, "normal": {}}
-    for name, value in raw.items():
+    raises ``lrm_dist.images.BadImage`` naming the sample and member; a missing or unreadable JSON or
+    occupancy member raises ``BadSample``."""
+    sample = ShardSample(raw)
+    meta = sample.meta
+    c2w, intrinsics = sample.cameras()
+    fields: dict[str, set[int]] = {"rgba": set(), "depth": set(), "normal": set()}
+    for name in raw:
         m = _VIEW_FIELD.match(name)
         if m and m.group(2) in VIEW_MEMBERS:
-            fields[VIEW_MEMBERS[m.group(2)]][int(m.group(1))] = (name, value)
-    views = int(meta["n_views"])
+            fields[VIEW_MEMBERS[m.group(2)]].add(int(m.group(1)))
+    views = sample.n_views
     for kind, got in fields.items():
         if sorted(got) != list(range(views)):
-            raise ValueError(f"sample {key}: {kind} views {sorted(got)} != 0..{views - 1}")
-
-    def png(kind: str, i: int) -> np.ndarray:
-        name, value = fields[kind][i]
-        return _unpng(value, f"sample {key} member {name}", *_MEMBER_MODES[kind])
-
-    rgba = np.stack([png("rgba", i) for i in range(views)]).astype(np.uint8)
-    depth_raw = np.stack([png("depth", i) for i in range(views)]).astype(np.float32)
-    depth = depth_raw * np.float32(meta["depth_scale"])
-    normal = np.stack([decode_normal(png("normal", i), depth_raw[i] > 0) for i in range(views)])
-    occupancy = None
-    if raw.get("occupancy.npz") is not None:
-        from lrm_dist.geometry.occupancy import decode_grid
-
-        occupancy = decode_grid(raw["occupancy.npz"], f"sample {key} occupancy")
+            raise ValueError(f"{sample.label}: {kind} views {sorted(got)} != 0..{views - 1}")
+    rgba = np.stack([sample.rgba(i) for i in range(views)]).astype(np.uint8)
+    depth_raw = np.stack([sample.depth_steps(i) for i in range(views)]).astype(np.float32)
+    depth = depth_raw * np.float32(sample.depth_scale())
+    normal = np.stack([sample.normal(i, depth_raw[i] > 0) for i in range(views)])
     return {
         "asset_id": meta["asset_id"],
         "category": meta["category"],
         "rgba": rgba,
         "depth": depth,
         "normal": normal,
-        "c2w": np.asarray(cams["c2w"], dtype=np.float32),
-        "intrinsics": np.asarray(cams["intrinsics"], dtype=np.float32),
+        "c2w": c2w.astype(np.float32),
+        "intrinsics": intrinsics.astype(np.float32),
         "meta": meta,
-        "occupancy": occupancy,
+        "occupancy": sample.occupancy(),
     }

@@ -65,7 +65,7 @@ def test_a_garbled_header_and_a_missing_sample_or_member_are_failed_rows(tmp_pat
     data = _tar(samples)
     rows = _inputs(tmp_path, data, _pending(("a", "b", "c", "gone")))
     assert rows["a"]["error"] == rows["c"]["error"] == ""
-    assert rows["b"]["error"] == "unreadable shard sample: KeyError: '000.rgba.png'"
+    assert rows["b"]["error"] == f"unreadable shard sample: BadSample: sample b of {SHARD} has no 000.rgba.png member"
     assert rows["gone"]["error"] == f"sample with render settings h1 not found in {SHARD} (3 samples read)"
     garbled = bytearray(data)
     start = _offsets(data)["c.000.normal.png"].offset  # c's second member
