@@ -147,9 +147,16 @@ class Storage:
             self.fs.mv(tmp, self.path(name))
 
     def write_bytes_atomic(self, name: str, data: bytes) -> None:
+        """Write ``data`` as ``name`` via a ``.tmp`` name and a move; on failure the ``.tmp`` file is removed."""
         tmp = self.path(f"{name}.{uuid.uuid4().hex[:8]}.tmp")
-        self.fs.pipe_file(tmp, data)
-        self._publish(tmp, name)
+        try:
+            self.fs.pipe_file(tmp, data)
+            self._publish(tmp, name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if self.fs.exists(tmp):
+                    self.fs.rm_file(tmp)
+            raise
 
     def put_file_atomic(self, local_path: str, name: str) -> None:
         """Upload a finished local file under ``name`` (via a ``.tmp`` name, then a move)."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lrm_dist.parquet import at, read_table, write_table
 from lrm_dist.schema import ASSET_SCHEMA
-from lrm_dist.storage import Storage, is_url
+from lrm_dist.storage import is_url
 
 MANIFEST_NAME = "assets.parquet"
 
@@ -84,28 +83,16 @@ def write_asset_manifest(rows: list[dict], path: str | Path) -> str | Path:
 
     Paths are stored relative to the workdir when inside it (see ``PATH_COLUMNS``)."""
     table = pa.Table.from_pylist(_relative(rows, path), schema=ASSET_SCHEMA)
-    if is_url(path):  # an object store: uploaded under a temporary name, then moved into place
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        folder, _, name = str(path).rpartition("/")
-        Storage(folder).write_bytes_atomic(name, buf.getvalue())
-        return path
-    return replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    write_table(*at(path), table, ASSET_SCHEMA)
+    return path if is_url(path) else Path(path)
 
 
 def read_asset_manifest(path: str | Path, only_ok: bool = False) -> pa.Table:
     """Read an asset manifest (a local path or URL; schema checked), paths resolved; ``only_ok`` drops rejected assets."""
-    import fsspec
-
     try:
-        with fsspec.open(str(path), "rb") as fh:
-            table = pq.read_table(fh)
+        table = read_table(*at(path), ASSET_SCHEMA, "an asset manifest")
     except FileNotFoundError:
         raise FileNotFoundError(f"asset manifest not found: {path} (run `lrm-dist assets` first)") from None
-    missing = set(ASSET_SCHEMA.names) - set(table.column_names)
-    if missing:
-        raise ValueError(f"{path}: not an asset manifest (missing columns {sorted(missing)})")
-    table = table.select(ASSET_SCHEMA.names).cast(ASSET_SCHEMA)
     if only_ok:
         table = table.filter(pa.compute.equal(table["status"], "ok"))
     return pa.Table.from_pylist(_resolved(table.to_pylist(), path), schema=ASSET_SCHEMA)

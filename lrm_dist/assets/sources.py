@@ -88,9 +88,9 @@ def _labels_from_file(root: Path, labels: str) -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"local source labels file not found: {path}")
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+        from lrm_dist.parquet import at, read_table
 
-        table = pq.read_table(path).to_pydict()
+        table = read_table(*at(path)).to_pydict()
         rows = zip(table.get("file", []), table.get("category", []))
     else:
         with open(path, newline="") as fh:

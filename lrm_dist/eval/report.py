@@ -9,17 +9,15 @@ contact sheet and the train run's TensorBoard files for the curve), so it can be
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lrm_dist.eval.tables import read_eval_table, read_summary
 from lrm_dist.log import get_logger
+from lrm_dist.parquet import write_table
 from lrm_dist.schema import EVAL_SUMMARY_SCHEMA
 from lrm_dist.storage import Storage
 
@@ -175,9 +173,7 @@ def _write_report(storage: Storage, root: Path, cfg) -> Path:
     prov["report_built_at"] = utc_now()
     (report / "config.yaml").write_text(prov["config"])
     (report / "summary.md").write_text(summary_markdown(summary))
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(summary, schema=EVAL_SUMMARY_SCHEMA), buf)
-    (report / "summary.parquet").write_bytes(buf.getvalue())
+    write_table(Storage(str(report)), "summary.parquet", summary, EVAL_SUMMARY_SCHEMA)
     plots = [str(p.relative_to(report)) for p in plot_distributions(rows, report / "plots")]
     curve = _loss_curve(prov, report)
     sheet = _contact_sheet(rows, cfg, storage, root, report, cfg.eval.report.image_size)

@@ -7,14 +7,13 @@ interrupted job loses at most ``flush_every`` assets; the next run folds the par
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lrm_dist.parquet import read_rows, write_table
 from lrm_dist.schema import EVAL_SCHEMA, EVAL_SUMMARY_SCHEMA
 from lrm_dist.storage import Storage
 
@@ -24,17 +23,11 @@ PARTS_DIR = "parts"
 
 
 def _read_table(storage: Storage, name: str, schema: pa.Schema) -> list[dict]:
-    table = pq.read_table(io.BytesIO(storage.read_bytes(name)))
-    missing = set(schema.names) - set(table.column_names)
-    if missing:
-        raise ValueError(f"{storage.url_of(name)}: not an eval table (missing columns {sorted(missing)})")
-    return table.select(schema.names).cast(schema).to_pylist()
+    return read_rows(storage, name, schema, "an eval table")
 
 
 def _write_table(storage: Storage, name: str, rows: list[dict], schema: pa.Schema) -> None:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
-    storage.write_bytes_atomic(name, buf.getvalue())
+    write_table(storage, name, rows, schema)
 
 
 def read_eval_rows(storage: Storage) -> dict[str, dict]:

@@ -6,11 +6,9 @@ rewritten whole and atomically after every shard is committed.
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lrm_dist.parquet import read_rows, write_table
 from lrm_dist.schema import RENDER_SCHEMA, SHARD_INDEX_SCHEMA
 from lrm_dist.storage import Storage
 
@@ -22,19 +20,11 @@ SHARDS_DIR = "shards"
 def _read(storage: Storage, name: str, schema: pa.Schema) -> list[dict]:
     if not storage.exists(name):
         return []
-    table = pq.read_table(io.BytesIO(storage.read_bytes(name)))
-    missing = set(schema.names) - set(table.column_names)
-    if missing:
-        raise ValueError(f"{storage.url_of(name)}: not a {schema.metadata[b'lrm_dist.schema'].decode()} manifest "
-                         f"(missing columns {sorted(missing)})")
-    return table.select(schema.names).cast(schema).to_pylist()
+    return read_rows(storage, name, schema, f"a {schema.metadata[b'lrm_dist.schema'].decode()} manifest")
 
 
 def _write(storage: Storage, name: str, rows: list[dict], schema: pa.Schema, sort_key: str) -> None:
-    table = pa.Table.from_pylist(sorted(rows, key=lambda r: r[sort_key]), schema=schema)
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    storage.write_bytes_atomic(name, buf.getvalue())
+    write_table(storage, name, sorted(rows, key=lambda r: r[sort_key]), schema)
 
 
 def read_render_manifest(render_url: str) -> pa.Table:
