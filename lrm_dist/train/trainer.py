@@ -37,11 +37,14 @@ def _abs(path: str) -> str:
 
 
 def _use_gpu(device: str) -> bool:
+    """Whether the workers get GPUs: ``train.device`` through the one device rule, against the Ray cluster
+    (``cuda`` on a cluster without GPUs is a one-line error, not workers waiting forever for one)."""
     import ray
 
-    if device == "cuda":
-        return True
-    return device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
+    from lrm_dist.device import resolve_device_type
+
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    return resolve_device_type(device, "train.device", cuda_available=has_gpus, where="in the Ray cluster") == "cuda"
 
 
 def _folder(path: str) -> Path | str:

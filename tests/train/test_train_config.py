@@ -48,3 +48,16 @@ def test_cli_registers_train():
     args = build_parser().parse_args(["train", "cfg.yaml", "--set", "train.max_steps=2"])
     assert args.command == "train" and args.config == "cfg.yaml" and args.overrides == ["train.max_steps=2"]
     assert callable(args.func)
+
+
+def test_train_device_follows_the_one_device_rule_against_the_cluster(monkeypatch):
+    import ray
+
+    from lrm_dist.train.trainer import _use_gpu
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert not _use_gpu("auto") and not _use_gpu("cpu")
+    with pytest.raises(ValueError, match=r"^train.device='cuda' but no CUDA device is visible in the Ray cluster"):
+        _use_gpu("cuda")
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
+    assert _use_gpu("auto") and _use_gpu("cuda") and not _use_gpu("cpu")
