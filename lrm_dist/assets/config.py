@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lrm_dist.assets.categories import CATEGORIES, check_categories
+from lrm_dist.geometry.limits import MAX_FACES, MAX_FILE_MB
 
 
 class _Source(BaseModel):
@@ -59,8 +60,10 @@ class AssetsConfig(BaseModel):
 
     recipe: str | None = Field(None, description="A selection recipe YAML holding a 'sources' list.")
     sources: list[Source] = Field(default_factory=lambda: [ProceduralSource()])
-    max_faces: int = Field(2_000_000, ge=1, description="Meshes with more faces are rejected.")
-    max_file_mb: float = Field(500.0, gt=0, description="Files larger than this are rejected unread.")
+    max_faces: int = Field(MAX_FACES, ge=1, description="Meshes with more faces are rejected.")
+    max_file_mb: float = Field(
+        MAX_FILE_MB, gt=0, description="Files larger than this are rejected unread (asset and render stage)."
+    )
     workers: int = Field(0, ge=0, description="0: process assets in this process; N: N Ray tasks at a time.")
 
     def resolve_recipe(self, config_dir: Path | None = None) -> "AssetsConfig":

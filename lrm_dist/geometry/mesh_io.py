@@ -22,6 +22,7 @@ import numpy as np
 import trimesh
 
 from lrm_dist.geometry.frame import UP_AXIS_BY_SUFFIX
+from lrm_dist.geometry.limits import MAX_FACES, MAX_FILE_MB
 
 MESH_SUFFIXES = tuple(UP_AXIS_BY_SUFFIX)
 
@@ -155,7 +156,7 @@ def _read_text(path: Path, max_file_mb: float) -> str:
     return path.read_bytes().decode("utf-8", "surrogateescape")
 
 
-def asset_files(path: str | Path, max_file_mb: float = 500.0) -> list[Path]:
+def asset_files(path: str | Path, max_file_mb: float = MAX_FILE_MB) -> list[Path]:
     """The mesh and every existing file it references, relative to its folder, all checked to resolve inside it.
 
     Raises ``MeshError`` naming the mesh and the reference when the mesh file or any reference (absolute,
@@ -187,7 +188,7 @@ def asset_files(path: str | Path, max_file_mb: float = 500.0) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def load_mesh(path: str | Path, max_faces: int = 2_000_000, max_file_mb: float = 500.0) -> trimesh.Trimesh:
+def load_mesh(path: str | Path, max_faces: int = MAX_FACES, max_file_mb: float = MAX_FILE_MB) -> trimesh.Trimesh:
     """Load any glb/gltf/obj/ply/stl as one triangle mesh (scene transforms applied), checked.
 
     Raises ``FileNotFoundError`` for a missing file and ``MeshError`` for everything else wrong:

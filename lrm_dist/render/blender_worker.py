@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lrm_dist.geometry.limits import MAX_FILE_MB
 from lrm_dist.log import get_logger
 from lrm_dist.render import scene as S
 from lrm_dist.render.cameras import sample_cameras, sample_orbits
@@ -78,13 +79,13 @@ def remove_orphan_folders(root: str | None = None) -> list[Path]:
 class BlenderRenderer:
     """Renders asset records with one in-process Blender; ``threads`` is Blender's CPU thread count."""
 
-    def __init__(self, cfg: RenderConfig, settings_hash: str, threads: int = 1):
+    def __init__(self, cfg: RenderConfig, settings_hash: str, threads: int = 1, max_file_mb: float = MAX_FILE_MB):
         import bpy  # lazy: only render workers need Blender
 
         self.bpy = bpy
         self.cfg = cfg
         self.settings_hash = settings_hash
-        self.threads = threads
+        self.threads, self.max_file_mb = threads, max_file_mb
         remove_orphan_folders()
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
         self.hdris = list_hdris(cfg.lighting.hdri_dir or bundled_hdri_dir(bpy))
@@ -96,7 +97,7 @@ class BlenderRenderer:
 
     def _setup(self, record: dict) -> tuple[object, dict]:
         bpy, cfg = self.bpy, self.cfg
-        path = stage_asset(record["uri"], self.tmp / "asset")
+        path = stage_asset(record["uri"], self.tmp / "asset", self.max_file_mb)
         S.reset_scene(bpy)
         meshes = S.import_asset(bpy, path, record.get("up_axis"))
         S.normalize_objects(bpy, list(record["norm_center"]), float(record["norm_scale"]))

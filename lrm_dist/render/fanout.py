@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from lrm_dist.geometry.limits import MAX_FILE_MB
 from lrm_dist.log import get_logger
 from lrm_dist.render.config import RenderConfig
 
@@ -75,9 +76,9 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
 class RenderWorker:
     """Body of a render actor: one Blender in this process, created on ``ready()``."""
 
-    def __init__(self, cfg: dict, settings_hash: str, threads: int, encode: bool):
+    def __init__(self, cfg: dict, settings_hash: str, threads: int, encode: bool, max_file_mb: float = MAX_FILE_MB):
         self.cfg = RenderConfig.model_validate(cfg)
-        self.settings_hash, self.threads, self.encode = settings_hash, threads, encode
+        self.settings_hash, self.threads, self.encode, self.max_file_mb = settings_hash, threads, encode, max_file_mb
         self.renderer = None
 
     def ready(self) -> dict:
@@ -87,7 +88,7 @@ class RenderWorker:
 
         if self.renderer is None:
             check_blender(self.cfg)
-            self.renderer = BlenderRenderer(self.cfg, self.settings_hash, self.threads)
+            self.renderer = BlenderRenderer(self.cfg, self.settings_hash, self.threads, self.max_file_mb)
         return {"pid": os.getpid(), "blender": self.renderer.version}
 
     def render(self, record: dict, attempt: int) -> tuple[dict, object]:
@@ -191,7 +192,7 @@ class RenderFleet:
     """Drives assets through render (and upscale) actors; ``run(records)`` yields an ``Outcome`` per asset."""
 
     def __init__(self, cfg: RenderConfig, settings_hash: str, upscale_cfg=None, n_actors: int | None = None,
-                 worker_cls: type = RenderWorker):
+                 worker_cls: type = RenderWorker, max_file_mb: float = MAX_FILE_MB):
         import ray
 
         self.ray = ray
@@ -203,7 +204,7 @@ class RenderFleet:
             num_cpus=cfg.actors.num_cpus, num_gpus=cfg.actors.num_gpus, resources=dict(cfg.actors.resources) or None,
             max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD",
         )
-        self._args = (cfg.model_dump(mode="json"), settings_hash, threads, self.upscale is None)
+        self._args = (cfg.model_dump(mode="json"), settings_hash, threads, self.upscale is None, max_file_mb)
         self.slots: list[_Slot] = []
         self.upscalers: list = []
         self.replaced = 0

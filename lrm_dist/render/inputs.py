@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path, PurePosixPath
 
+from lrm_dist.geometry.limits import MAX_FILE_MB
 from lrm_dist.geometry.mesh_io import MeshError, asset_files
 
 RENDERABLE_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl")
@@ -43,7 +44,7 @@ def _checked(uri: str, max_file_mb: float) -> tuple[Path, list[Path]]:
         raise AssetInputError(str(exc).splitlines()[0]) from None
 
 
-def check_asset_file(uri: str, max_file_mb: float = 500.0) -> Path:
+def check_asset_file(uri: str, max_file_mb: float = MAX_FILE_MB) -> Path:
     """Return the checked local path of ``uri``, or raise ``AssetInputError`` naming what is wrong."""
     return _checked(uri, max_file_mb)[0]
 
@@ -73,7 +74,7 @@ def _download(uri: str, folder: Path, max_file_mb: float) -> str:
     return str(folder / name)
 
 
-def stage_asset(uri: str, dest: Path, max_file_mb: float = 500.0) -> Path:
+def stage_asset(uri: str, dest: Path, max_file_mb: float = MAX_FILE_MB) -> Path:
     """Copy the checked mesh and only the files it references (as plain files) into an emptied ``dest``.
 
     Returns the copy's mesh path: Blender imports that, so it cannot read a file the check did not pass.
