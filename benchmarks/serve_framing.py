@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from lrm_dist.config import load_config
-    from lrm_dist.eval.job import eval_paths, split_assets
+    from lrm_dist.eval.job import split_assets
     from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
     from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
     from lrm_dist.geometry.cameras import object_to_model_frame
@@ -51,9 +51,10 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
-    render_dir, assets_manifest, _ = eval_paths(cfg)
+    layout = cfg.layout()
+    render_dir, assets_manifest = layout.eval_render_dir, layout.eval_assets_manifest
     targets, _ = split_assets(render_dir, assets_manifest, cfg.eval.categories, cfg.shards.holdout_fraction)
-    model_dir = cfg.eval.checkpoint or cfg.trained_model_dir()
+    model_dir = cfg.eval.checkpoint or layout.model_dir
     model = from_pretrained(model_dir).eval()
     own = model.config
     resolution = mesh_settings(cfg.serve, cfg.eval, own).resolution  # what eval meshes at

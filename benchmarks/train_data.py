@@ -61,7 +61,7 @@ def main() -> None:
     source = 224
     with tempfile.TemporaryDirectory() as tmp:
         if args.shards:
-            urls = resolve_shards(args.shards, "")
+            urls = resolve_shards(args.shards)
             label = args.shards
         else:
             from lrm_dist.train.synthetic import write_synthetic_shards

@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lrm_dist.assets.config import AssetsConfig
 from lrm_dist.eval.config import EvalConfig
+from lrm_dist.layout import RunLayout
 from lrm_dist.model.config import ModelConfig
 from lrm_dist.ray_utils import RayConfig
 from lrm_dist.render.config import RenderConfig
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.shards.config import ShardsConfig
-from lrm_dist.storage import StorageConfig
+from lrm_dist.storage import StorageConfig, join
 from lrm_dist.train.config import TrainConfig
 from lrm_dist.upscale.config import UpscaleConfig
 
@@ -68,13 +69,13 @@ class PipelineConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
-    def stage_dir(self, stage: str) -> str:
-        """``<workdir>/<stage>``: where a stage writes its outputs."""
-        return f"{self.workdir.rstrip('/')}/{stage}"
+    def layout(self) -> RunLayout:
+        """Every path this job's stages read or write (``lrm_dist.layout.RunLayout``), overrides applied."""
+        return RunLayout.from_config(self)
 
-    def trained_model_dir(self) -> str:
-        """Where the train stage exports its model (``train.export_dir``, else ``<workdir>/train/model``)."""
-        return self.train.export_dir or f"{self.stage_dir('train')}/model"
+    def stage_dir(self, stage: str) -> str:
+        """``<workdir>/<stage>`` (for benchmarks and tests; the stages use ``layout()``)."""
+        return join(self.workdir, stage)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -21,10 +21,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
 
 
 class StorageConfig(BaseModel):
@@ -77,7 +80,7 @@ def configure(workdir: str, options: dict[str, Any] | None) -> None:
         os.environ[f"FSSPEC_{proto.upper()}"] = json.dumps(fsspec.config.conf[proto])
 
 
-def configure_from(cfg) -> None:
+def configure_from(cfg: PipelineConfig) -> None:
     """``configure`` for a ``PipelineConfig``: its ``storage.options`` for its workdir's filesystem."""
     configure(cfg.workdir, cfg.storage.options)
 

@@ -14,15 +14,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 
-from lrm_dist.assets.manifest import MANIFEST_NAME, read_asset_manifest, replace_atomically, write_asset_manifest
+from lrm_dist.assets.manifest import read_asset_manifest, replace_atomically, write_asset_manifest
 from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_procedural
 from lrm_dist.geometry.frame import normalize_mesh, to_z_up
 from lrm_dist.geometry.mesh_io import MeshError, asset_files, load_mesh, sha256_file
 from lrm_dist.log import get_logger, progress
-from lrm_dist.storage import Storage, configure_from, is_url, join, local_file
+from lrm_dist.storage import Storage, configure_from, is_url, local_file
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
+    from lrm_dist.layout import RunLayout
 
 log = get_logger(__name__)
 
@@ -86,11 +91,11 @@ def _write_mesh(mesh, mesh_dir: str, name: str) -> str | Path:
         return store.url_of(name)
 
 
-def _candidates(cfg, assets_dir: Path | str):
+def _candidates(cfg: PipelineConfig, layout: RunLayout):
     for src in cfg.assets.sources:
         if src.kind == "procedural":
-            yield from iter_procedural(src, join(str(assets_dir), "procedural") if is_url(assets_dir)
-                                       else Path(assets_dir) / "procedural")
+            procedural = layout.procedural_dir
+            yield from iter_procedural(src, procedural if is_url(procedural) else Path(procedural))
         elif src.kind == "local":
             yield from iter_local(src)
         else:
@@ -153,27 +158,27 @@ def _is_file(path: str) -> bool:
     return bool(path) and Path(path).is_file()
 
 
-def build_assets(cfg) -> AssetsSummary:
-    """Run the asset stage for a ``PipelineConfig``; writes ``<workdir>/assets/assets.parquet``.
+def build_assets(cfg: PipelineConfig) -> AssetsSummary:
+    """Run the asset stage: check and normalise every source's assets into ``layout().assets_manifest``.
 
     Holds the assets folder's lock: a second asset job on the same workdir is refused.
     """
     from lrm_dist.locks import folder_lock
 
     configure_from(cfg)
-    with folder_lock(cfg.stage_dir("assets"), "assets"):
-        return _build_assets(cfg)
+    layout = cfg.layout()
+    with folder_lock(layout.assets_dir, "assets"):
+        return _build_assets(cfg, layout)
 
 
-def _build_assets(cfg) -> AssetsSummary:
+def _build_assets(cfg: PipelineConfig, layout: RunLayout) -> AssetsSummary:
     start = time.perf_counter()
-    remote = is_url(cfg.stage_dir("assets"))  # an object-store workdir: URLs, files uploaded when finished
-    assets_dir = cfg.stage_dir("assets") if remote else Path(cfg.stage_dir("assets"))
-    manifest = join(assets_dir, MANIFEST_NAME) if remote else assets_dir / MANIFEST_NAME
+    remote = is_url(layout.assets_dir)  # an object-store workdir: URLs, files uploaded when finished
+    manifest = layout.assets_manifest if remote else Path(layout.assets_manifest)
     previous = {}
     if _is_file(str(manifest)):
         previous = {r["asset_id"]: r for r in read_asset_manifest(manifest).to_pylist()}
-    candidates = unique_candidates(list(progress(_candidates(cfg, assets_dir), desc="listing assets", unit="asset")))
+    candidates = unique_candidates(list(progress(_candidates(cfg, layout), desc="listing assets", unit="asset")))
     rows: dict[str, dict] = {}
     todo: list[Candidate] = []
     summary = AssetsSummary(manifest=manifest)
@@ -184,7 +189,8 @@ def _build_assets(cfg) -> AssetsSummary:
             summary.reused += 1
         else:
             todo.append(c)
-    limits = (join(str(assets_dir), "meshes"), cfg.assets.max_faces, cfg.assets.max_file_mb)
+    meshes = layout.meshes_dir if remote else str(Path(layout.meshes_dir))
+    limits = (meshes, cfg.assets.max_faces, cfg.assets.max_file_mb)
     for row in _process_all(todo, limits, cfg):
         rows[row["asset_id"]] = row
         if row["status"] == "rejected":
@@ -200,7 +206,7 @@ def _build_assets(cfg) -> AssetsSummary:
     return summary
 
 
-def _process_all(todo: list[Candidate], limits: tuple, cfg):
+def _process_all(todo: list[Candidate], limits: tuple, cfg: PipelineConfig):
     """Process candidates here (``workers=0``) or as Ray tasks, ``workers`` at a time."""
     if cfg.assets.workers == 0 or not todo:
         for c in progress(todo, desc="checking assets", unit="asset"):

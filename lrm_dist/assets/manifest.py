@@ -11,9 +11,10 @@ import pyarrow as pa
 
 from lrm_dist.parquet import at, read_table, write_table
 from lrm_dist.schema import ASSET_SCHEMA
+from lrm_dist.layout import ASSETS_MANIFEST as MANIFEST_NAME
 from lrm_dist.storage import is_url
 
-MANIFEST_NAME = "assets.parquet"
+__all__ = ["MANIFEST_NAME", "read_asset_manifest", "replace_atomically", "write_asset_manifest"]
 
 
 def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -13,9 +13,8 @@ def _run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"checkpoint": args.checkpoint})})
     if args.report_only:
         from lrm_dist.eval import write_report
-        from lrm_dist.eval.job import eval_paths
 
-        print(f"report: {write_report(eval_paths(cfg)[2], cfg)}")
+        print(f"report: {write_report(cfg.layout().eval_dir, cfg)}")
         return 0
     from lrm_dist.eval import evaluate
     from lrm_dist.pipeline import exit_code

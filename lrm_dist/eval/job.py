@@ -16,12 +16,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
+from typing import TYPE_CHECKING
 
 from lrm_dist.eval.provenance import collect_provenance, write_provenance
 from lrm_dist.eval.tables import consolidate, read_eval_rows, summarize, write_part, write_summary
 from lrm_dist.log import get_logger, progress_bar
 from lrm_dist.storage import Storage
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
+    from lrm_dist.layout import RunLayout
 
 log = get_logger(__name__)
 
@@ -72,7 +76,7 @@ def checkpoint_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def resolved_settings(cfg, model_config=None) -> dict:
+def resolved_settings(cfg: PipelineConfig, model_config=None) -> dict:
     """The settings that change the numbers. Mesh extraction's come from ``lrm_dist.reconstruct.mesh_settings``
     (eval's, else serve's; the iso-level, else the calibrated one of ``model_config`` when given, else None)."""
     from lrm_dist.reconstruct import mesh_settings
@@ -90,13 +94,6 @@ def resolved_settings(cfg, model_config=None) -> dict:
 def eval_hash(digest: str, settings: dict) -> str:
     payload = json.dumps({"checkpoint": digest, **settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def eval_paths(cfg) -> tuple[str, str, str]:
-    """(render folder, asset manifest, eval output folder) of a config, defaults filled in."""
-    e = cfg.eval
-    return (e.render_dir or cfg.stage_dir("render"), e.assets_manifest or f"{cfg.stage_dir('assets')}/assets.parquet",
-            e.out_dir or cfg.stage_dir("eval"))
 
 
 def split_assets(
@@ -160,7 +157,9 @@ def _failed_row(asset_id: str, target: dict, reason: str, settings: dict) -> dic
     return row
 
 
-def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str, out_dir: str) -> Iterator[dict]:
+def _scored_rows(
+    cfg: PipelineConfig, pending: dict[str, dict], settings: dict, render_dir: str, out_dir: str
+) -> Iterator[dict]:
     """The Ray Data pipeline: shards -> input rows -> reconstruction actors -> scoring tasks -> EVAL rows."""
     import ray
 
@@ -188,30 +187,32 @@ def _scored_rows(cfg, pending: dict[str, dict], settings: dict, render_dir: str,
         yield dict(row)
 
 
-def evaluate(cfg) -> EvalSummary:
+def evaluate(cfg: PipelineConfig) -> EvalSummary:
     """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
-    on the held-out assets; see the module doc. Holds the output folder's lock: one eval per folder."""
+    on the held-out assets into ``layout().eval_dir``; see the module doc. Holds the output folder's lock:
+    one eval per folder."""
     from lrm_dist.locks import folder_lock
     from lrm_dist.storage import configure_from
 
     configure_from(cfg)
-    with folder_lock(eval_paths(cfg)[2], "eval"):
-        return _evaluate(cfg)
+    layout = cfg.layout()
+    with folder_lock(layout.eval_dir, "eval"):
+        return _evaluate(cfg, layout)
 
 
-def _evaluate(cfg) -> EvalSummary:
+def _evaluate(cfg: PipelineConfig, layout: RunLayout) -> EvalSummary:
     from lrm_dist.eval.tensorboard import log_eval_scalars
     from lrm_dist.model.pretrained import load_config, resolve_pretrained
     from lrm_dist.storage import exists, join
 
     start = time.perf_counter()
     e = cfg.eval
-    trained = cfg.trained_model_dir()  # a local folder or an object-store URL
+    trained = layout.model_dir  # a local folder or an object-store URL
     checkpoint = e.checkpoint or (trained if exists(join(trained, "config.json")) else cfg.model.pretrained)
     if not checkpoint:
         raise ValueError(f"eval: no model to evaluate; set eval.checkpoint, train one (no {trained}), "
                          "or set model.pretrained")
-    render_dir, assets_manifest, out_dir = eval_paths(cfg)
+    render_dir, assets_manifest, out_dir = layout.eval_render_dir, layout.eval_assets_manifest, layout.eval_dir
     folder = resolve_pretrained(checkpoint, revision=cfg.model.revision)
     settings = resolved_settings(cfg, load_config(folder))  # the iso-level: else the model's calibrated one
     digest = checkpoint_digest(folder)

@@ -13,16 +13,20 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 
+from lrm_dist.layout import PROVENANCE_FILE
 from lrm_dist.log import get_logger
 from lrm_dist.storage import Storage, exists, is_url, join
 from lrm_dist.storage import glob as storage_glob
 
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
+
 log = get_logger(__name__)
 
-PROVENANCE_FILE = "provenance.json"
 TRAINING_FILE = "training.json"
 PROGRESS_FILE = "progress.json"
 
@@ -47,11 +51,11 @@ def _newest_progress(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def training_info(cfg, checkpoint: str) -> dict:
+def training_info(cfg: PipelineConfig, checkpoint: str) -> dict:
     """The step, training seconds and samples behind a model, its train run and TensorBoard folder, where known.
 
     Only a local model folder has them; the run and TensorBoard folder are known when the model is this
-    config's train export (``cfg.trained_model_dir()``).
+    config's train export (``cfg.layout().model_dir``).
     """
     info = {"step": None, "train_seconds": None, "samples": None, "source": None, "run": None, "tensorboard_dir": None}
     if is_url(checkpoint):
@@ -59,14 +63,13 @@ def training_info(cfg, checkpoint: str) -> dict:
     folder = Path(checkpoint).expanduser()
     if "://" in checkpoint or not (folder / "config.json").is_file():
         return info
-    trained = Path(cfg.trained_model_dir())
+    layout = cfg.layout()
+    trained = Path(layout.model_dir)
     own = "://" not in cfg.workdir and trained.is_dir() and trained.resolve() == folder.resolve()
     source = folder / TRAINING_FILE if (folder / TRAINING_FILE).is_file() else None
     if own:
-        train_dir = Path(cfg.stage_dir("train"))
-        run_dir = Path(cfg.train.storage_path or train_dir / "ray") / cfg.train.run_name
-        source = source or _newest_progress(run_dir)
-        board = train_dir / "tensorboard" / cfg.train.run_name
+        source = source or _newest_progress(Path(layout.train_run_dir))
+        board = Path(layout.train_tensorboard_dir)
         info.update(run=cfg.train.run_name, tensorboard_dir=str(board.resolve()) if board.is_dir() else None)
     progress = _read_json(source) if source else None
     if progress:
@@ -74,18 +77,18 @@ def training_info(cfg, checkpoint: str) -> dict:
     return info
 
 
-def _remote_training_info(cfg, folder: str, info: dict) -> dict:
+def _remote_training_info(cfg: PipelineConfig, folder: str, info: dict) -> dict:
     """``training_info`` for a model folder on object storage (the same files, read through fsspec)."""
     if not exists(join(folder, "config.json")):
         return info
     source = join(folder, TRAINING_FILE) if exists(join(folder, TRAINING_FILE)) else None
-    if cfg.trained_model_dir().rstrip("/") == folder:  # this config's own train export
-        train_dir = cfg.stage_dir("train")
-        run_dir = join(cfg.train.storage_path or join(train_dir, "ray"), cfg.train.run_name)
+    layout = cfg.layout()
+    if layout.model_dir.rstrip("/") == folder:  # this config's own train export
+        run_dir = layout.train_run_dir
         if source is None:
             found = storage_glob(join(run_dir, "checkpoint_*", PROGRESS_FILE)) if is_url(run_dir) else []
             source = found[-1] if found else None
-        board = join(train_dir, "tensorboard", cfg.train.run_name)
+        board = layout.train_tensorboard_dir
         info.update(run=cfg.train.run_name, tensorboard_dir=board if exists(board) else None)
     progress = None
     if source:
@@ -105,7 +108,7 @@ def _asset_counts(summary: list[dict]) -> dict:
             "categories": sorted(r["category"] for r in summary if r["kind"] == "category")}
 
 
-def collect_provenance(cfg, checkpoint: str, settings: dict, summary: list[dict]) -> dict:
+def collect_provenance(cfg: PipelineConfig, checkpoint: str, settings: dict, summary: list[dict]) -> dict:
     """The provenance record of an evaluation that just ran (``settings``: the job's resolved settings)."""
     from lrm_dist import __version__
     from lrm_dist.config import dump_config
@@ -120,7 +123,7 @@ def collect_provenance(cfg, checkpoint: str, settings: dict, summary: list[dict]
     }
 
 
-def fallback_provenance(cfg, checkpoint: str, eval_hash: str | None, summary: list[dict]) -> dict:
+def fallback_provenance(cfg: PipelineConfig, checkpoint: str, eval_hash: str | None, summary: list[dict]) -> dict:
     """What a report can say about tables evaluated without a provenance record: the model from the rows,
     the current config, no evaluation time."""
     prov = collect_provenance(cfg, checkpoint, {"eval_hash": eval_hash}, summary)

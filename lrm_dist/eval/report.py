@@ -12,18 +12,21 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lrm_dist.eval.tables import read_eval_table, read_summary
+from lrm_dist.layout import REPORT_DIR
 from lrm_dist.log import get_logger
 from lrm_dist.parquet import write_table
 from lrm_dist.schema import EVAL_SUMMARY_SCHEMA
 from lrm_dist.storage import Storage
 
-log = get_logger(__name__)
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
 
-REPORT_DIR = "report"
+log = get_logger(__name__)
 
 
 def summary_markdown(summary: list[dict]) -> str:
@@ -52,10 +55,10 @@ def spread_by_iou(rows: list[dict], k: int) -> list[dict]:
     return [ok[i] for i in idx]
 
 
-def _ground_truth_paths(cfg) -> dict[str, str]:
+def _ground_truth_paths(cfg: PipelineConfig) -> dict[str, str]:
     from lrm_dist.assets import read_asset_manifest
 
-    path = cfg.eval.assets_manifest or f"{cfg.stage_dir('assets')}/assets.parquet"
+    path = cfg.layout().eval_assets_manifest
     try:
         rows = read_asset_manifest(path).to_pylist()
     except (OSError, ValueError) as exc:
@@ -86,7 +89,9 @@ def _fetched(storage: Storage, root: Path, src: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def _contact_sheet(rows: list[dict], cfg, storage: Storage, eval_dir: Path, report_dir: Path, size: int) -> str | None:
+def _contact_sheet(
+    rows: list[dict], cfg: PipelineConfig, storage: Storage, eval_dir: Path, report_dir: Path, size: int
+) -> str | None:
     from lrm_dist.eval.contact_sheet import compose, pick_best_median_worst, render_row
 
     gt_paths = _ground_truth_paths(cfg)
@@ -130,10 +135,11 @@ def _plain(value):
     return value
 
 
-def write_report(eval_dir: str, cfg) -> Path | str:
-    """Build ``<eval_dir>/report`` from ``eval.parquet``, ``summary.parquet`` and ``provenance.json``; returns
-    the report folder. An eval folder on object storage gets the report built in a local temporary
-    folder (the files it shows downloaded there) and uploaded; its URL is returned."""
+def write_report(eval_dir: str, cfg: PipelineConfig) -> Path | str:
+    """Build ``<eval_dir>/report`` (``layout().report_dir``: the job passes ``layout().eval_dir``) from
+    ``eval.parquet``, ``summary.parquet`` and ``provenance.json``; returns the report folder. An eval folder
+    on object storage gets the report built in a local temporary folder (the files it shows downloaded
+    there) and uploaded; its URL is returned."""
     import tempfile
 
     from lrm_dist.storage import configure_from
@@ -150,7 +156,7 @@ def write_report(eval_dir: str, cfg) -> Path | str:
     return storage.url_of(REPORT_DIR)
 
 
-def _write_report(storage: Storage, root: Path, cfg) -> Path:
+def _write_report(storage: Storage, root: Path, cfg: PipelineConfig) -> Path:
     """The report under ``root/report``; ``root`` is the eval folder itself, or its local stand-in."""
     from lrm_dist.eval.html import provenance_html, vendor_model_viewer, write_page
     from lrm_dist.eval.plots import plot_distributions

@@ -13,13 +13,12 @@ import uuid
 import numpy as np
 import pyarrow as pa
 
+from lrm_dist.layout import EVAL_PARTS_DIR as PARTS_DIR
+from lrm_dist.layout import EVAL_SUMMARY as SUMMARY_TABLE
+from lrm_dist.layout import EVAL_TABLE
 from lrm_dist.parquet import read_rows, write_table
 from lrm_dist.schema import EVAL_SCHEMA, EVAL_SUMMARY_SCHEMA
 from lrm_dist.storage import Storage
-
-EVAL_TABLE = "eval.parquet"
-SUMMARY_TABLE = "summary.parquet"
-PARTS_DIR = "parts"
 
 
 def _read_table(storage: Storage, name: str, schema: pa.Schema) -> list[dict]:

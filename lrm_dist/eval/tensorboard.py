@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrm_dist.layout import TENSORBOARD_DIR
 from lrm_dist.log import get_logger
 from lrm_dist.storage import Storage
 
@@ -25,12 +26,12 @@ def eval_scalars(summary: list[dict]) -> dict[str, float]:
 
 
 def eval_log_dir(prov: dict, out_dir: str) -> str:
-    """The train run's TensorBoard folder when known, else ``<out_dir>/tensorboard`` (a URL on object
-    storage: the event file is written locally and uploaded)."""
+    """The train run's TensorBoard folder when known, else ``<out_dir>/tensorboard`` (``layout().eval_tensorboard_dir``;
+    a URL on object storage: the event file is written locally and uploaded)."""
     if prov["training"]["tensorboard_dir"]:
         return prov["training"]["tensorboard_dir"]
     storage = Storage(out_dir)
-    return str(Path(storage.root) / "tensorboard") if storage.is_local else storage.url_of("tensorboard")
+    return str(Path(storage.root) / TENSORBOARD_DIR) if storage.is_local else storage.url_of(TENSORBOARD_DIR)
 
 
 def log_eval_scalars(summary: list[dict], prov: dict, out_dir: str) -> str | None:

@@ -6,9 +6,12 @@ import importlib
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrm_dist.log import get_logger
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
 
 log = get_logger(__name__)
 
@@ -21,7 +24,7 @@ STAGES: dict[str, tuple[str, str]] = {
 """Stage name -> (module, function taking a PipelineConfig), in pipeline order."""
 
 
-def stage_function(stage: str) -> Callable[[Any], Any]:
+def stage_function(stage: str) -> Callable[[PipelineConfig], Any]:
     """The library function of ``stage``, imported now; a clear error when it is unknown or missing."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is unknown; stages: {', '.join(STAGES)}")
@@ -32,7 +35,7 @@ def stage_function(stage: str) -> Callable[[Any], Any]:
     return fn
 
 
-def run_pipeline(cfg, stages: list[str] | None = None) -> dict[str, object]:
+def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict[str, object]:
     """Run ``stages`` (default: all) in order on one config; returns each stage's summary."""
     names = list(STAGES) if stages is None else stages
     fns = {name: stage_function(name) for name in names}  # every name checked before any work starts
@@ -51,7 +54,7 @@ def failed_items(results: dict[str, object]) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n}
 
 
-def exit_code(cfg, results: dict[str, object], prog: str) -> int:
+def exit_code(cfg: PipelineConfig, results: dict[str, object], prog: str) -> int:
     """1 when a stage reported failed items and ``allow_failed`` is off (what RayJob and CI read), else 0.
 
     Called after the summaries are printed; says on stderr which stages failed items and where to look.

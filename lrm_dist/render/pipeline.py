@@ -11,9 +11,14 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lrm_dist.log import get_logger, progress_bar
 from lrm_dist.render.settings import render_settings, settings_hash
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
+    from lrm_dist.layout import RunLayout
 
 log = get_logger(__name__)
 
@@ -79,8 +84,8 @@ def _actors_run_here(ray_cfg) -> bool:
     return all(node["NodeManagerAddress"] == here for node in ray.nodes() if node["Alive"])
 
 
-def render_assets(cfg) -> RenderSummary:
-    """Render every ok asset of ``<workdir>/assets/assets.parquet`` into ``<workdir>/render`` (see module doc).
+def render_assets(cfg: PipelineConfig) -> RenderSummary:
+    """Render every ok asset of ``layout().assets_manifest`` into ``layout().render_dir`` (see module doc).
 
     Holds the render folder's lock: a second render of the same workdir is refused, not interleaved.
     """
@@ -88,11 +93,12 @@ def render_assets(cfg) -> RenderSummary:
     from lrm_dist.storage import configure_from
 
     configure_from(cfg)
-    with folder_lock(cfg.stage_dir("render"), "render"):
-        return _render(cfg)
+    layout = cfg.layout()
+    with folder_lock(layout.render_dir, "render"):
+        return _render(cfg, layout)
 
 
-def _render(cfg) -> RenderSummary:
+def _render(cfg: PipelineConfig, layout: RunLayout) -> RenderSummary:
     from lrm_dist.assets import read_asset_manifest
     from lrm_dist.ray_utils import init_ray
     from lrm_dist.render.fanout import RenderFleet
@@ -100,9 +106,9 @@ def _render(cfg) -> RenderSummary:
     from lrm_dist.shards.store import ShardStore, done_row, failed_row
 
     start = time.perf_counter()
-    render_dir = cfg.stage_dir("render")
+    render_dir = layout.render_dir
     digest = settings_hash(cfg.render, cfg.upscale)
-    records = _unique(read_asset_manifest(f"{cfg.stage_dir('assets')}/assets.parquet", only_ok=True).to_pylist())
+    records = _unique(read_asset_manifest(layout.assets_manifest, only_ok=True).to_pylist())
     store = ShardStore(render_dir, cfg.shards)
     report = store.open()
     store.storage.write_bytes_atomic(

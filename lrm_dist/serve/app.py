@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +30,9 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from lrm_dist.log import get_logger
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
 
 log = get_logger(__name__)
 
@@ -187,7 +190,7 @@ class LRMService:
             "X-LRM-Timings": json.dumps(timings), "Content-Disposition": f'attachment; filename="mesh.{fmt}"'})
 
 
-def build_app(cfg) -> serve.Application:
+def build_app(cfg: "PipelineConfig") -> serve.Application:
     """The Serve application for a ``PipelineConfig`` (replicas and GPUs from its ``serve`` section)."""
     opts = {"num_gpus": cfg.serve.gpus_per_replica} if cfg.serve.gpus_per_replica else {}
     return LRMService.options(num_replicas=cfg.serve.num_replicas, ray_actor_options=opts).bind(
@@ -218,7 +221,7 @@ def app_builder(args: AppArgs) -> serve.Application:
     return build_app(load_serving_config(args.config, args.overrides, args.model))
 
 
-def run_app(cfg, blocking: bool = False) -> serve.handle.DeploymentHandle:
+def run_app(cfg: "PipelineConfig", blocking: bool = False) -> serve.handle.DeploymentHandle:
     """Start (or join) Ray, bind the HTTP proxy to ``serve.http_host:http_port`` and deploy the app at ``/``."""
     from lrm_dist.ray_utils import init_ray
 

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from lrm_dist.reconstruct import NoSurface, Reconstruction, mesh_settings
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import export_mesh
 from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
+
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
 
 log = get_logger(__name__)
 
@@ -141,11 +145,11 @@ class InferSummary:
 
 
 def infer_images(
-    inputs: list[str | Path], out_dir: str | Path, cfg, model: LRM | None = None,
+    inputs: list[str | Path], out_dir: str | Path, cfg: PipelineConfig, model: LRM | None = None,
 ) -> InferSummary:
     """Reconstruct every image (files, or folders of images) into meshes under ``out_dir``.
 
-    ``cfg`` is a ``PipelineConfig`` (its ``model`` and ``serve`` sections); ``model`` overrides
+    ``cfg``: its ``model`` and ``serve`` sections are used; ``model`` overrides
     ``cfg.model``. Every image is decoded and checked before the model loads, so bad inputs are
     reported in seconds (no model loads when none is usable). Any failure of one image (unreadable,
     no surface at the density threshold, a failed write) is logged as one line and gets a

@@ -21,7 +21,7 @@ def load_serving_config(config: str | None, overrides: list[str], model: str | N
     from lrm_dist.storage import configure_from, exists, join
 
     configure_from(cfg)
-    trained = cfg.trained_model_dir()  # a local folder or an object-store URL
+    trained = cfg.layout().model_dir  # a local folder or an object-store URL
     if not exists(join(trained, "config.json")):
         raise UserError(f"no model to run: {trained} holds no trained model; train one (lrm-dist run "
                         f"{config or 'configs/default.yaml'}) or pass --model FOLDER or a hub id "

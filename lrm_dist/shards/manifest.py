@@ -10,11 +10,11 @@ import pyarrow as pa
 
 from lrm_dist.parquet import read_rows, write_table
 from lrm_dist.schema import RENDER_SCHEMA, SHARD_INDEX_SCHEMA
+from lrm_dist.layout import RENDER_MANIFEST, SHARD_INDEX, SHARDS_DIR
 from lrm_dist.storage import Storage
 
-RENDER_MANIFEST = "render.parquet"
-SHARD_INDEX = "shards.parquet"
-SHARDS_DIR = "shards"
+__all__ = ["RENDER_MANIFEST", "SHARD_INDEX", "SHARDS_DIR", "load_index", "load_rows", "read_render_manifest",
+           "save_index", "save_rows", "shard_urls"]
 
 
 def _read(storage: Storage, name: str, schema: pa.Schema) -> list[dict]:

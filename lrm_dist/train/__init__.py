@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
     from lrm_dist.train.trainer import TrainResult
 
 
-def train(cfg) -> "TrainResult":
+def train(cfg: PipelineConfig) -> TrainResult:
     """Train the LRM as ``cfg.train`` says (see ``lrm_dist.train.trainer.train``)."""
     from lrm_dist.train.trainer import train as _train
 

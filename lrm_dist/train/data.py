@@ -35,10 +35,10 @@ from lrm_dist.train.sample import collate
 log = get_logger(__name__)
 
 
-def resolve_shards(spec: str | None, workdir: str) -> list[str]:
-    """Sorted tar paths from a folder, a glob or a comma-separated list (None: <workdir>/render/shards);
-    object-store URLs (``s3://...``) alike, listed through fsspec."""
-    spec = spec or (join(workdir, "render", "shards") if is_url(workdir) else os.path.join(workdir, "render", "shards"))
+def resolve_shards(spec: str) -> list[str]:
+    """Sorted tar paths from a folder, a glob or a comma-separated list (the train stage passes
+    ``layout().train_shards``: ``train.data.shards``, else ``<workdir>/render/shards``); object-store URLs
+    (``s3://...``) alike, listed through fsspec."""
     if "," in spec:
         paths = [p.strip() for p in spec.split(",") if p.strip()]
     elif _isdir(spec):

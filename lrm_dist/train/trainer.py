@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lrm_dist.config import PipelineConfig, dump_config
+from lrm_dist.layout import RunLayout
 from lrm_dist.log import get_logger
-from lrm_dist.storage import Storage, arrow_filesystem, configure_from, is_url, join
+from lrm_dist.storage import Storage, arrow_filesystem, configure_from, is_url
 
 log = get_logger(__name__)
 
@@ -52,12 +53,6 @@ def _folder(path: str) -> Path | str:
     return path.rstrip("/") if is_url(path) else Path(_abs(path))
 
 
-def _run_paths(cfg: PipelineConfig) -> tuple[Path | str, Path | str]:
-    """The run's Ray Train folder and its export folder (absolute paths, or URLs on object storage)."""
-    storage = _abs(cfg.train.storage_path or join(_abs(cfg.stage_dir("train")), "ray"))
-    return _folder(join(storage, cfg.train.run_name)), _folder(cfg.trained_model_dir())
-
-
 def _local_extensions_dir() -> str:
     """Where DeepSpeed compiles its ops when the workdir is on object storage: a local folder on every node."""
     import tempfile
@@ -66,19 +61,21 @@ def _local_extensions_dir() -> str:
 
 
 def train(cfg: PipelineConfig) -> TrainResult:
-    """Train (or resume: same run name and storage path) to ``train.max_steps`` and export the model.
+    """Train (or resume: same run name and storage path) to ``train.max_steps`` and export the model to
+    ``layout().model_dir``.
 
     Holds the locks of the run folder and the export folder: a second job on either is refused.
     """
     from lrm_dist.locks import folder_lock
 
     configure_from(cfg)
-    run_dir, export_dir = _run_paths(cfg)
+    layout = cfg.layout()
+    run_dir, export_dir = _folder(layout.train_run_dir), _folder(layout.model_dir)
     with folder_lock(run_dir, f"train run {cfg.train.run_name!r}"), folder_lock(export_dir, "train export"):
-        return _train(cfg)
+        return _train(cfg, layout)
 
 
-def _train(cfg: PipelineConfig) -> TrainResult:
+def _train(cfg: PipelineConfig, layout: RunLayout) -> TrainResult:
     import ray
     import ray.data
     import ray.train
@@ -90,20 +87,19 @@ def _train(cfg: PipelineConfig) -> TrainResult:
     from lrm_dist.train.loop import train_loop_per_worker
 
     tcfg = cfg.train
-    train_dir = _folder(cfg.stage_dir("train"))
-    run_dir, export_dir = _run_paths(cfg)
+    train_dir = _folder(layout.train_dir)
+    run_dir, export_dir = _folder(layout.train_run_dir), _folder(layout.model_dir)
     storage = str(run_dir).rsplit("/", 1)[0]
-    tb_dir = _folder(join(str(train_dir), "tensorboard", tcfg.run_name))
-    ext_dir = _abs(tcfg.torch_extensions_dir or (_local_extensions_dir() if is_url(train_dir)
-                                                 else str(Path(train_dir) / "torch_extensions")))
-    urls = [_abs(u) for u in resolve_shards(tcfg.data.shards, cfg.workdir)]
+    tb_dir = _folder(layout.train_tensorboard_dir)
+    ext_dir = _abs(layout.torch_extensions_dir or _local_extensions_dir())
+    urls = [_abs(u) for u in resolve_shards(layout.train_shards)]
     seed = cfg.seed if tcfg.seed is None else tcfg.seed
 
     init_ray(cfg.ray)
     use_gpu = _use_gpu(tcfg.device)
     train_store = Storage(str(train_dir))
     train_store.makedirs()
-    train_store.write_bytes_atomic(f"{tcfg.run_name}.config.yaml", dump_config(cfg).encode())
+    train_store.write_bytes_atomic(layout.train_config.removeprefix(f"{layout.train_dir}/"), dump_config(cfg).encode())
     datasets = None
     if tcfg.data.backend == "ray_data":
         spare = ray.cluster_resources().get("CPU", 0) - tcfg.num_workers * tcfg.cpus_per_worker

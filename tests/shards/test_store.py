@@ -198,7 +198,7 @@ def test_a_foreign_shard_is_set_aside_and_never_read_for_training(render_dir, tm
     report = ShardStore(render_dir).open()
     assert report.foreign_shards == 1 and report.adopted == 0
     assert sorted(verify_render_dir(render_dir)) == ["a", "b"]
-    assert [p.rsplit("/", 1)[1] for p in resolve_shards(f"{render_dir}/{SHARDS_DIR}", "")] == ["shard-000000.tar"]
+    assert [p.rsplit("/", 1)[1] for p in resolve_shards(f"{render_dir}/{SHARDS_DIR}")] == ["shard-000000.tar"]
 
 
 def test_store_on_an_fsspec_url():

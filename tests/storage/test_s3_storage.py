@@ -137,6 +137,7 @@ def test_render_store_and_readers_on_the_bucket(s3_env):
     from lrm_dist.shards.store import ShardStore, done_row
     from tests.shards.shard_helpers import members
     from lrm_dist.shards.verify import verify_render_dir
+    from lrm_dist.config import PipelineConfig
     from lrm_dist.train.data import resolve_shards
 
     url = f"s3://{s3_env.bucket}/store/render"
@@ -145,7 +146,8 @@ def test_render_store_and_readers_on_the_bucket(s3_env):
     for key in "abc":
         store.add(key, members(key), done_row(key, "h1", None, 2))
     store.close()
-    assert [u.rsplit("/", 1)[1] for u in resolve_shards(None, f"s3://{s3_env.bucket}/store")] == [
+    default = PipelineConfig(workdir=f"s3://{s3_env.bucket}/store").layout().train_shards  # <workdir>/render/shards
+    assert [u.rsplit("/", 1)[1] for u in resolve_shards(default)] == [
         "shard-000000.tar", "shard-000001.tar"]
     assert sorted(verify_render_dir(url)) == ["a", "b", "c"]
     assert sorted(s["asset_id"] for s in iter_render_samples(url)) == ["a", "b", "c"]

@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from lrm_dist.config import PipelineConfig
 from lrm_dist.train.data import StreamSpec, raw_stream, resolve_shards, webdataset_batches
 
 
@@ -20,12 +21,12 @@ def _epoch_keys(urls, consumer, consumers):
 
 def test_resolve_shards(synthetic_shards, tmp_path):
     folder = synthetic_shards[0].parent
-    assert resolve_shards(str(folder), "unused") == [str(p) for p in synthetic_shards]
-    assert resolve_shards(f"{folder}/shard-00000[01].tar", "unused") == [str(p) for p in synthetic_shards[:2]]
+    assert resolve_shards(str(folder)) == [str(p) for p in synthetic_shards]
+    assert resolve_shards(f"{folder}/shard-00000[01].tar") == [str(p) for p in synthetic_shards[:2]]
     with pytest.raises(FileNotFoundError, match="train.data.shards"):
-        resolve_shards(None, str(tmp_path))
+        resolve_shards(PipelineConfig(workdir=str(tmp_path)).layout().train_shards)  # <workdir>/render/shards
     with pytest.raises(FileNotFoundError, match="missing"):
-        resolve_shards(f"{synthetic_shards[0]},{tmp_path}/nope.tar", "unused")
+        resolve_shards(f"{synthetic_shards[0]},{tmp_path}/nope.tar")
 
 
 @pytest.mark.parametrize("consumers", [2, 5])  # by shard (3 shards >= 2) and by sample (3 < 5)
