@@ -49,9 +49,10 @@ def _add_hostile_rows(cfg: PipelineConfig, folder) -> dict[str, str]:
     (folder / "corrupt.glb").write_bytes(b"glTF\x02\x00\x00\x00" + os.urandom(200))
     (folder / "empty.obj").write_bytes(b"")
     (folder / "evil.blend").write_bytes(b"BLENDER-v500 REND" + b"\0" * 100)
+    (folder / "big.glb").write_bytes(b"glTF\x02\x00\x00\x00" + b"\0" * (2 << 20))  # over assets.max_file_mb (1 MB)
     good = next(r for r in read_asset_manifest(f"{cfg.stage_dir('assets')}/assets.parquet").to_pylist())
     (folder / "ext.gltf").write_text('{"asset": {"version": "2.0"}, "images": [{"uri": "http://evil.example/x.png"}]}')
-    bad = {"corrupt": "corrupt.glb", "empty": "empty.obj", "evil": "evil.blend", "ext": "ext.gltf",
+    bad = {"corrupt": "corrupt.glb", "empty": "empty.obj", "evil": "evil.blend", "ext": "ext.gltf", "big": "big.glb",
            "dotdot": f"sub/../{good['uri'].rsplit('/', 1)[1]}"}
     path = f"{cfg.stage_dir('assets')}/assets.parquet"
     rows = read_asset_manifest(path).to_pylist()
@@ -64,7 +65,7 @@ def _add_hostile_rows(cfg: PipelineConfig, folder) -> dict[str, str]:
 def test_render_job_shards_failures_rerun_and_settings_change(cluster, tmp_path):
     import ray
 
-    cfg = _build(_config(tmp_path / "w"))
+    cfg = _build({**_config(tmp_path / "w"), "assets": {**_config(tmp_path / "w")["assets"], "max_file_mb": 1.0}})
     bad = _add_hostile_rows(cfg, tmp_path / "bad")
     first = render_assets(cfg)
     assert (first.done, first.failed, first.skipped) == (5, len(bad), 0), str(first)
@@ -76,6 +77,7 @@ def test_render_job_shards_failures_rerun_and_settings_change(cluster, tmp_path)
         assert rows[asset_id]["status"] == "failed" and rows[asset_id]["reason"], rows[asset_id]
     assert "'..'" in rows["bad-dotdot"]["reason"] and "outside the asset folder" in rows["bad-ext"]["reason"]
     assert "unsupported format" in rows["bad-evil"]["reason"] and "empty" in rows["bad-empty"]["reason"]
+    assert "over the 1 MB limit" in rows["bad-big"]["reason"]  # the render stage gets assets.max_file_mb
 
     samples = list(iter_render_samples(render_dir))
     assert sorted(s["asset_id"] for s in samples) == sorted(where)
