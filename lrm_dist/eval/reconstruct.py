@@ -49,7 +49,7 @@ def prepare_input(
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"input view must be uint8 [H, W, 4], got {rgba.dtype} {rgba.shape}")
-    view = torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1)[None].float().div_(255.0)
+    view = torch.tensor(rgba).permute(2, 0, 1)[None].float().div_(255.0)  # a copy: decoded views may be read-only
     image = resize(composite(view, 1.0), source_size)[0].numpy().astype(np.float32)
     poses = canonicalize_poses(c2w, source_index=source_index, distance=source_distance)
     camera = camera_features(poses[source_index], np.asarray(intrinsics)[source_index]).astype(np.float32)

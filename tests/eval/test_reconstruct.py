@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,10 @@ def test_prepare_input_matches_the_training_source_view():
     np.testing.assert_allclose(frontal.model_to_object, np.eye(4), atol=1e-9)
     with pytest.raises(ValueError, match="uint8"):
         prepare_input(rgba.astype(np.float32), c2w, k, 28)
+    rgba.setflags(write=False)  # as decoded views arrive from Ray's object store
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about wrapping non-writable arrays
+        np.testing.assert_array_equal(prepare_input(rgba, c2w, k, 28, source_index=1, source_distance=2.0).image, p.image)
 
 
 def test_reconstruct_meshes_maps_back_to_the_object_frame_and_reports_empty(tiny_checkpoint):
