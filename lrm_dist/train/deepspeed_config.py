@@ -12,7 +12,7 @@ from typing import Any
 from lrm_dist.train.config import TrainConfig
 
 
-def resolve_precision(cfg: TrainConfig, use_gpu: bool) -> str:
+def resolve_train_precision(cfg: TrainConfig, use_gpu: bool) -> str:
     """``bf16``, ``autocast_bf16`` or ``fp32``: the configured one; ``auto`` is autocast_bf16 on CUDA, fp32 on CPU.
 
     ``train.precision`` is the shared precision vocabulary (``lrm_dist.device``) less fp16, plus
@@ -39,7 +39,7 @@ def build_deepspeed_config(cfg: TrainConfig, world_size: int, use_gpu: bool) -> 
     """DeepSpeed's JSON config for ``world_size`` data-parallel workers."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
-    precision = resolve_precision(cfg, use_gpu)
+    precision = resolve_train_precision(cfg, use_gpu)
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.zero_stage >= 2:
         zero.update(overlap_comm=use_gpu, contiguous_gradients=True, reduce_scatter=True)

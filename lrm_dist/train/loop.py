@@ -116,7 +116,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from lrm_dist.model.pretrained import build_model
     from lrm_dist.train.calibrate import IsoCalibrator, SourceFraming
     from lrm_dist.train.checkpoint import load_checkpoint, save_checkpoint
-    from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_precision
+    from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_train_precision
     from lrm_dist.train.losses import LossFn
     from lrm_dist.train.optim import build_optimizer, build_scheduler
     from lrm_dist.train.step import forward_batch, to_device
@@ -128,7 +128,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     use_gpu = bool(config["use_gpu"])
     device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
-    precision = resolve_precision(tcfg, use_gpu)
+    precision = resolve_train_precision(tcfg, use_gpu)
 
     torch.manual_seed(config["seed"])  # identical initial weights on every rank
     model = build_model(cfg.model, device=device)

@@ -5,7 +5,7 @@ import pytest
 from lrm_dist.cli import build_parser
 from lrm_dist.config import ConfigError, load_config
 from lrm_dist.train.config import TrainConfig
-from lrm_dist.train.deepspeed_config import build_deepspeed_config, resolve_precision
+from lrm_dist.train.deepspeed_config import build_deepspeed_config, resolve_train_precision
 
 
 def test_deepspeed_config_per_device_and_stage():
@@ -22,11 +22,11 @@ def test_deepspeed_config_per_device_and_stage():
 
 
 def test_precision_resolution():
-    assert resolve_precision(TrainConfig(), use_gpu=True) == "autocast_bf16"
-    assert resolve_precision(TrainConfig(), use_gpu=False) == "fp32"
-    assert resolve_precision(TrainConfig(precision="fp32"), use_gpu=True) == "fp32"
+    assert resolve_train_precision(TrainConfig(), use_gpu=True) == "autocast_bf16"
+    assert resolve_train_precision(TrainConfig(), use_gpu=False) == "fp32"
+    assert resolve_train_precision(TrainConfig(precision="fp32"), use_gpu=True) == "fp32"
     with pytest.raises(ValueError, match="train.precision"):
-        resolve_precision(TrainConfig(precision="bf16"), use_gpu=False)
+        resolve_train_precision(TrainConfig(precision="bf16"), use_gpu=False)
     autocast = build_deepspeed_config(TrainConfig(precision="autocast_bf16"), 1, use_gpu=True)
     assert autocast["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"} and autocast["bf16"]["enabled"] is False
     bf16 = build_deepspeed_config(TrainConfig(precision="bf16"), 1, use_gpu=True)
