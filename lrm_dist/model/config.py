@@ -49,6 +49,9 @@ class LRMConfig(BaseModel):
     # lrm-dist additions; their defaults are OpenLRM's architecture, so released configs load unchanged.
     image_lift: bool = Field(False, description="Add pixel-aligned image features to the triplanes (model/lift.py).")
     lift_refine: bool = Field(False, description="Refine the lift's volume with a 3D U-Net (model/volume_refiner.py).")
+    lift_encoder: str = Field(
+        "conv", pattern="^(conv|unet)$", description="The lift's image encoder (model/lift_encoder.py): conv or unet."
+    )
     iso_level: float | None = Field(
         None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
     )
@@ -85,6 +88,8 @@ class LRMConfig(BaseModel):
         for key in ("image_lift", "lift_refine"):
             if not out[key]:
                 out.pop(key)
+        if not self.image_lift or self.lift_encoder == "conv":
+            out.pop("lift_encoder")
         return out
 
     def surface_level(self) -> float:

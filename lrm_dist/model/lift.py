@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.model.lift_encoder import lift_encoder
 from lrm_dist.model.volume_refiner import VolumeRefiner
 
 
@@ -70,15 +71,11 @@ def _fourier(points: torch.Tensor, frequencies: int) -> torch.Tensor:
 class ImageLift(nn.Module):
     """Source image + camera -> feature volume [N, C, G, G, G] (z, y, x order, for 3D ``grid_sample``)."""
 
-    def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2, refine: bool = False):
+    def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2, refine: bool = False,
+                 encoder: str = "conv"):
         super().__init__()
         self.resolution, self.frequencies = resolution, frequencies
-        self.cnn = nn.Sequential(
-            nn.Conv2d(3, width // 2, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(width // 2, width, 3, padding=1), nn.GELU(),
-            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.GELU(),
-            nn.Conv2d(width, width, 3, padding=4, dilation=4),
-        )
+        self.cnn = lift_encoder(encoder, width)  # [N, width, S/2, S/2] (model/lift_encoder.py)
         self.layers = nn.Conv2d(width, 2, 1)  # front depth offset, thickness (before their activations)
         self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
         cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)

@@ -55,7 +55,8 @@ class LRM(nn.Module):
         )
         self.upsampler = nn.ConvTranspose2d(dim, config.triplane_dim, kernel_size=2, stride=2)
         self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift)
-        self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine)
+        self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine,
+                               encoder=config.lift_encoder)
                      if config.image_lift else None)
 
     @property
