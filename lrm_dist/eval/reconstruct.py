@@ -41,7 +41,7 @@ class PredictedMesh:
 
 def prepare_input(
     rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, source_size: int,
-    source_index: int = 0, source_distance: float | None = None,
+    source_index: int = 0, source_distance: float | None = None, frame: str = "camera",
 ) -> PreparedInput:
     """One source view as training feeds it: rgba uint8 [H, W, 4] of view ``source_index`` of all views' cameras."""
     from lrm_dist.train.sample import composite, resize
@@ -51,9 +51,9 @@ def prepare_input(
         raise ValueError(f"input view must be uint8 [H, W, 4], got {rgba.dtype} {rgba.shape}")
     view = torch.tensor(rgba).permute(2, 0, 1)[None].float().div_(255.0)  # a copy: decoded views may be read-only
     image = resize(composite(view, 1.0), source_size)[0].numpy().astype(np.float32)
-    poses = canonicalize_poses(c2w, source_index=source_index, distance=source_distance)
+    poses = canonicalize_poses(c2w, source_index=source_index, distance=source_distance, frame=frame)
     camera = camera_features(poses[source_index], np.asarray(intrinsics)[source_index]).astype(np.float32)
-    to_model = object_to_model_frame(c2w, source_index, source_distance)
+    to_model = object_to_model_frame(c2w, source_index, source_distance, frame)
     return PreparedInput(image, camera, np.linalg.inv(to_model))
 
 

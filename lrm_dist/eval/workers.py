@@ -124,7 +124,8 @@ class ReconstructActor:
             try:
                 c2w = np.asarray(batch["input_c2w"][i], dtype=np.float64).reshape(1, 4, 4)
                 k = np.asarray(batch["input_intrinsics"][i], dtype=np.float64).reshape(1, 6)
-                prepared.append(prepare_input(rgba, c2w, k, self.recon.source_size, 0, self.source_distance))
+                prepared.append(prepare_input(rgba, c2w, k, self.recon.source_size, 0, self.source_distance,
+                                               self.recon.model.config.source_frame))
                 index.append(i)
             except (ValueError, OSError) as exc:
                 errors[i] = f"cannot prepare the input view: {exc}"

@@ -76,30 +76,55 @@ def backproject_depth(depth: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray
     return pts_cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
-def canonicalize_poses(c2ws: np.ndarray, source_index: int = 0, distance: float | None = None) -> np.ndarray:
-    """Re-express c2w poses so the source camera is at (0, -d, 0) looking at the origin, z up.
+FRAMES = ("camera", "upright")
+"""Model frames: ``camera`` (OpenLRM's: the source camera at (0, -d, 0), whatever its elevation) or
+``upright`` (only turned about the vertical: the source camera keeps its elevation, the object stays z-up)."""
 
-    ``d`` is the source camera's distance to the origin unless ``distance`` is given (then the whole
-    scene is scaled so that the source sits at that distance, as OpenLRM's normalisation does).
+
+def _source_rigid(source: np.ndarray, frame: str) -> np.ndarray:
+    """The rigid map of the world that puts the source camera where ``frame`` wants it (4x4)."""
+    if frame == "camera":
+        d_src = float(np.linalg.norm(source[:3, 3]))
+        canonical = np.array([[1.0, 0, 0, 0], [0, 0, -1, -d_src], [0, 1, 0, 0], [0, 0, 0, 1]])
+        return canonical @ np.linalg.inv(source)
+    if frame == "upright":  # a turn about z bringing the camera's ground-plane direction to -y
+        x, y = float(source[0, 3]), float(source[1, 3])
+        azimuth = math.atan2(x, -y) if abs(x) + abs(y) > 1e-12 else 0.0
+        c, s = math.cos(azimuth), math.sin(azimuth)
+        turn = np.eye(4)
+        turn[:2, :2] = [[c, s], [-s, c]]  # by -azimuth
+        return turn
+    raise ValueError(f"unknown model frame {frame!r}: expected one of {', '.join(FRAMES)}")
+
+
+def canonicalize_poses(
+    c2ws: np.ndarray, source_index: int = 0, distance: float | None = None, frame: str = "camera",
+) -> np.ndarray:
+    """Re-express c2w poses in the model frame of the source view (``frame``, see ``FRAMES``).
+
+    ``camera``: the source camera at (0, -d, 0) looking at the origin, z up (OpenLRM's). ``upright``:
+    the world turned about z only, so the source camera sits at azimuth 0 and keeps its elevation (the
+    object's up stays +z; the elevation reaches the model through the camera features). ``d`` is the
+    source camera's distance to the origin unless ``distance`` is given (then the whole scene is scaled
+    so that the source sits at that distance, as OpenLRM's normalisation does).
     """
     c2ws = np.asarray(c2ws, dtype=np.float64)
     src = c2ws[source_index]
     d_src = float(np.linalg.norm(src[:3, 3]))
-    d = d_src if distance is None else float(distance)
-    canonical = np.array([[1.0, 0, 0, 0], [0, 0, -1, -d_src], [0, 1, 0, 0], [0, 0, 0, 1]])
-    out = canonical @ np.linalg.inv(src) @ c2ws
+    out = _source_rigid(src, frame) @ c2ws
     if distance is not None:
-        out[:, :3, 3] *= d / d_src
+        out[:, :3, 3] *= float(distance) / d_src
     return out
 
 
-def object_to_model_frame(c2w: np.ndarray, source_index: int = 0, distance: float | None = None) -> np.ndarray:
+def object_to_model_frame(
+    c2w: np.ndarray, source_index: int = 0, distance: float | None = None, frame: str = "camera",
+) -> np.ndarray:
     """The similarity that ``canonicalize_poses`` applies to the world: object-frame point -> model-frame point."""
     c2w = np.asarray(c2w, dtype=np.float64)
     source = c2w[source_index]
-    rigid = canonicalize_poses(source[None])[0] @ np.linalg.inv(source)
     scale = 1.0 if distance is None else float(distance) / float(np.linalg.norm(source[:3, 3]))
-    return np.diag([scale, scale, scale, 1.0]) @ rigid
+    return np.diag([scale, scale, scale, 1.0]) @ _source_rigid(source, frame)
 
 
 def camera_features(c2w: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

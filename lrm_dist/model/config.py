@@ -52,6 +52,10 @@ class LRMConfig(BaseModel):
     lift_encoder: str = Field(
         "conv", pattern="^(conv|unet)$", description="The lift's image encoder (model/lift_encoder.py): conv or unet."
     )
+    source_frame: str = Field(
+        "camera", pattern="^(camera|upright)$",
+        description="The model frame training used (geometry.cameras.FRAMES); eval canonicalises its input views the same way.",
+    )
     iso_level: float | None = Field(
         None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
     )
@@ -90,6 +94,8 @@ class LRMConfig(BaseModel):
                 out.pop(key)
         if not self.image_lift or self.lift_encoder == "conv":
             out.pop("lift_encoder")
+        if self.source_frame == "camera":
+            out.pop("source_frame")
         return out
 
     def surface_level(self) -> float:

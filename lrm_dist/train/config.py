@@ -30,6 +30,10 @@ class SampleConfig(BaseModel):
     source_distance: float | None = Field(
         None, gt=0, description="Rescale the scene so the source camera sits at this distance (None: keep it)."
     )
+    frame: Literal["camera", "upright"] = Field(
+        "camera", description="Model frame (geometry.cameras.FRAMES): camera (OpenLRM's) or upright (turned about "
+        "the vertical only; the source camera keeps its elevation). Saved in the model's config.json.",
+    )
     depth: bool = Field(True, description="Decode each supervision view's depth map (for train.loss.depth).")
     occupancy_points: int = Field(
         4096, ge=0, le=1 << 20,

@@ -220,6 +220,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             report = {"step": step, "loss": float(loss.detach()), "batches": batches_done, "train_seconds": train_seconds}
             with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
                 lrm_config = {**model.config.hf_dict(), **(framing.values() if rank == 0 else {})}
+                if tcfg.sample.frame != "camera":
+                    lrm_config["source_frame"] = tcfg.sample.frame
                 iso = calibrator.iso_level() if rank == 0 else None
                 if iso is not None:
                     lrm_config["iso_level"] = iso

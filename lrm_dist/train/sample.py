@@ -132,7 +132,7 @@ def build_sample(
 
     source = resize(composite(views[:1], 1.0), source_size)[0]
     source_extent = foreground_extent(rgba[0])
-    poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance)
+    poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance, frame=cfg.frame)
     source_camera = camera_features(poses[0], intrinsics[0])
 
     bg = rng.choice(np.asarray(cfg.backgrounds, dtype=np.float64), size=k)
@@ -147,7 +147,7 @@ def build_sample(
     def crop(images: torch.Tensor) -> torch.Tensor:
         return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous().numpy().astype(np.float32)
 
-    to_model = object_to_model_frame(c2w, 0, cfg.source_distance)
+    to_model = object_to_model_frame(c2w, 0, cfg.source_distance, cfg.frame)
     half = source_size // 2
     if depth is not None:
         scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))  # canonicalisation may rescale the scene

@@ -43,6 +43,11 @@ def test_prepare_input_matches_the_training_source_view():
     np.testing.assert_allclose(p.camera, expected, atol=1e-6)
     frontal = prepare_input(rgba, c2w, k, 28, source_index=0)  # view 0 is canonical already: identity
     np.testing.assert_allclose(frontal.model_to_object, np.eye(4), atol=1e-9)
+    upright = prepare_input(rgba, c2w, k, 28, source_index=1, source_distance=2.0, frame="upright")
+    expected = camera_features(canonicalize_poses(c2w, source_index=1, distance=2.0, frame="upright")[1], k[1])
+    np.testing.assert_allclose(upright.camera, expected, atol=1e-6)
+    assert upright.camera[11] > 0.5  # the camera keeps its 20 degree elevation (z of its centre)
+    np.testing.assert_allclose(np.linalg.inv(upright.model_to_object), object_to_model_frame(c2w, 1, 2.0, "upright"))
     with pytest.raises(ValueError, match="uint8"):
         prepare_input(rgba.astype(np.float32), c2w, k, 28)
     rgba.setflags(write=False)  # as decoded views arrive from Ray's object store

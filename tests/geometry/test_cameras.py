@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import trimesh
 
 from lrm_dist.geometry import cameras as C
@@ -54,3 +55,22 @@ def test_camera_features_layout():
     assert np.allclose(f[12:], [K[0] / 64, K[1] / 32, 0.5, 0.5])
     g = C.render_camera_features(np.stack([c2w, c2w]), np.stack([K, K]))
     assert g.shape == (2, 25) and np.isclose(g[0, -1], 1.0)
+
+
+def test_upright_frame_turns_about_the_vertical_only_and_keeps_the_elevation():
+    rng = np.random.default_rng(1)
+    poses = np.stack([C.look_at_c2w(C.orbit_position(d, a, e)) for d, a, e in
+                      zip(rng.uniform(1.5, 2.5, 4), rng.uniform(0, 360, 4), rng.uniform(-30, 60, 4))])
+    d, elevation = np.linalg.norm(poses[0, :3, 3]), np.degrees(np.arcsin(poses[0, 2, 3] / np.linalg.norm(poses[0, :3, 3])))
+    out = C.canonicalize_poses(poses, frame="upright")
+    assert np.allclose(out[0], C.look_at_c2w(C.orbit_position(d, 0.0, elevation)), atol=1e-9)
+    assert np.allclose(out[:, 2, 3], poses[:, 2, 3])  # heights unchanged: the object stays z-up
+    rel_in, rel_out = np.linalg.inv(poses[0]) @ poses[2], np.linalg.inv(out[0]) @ out[2]
+    assert np.allclose(rel_in, rel_out, atol=1e-9)
+    for frame in C.FRAMES:  # the object -> model map moves camera centres exactly as the poses move
+        m = C.object_to_model_frame(poses, 0, 2.0, frame)
+        assert np.allclose((poses[:, :3, 3] @ m[:3, :3].T + m[:3, 3]), C.canonicalize_poses(poses, 0, 2.0, frame)[:, :3, 3])
+    up = C.object_to_model_frame(poses, 0, None, "upright")[:3, :3] @ np.array([0.0, 0.0, 1.0])
+    assert np.allclose(up, [0, 0, 1])
+    with pytest.raises(ValueError, match="unknown model frame"):
+        C.canonicalize_poses(poses, frame="tilted")

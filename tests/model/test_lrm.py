@@ -123,3 +123,12 @@ def test_background_colour_fills_empty_space(tiny: LRM):
     coloured = tiny.render(planes, c2w, k, 8, 8, bg_color=bg)
     expected = black["rgb"] + (1 - black["opacity"]) * bg.view(1, 2, 3, 1, 1)
     torch.testing.assert_close(coloured["rgb"], expected)
+
+
+def test_the_model_frame_is_saved_only_when_it_is_not_openlrms():
+    from lrm_dist.model.config import LRMConfig
+
+    assert "source_frame" not in LRMConfig().hf_dict()  # OpenLRM's configs load and save unchanged
+    assert LRMConfig(source_frame="upright").hf_dict()["source_frame"] == "upright"
+    with pytest.raises(ValueError, match="source_frame"):
+        LRMConfig(source_frame="tilted")

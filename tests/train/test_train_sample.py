@@ -98,8 +98,8 @@ def test_sample_from_raw_reads_only_the_chosen_views(synthetic_shards, small_rec
         sample_from_raw(raw, small_recipe.model_copy(update={"supervision_views": 7}), 28, np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("distance", [None, 2.0])
-def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distance):
+@pytest.mark.parametrize("distance,frame", [(None, "camera"), (2.0, "camera"), (2.0, "upright")])
+def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distance, frame):
     import trimesh
 
     from lrm_dist.geometry.cameras import object_to_model_frame
@@ -110,13 +110,14 @@ def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distan
     mesh.apply_translation((0.1, 0.2, -0.1))
     grid = occupancy_grid(mesh.vertices, mesh.faces, 48)
     rgba, c2w, intr = _views(3)
+    c2w = c2w[[2, 0, 1]]  # a source view 20 degrees up: the two frames differ
     cfg = small_recipe.model_copy(update={"occupancy_points": 3000, "source_distance": distance,
-                                          "occupancy_surface_fraction": 0.5})
+                                          "occupancy_surface_fraction": 0.5, "frame": frame})
     s = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2), occupancy=grid)
     points, labels, mask = s["occupancy_points"], s["occupancy_labels"], s["occupancy_mask"]
     assert points.shape == (3000, 3) and mask.mean() > 0.9
     assert np.abs(points[mask > 0]).max() <= 1.0
-    to_object = np.linalg.inv(object_to_model_frame(c2w, 0, distance))
+    to_object = np.linalg.inv(object_to_model_frame(c2w, 0, distance, frame))
     in_object = points.astype(np.float64) @ to_object[:3, :3].T + to_object[:3, 3]
     truth = contains(mesh.vertices, mesh.faces, in_object)
     agree = (truth == (labels > 0.5))[mask > 0].mean()
