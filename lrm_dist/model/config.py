@@ -150,6 +150,10 @@ class ModelConfig(BaseModel):
         True, description="Fresh models with the lift: refine its volume with a 3D U-Net (model/volume_refiner.py; "
         "measured in docs/train.md)."
     )
+    lift_encoder: str = Field(
+        "unet", pattern="^(conv|unet)$",
+        description="Fresh models with the lift: its image encoder (model/lift_encoder.py; measured in docs/train.md).",
+    )
     architecture: dict[str, Any] = Field(
         default_factory=dict, description="Fresh models: LRMConfig fields overriding the size's, e.g. triplane_low_res."
     )
@@ -165,5 +169,6 @@ class ModelConfig(BaseModel):
         """The architecture of a fresh model: ``size`` with ``image_lift`` and ``architecture`` applied
         (a pretrained checkpoint's own config.json wins when loading)."""
         fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift,
-                  "lift_refine": self.image_lift and self.lift_refine, **self.architecture}
+                  "lift_refine": self.image_lift and self.lift_refine, "lift_encoder": self.lift_encoder,
+                  **self.architecture}
         return validate_lrm_config(fields, "model.architecture")
