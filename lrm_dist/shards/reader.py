@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import tarfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from lrm_dist.shards.manifest import shard_urls
-from lrm_dist.shards.sample import decode_sample
+from lrm_dist.shards.sample import MAX_MEMBER_BYTES, OversizedMember, decode_sample
 
 
 def _urls(urls: str | list[str]) -> list[str]:
@@ -67,15 +67,24 @@ class _ShardMember(tarfile.TarInfo):
                 f"no valid tar header at byte {tar.offset} ({exc}): the tar is cut or corrupt") from None
 
 
-def read_raw_samples(url: str, members: Collection[str]) -> Iterator[dict]:
+def read_raw_samples(
+    url: str, members: Collection[str] | Callable[[str], bool], max_member_bytes: int = MAX_MEMBER_BYTES,
+) -> Iterator[dict]:
     """Raw samples of one shard tar, streamed in order: ``__key__``, ``__url__`` and the bytes of its ``members``
-    (suffixes; the others are skipped unread), for ``lrm_dist.shards.sample.ShardSample``.
+    (suffixes, or a test of the member's file name; the others are skipped unread), for
+    ``lrm_dist.shards.sample.ShardSample``. The one tar reader of training and evaluation.
 
-    Where the tar is damaged (cut anywhere before its end-of-archive blocks, a corrupt header) the
-    error is raised after every sample before the damage, and the one it cut if that had all ``members``.
+    A wanted member larger than ``max_member_bytes`` is not read: its value is an ``OversizedMember``, which
+    ``ShardSample`` refuses with a one-line error naming it (that sample fails, the shard goes on). Where
+    the tar is damaged (cut anywhere before its end-of-archive blocks, a corrupt header) the error is
+    raised after every sample before the damage, and the one it cut if that had all ``members``.
     """
     import fsspec
 
+    if callable(members):
+        wanted, complete = (lambda name, suffix: members(name)), (lambda s: True)
+    else:
+        wanted, complete = (lambda name, suffix: suffix in members), (lambda s: all(m in s for m in members))
     sample: dict | None = None
     try:
         with fsspec.open(url, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*", tarinfo=_ShardMember) as tar:
@@ -88,10 +97,11 @@ def read_raw_samples(url: str, members: Collection[str]) -> Iterator[dict]:
                     yield sample
                     sample = None
                 sample = sample or {"__key__": key, "__url__": url}
-                if suffix in members:
-                    sample[suffix] = tar.extractfile(info).read()
+                if wanted(info.name, suffix):
+                    too_big = info.size > max_member_bytes
+                    sample[suffix] = OversizedMember(info.size, max_member_bytes) if too_big else tar.extractfile(info).read()
     except Exception:
-        if sample is not None and all(m in sample for m in members):
+        if sample is not None and complete(sample):
             yield sample
         raise
     if sample is not None:

@@ -37,6 +37,8 @@ VIEW_MEMBERS = {"rgba.png": "rgba", "normal.png": "normal", **dict.fromkeys(DEPT
 """Per-view member suffix (after ``NNN.``) -> kind."""
 OCCUPANCY_MEMBER = "occupancy.npz"
 JSON_MEMBERS = ("meta.json", "cameras.json")
+MAX_MEMBER_BYTES = 256 << 20
+"""Largest shard member the tar reader reads into memory (a 4096^2 16-bit depth PNG is under 40 MB)."""
 MAX_JSON_BYTES = 16 << 20
 """Largest JSON member read (cameras of thousands of views take well under 1 MB)."""
 _MEMBER_MODES = {"rgba": ("RGBA",), "depth": GREY16_MODES, "normal": ("RGB", "RGBA")}
@@ -116,6 +118,16 @@ def depth_field(raw: Mapping[str, object], view: int) -> str | None:
     return next((f for f in (f"{view:03d}.{m}" for m in DEPTH_MEMBERS) if f in raw), None)
 
 
+class OversizedMember:
+    """A member the tar reader left unread because it is larger than its limit (``ShardSample`` refuses it)."""
+
+    def __init__(self, size: int, limit: int):
+        self.size, self.limit = size, limit
+
+    def __repr__(self) -> str:
+        return f"OversizedMember({self.size} bytes, limit {self.limit})"
+
+
 class BadSample(ValueError):
     """A shard sample member that is missing or unreadable; ``str(err)`` is one line naming the sample
     (and its shard when known) and the member. Images that fail the image guard raise ``BadImage`` instead,
@@ -172,6 +184,8 @@ class ShardSample:
         value = self.raw.get(member)
         if value is None:
             raise BadSample(f"{self.label} has no {member} member")
+        if isinstance(value, OversizedMember):
+            raise BadSample(f"{self.name(member)} is {value.size} bytes, over the {value.limit}-byte limit of a shard member")
         return value
 
     def member_bytes(self, member: str) -> bytes:
@@ -250,7 +264,7 @@ class ShardSample:
         from lrm_dist.geometry.occupancy import decode_grid
 
         try:
-            return decode_grid(self.raw[OCCUPANCY_MEMBER], self.name(OCCUPANCY_MEMBER))
+            return decode_grid(self.member(OCCUPANCY_MEMBER), self.name(OCCUPANCY_MEMBER))
         except ValueError as exc:  # its message already names the member
             raise BadSample(str(exc)) from None
 

@@ -87,13 +87,11 @@ def _epoch_rng(*parts: int) -> np.random.Generator:
 
 
 def _read_raw(urls: list[str]) -> Iterator[dict[str, Any]]:
-    import webdataset as wds
+    """The raw samples of ``urls`` in order, only the members training decodes (the shards' one tar reader)."""
+    from lrm_dist.shards.reader import read_raw_samples
 
-    from lrm_dist.storage import register_webdataset_urls
-
-    register_webdataset_urls()  # object-store shards (s3://...) open through fsspec
-
-    yield from wds.tarfile_to_samples(select_files=wanted_member)(iter([{"url": u} for u in urls]))
+    for url in urls:
+        yield from read_raw_samples(url, wanted_member)
 
 
 def _training_split(raws: Iterator[dict[str, Any]], holdout: float) -> Iterator[dict[str, Any]]:

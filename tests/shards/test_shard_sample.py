@@ -181,3 +181,25 @@ def test_read_raw_samples_reads_only_the_named_members(tmp_path):
     assert ShardSample(got[1]).rgba(1).shape == (8, 8, 4)
     with pytest.raises(BadSample, match="^sample b of shard-000000.tar has no cameras.json member$"):
         ShardSample(got[1]).cameras()
+
+
+def test_a_member_over_the_size_limit_is_left_unread_and_fails_only_its_sample(tmp_path):
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for s in (fake_sample("a"), fake_sample("b")):
+            members = encode_sample(s)
+            if s["asset_id"] == "a":
+                members["a.001.rgba.png"] = b"\0" * 5000  # a hostile, oversized member
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    limit = 4096
+    assert max(len(v) for k, v in encode_sample(fake_sample("b")).items()) < limit
+    got = list(read_raw_samples(str(shard), lambda name: name.endswith((".rgba.png", ".meta.json")), limit))
+    assert [r["__key__"] for r in got] == ["a", "b"]
+    assert "cameras.json" not in got[0]  # the name test chose the members
+    with pytest.raises(BadSample, match=r"^sample a of shard-000000.tar member 001.rgba.png is 5000 bytes, over the 4096-byte limit"):
+        ShardSample(got[0]).rgba(1)
+    assert ShardSample(got[0]).rgba(0).shape == (8, 8, 4)  # the sample's other members still read
+    assert ShardSample(got[1]).rgba(1).shape == (8, 8, 4)  # and the shard goes on
