@@ -13,6 +13,7 @@ one folder (the shard store, the eval tables, the report) use these names relati
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,14 @@ EVAL_SUMMARY = "summary.parquet"        # in the eval folder: one row per catego
 EVAL_PARTS_DIR = "parts"                # in the eval folder: rows of an unfinished run
 PROVENANCE_FILE = "provenance.json"     # in the eval folder
 REPORT_DIR = "report"                   # in the eval folder
+
+
+def workdir_of_assets_manifest(manifest: str) -> str:
+    """The workdir of an assets manifest at ``<workdir>/assets/assets.parquet`` (the inverse of the rule above):
+    manifest paths are relative to it. A URL stays a URL; a local path comes back absolute."""
+    if is_url(manifest):
+        return manifest.rstrip("/").rsplit("/", 2)[0]
+    return os.path.dirname(os.path.dirname(os.path.abspath(manifest)))
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,13 @@ def test_the_default_config_file(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None, [f"workdir={tmp_path}/w"])
     assert cfg.layout().assets_manifest == f"{tmp_path}/w/assets/assets.parquet"
+
+
+def test_the_workdir_of_an_assets_manifest_inverts_the_layout_rule(tmp_path, monkeypatch):
+    from lrm_dist.layout import workdir_of_assets_manifest
+
+    monkeypatch.chdir(tmp_path)
+    local = load_config(None, ["workdir=runs/x"]).layout()
+    assert workdir_of_assets_manifest(local.assets_manifest) == str(tmp_path / "runs" / "x")  # absolute
+    remote = load_config(None, ["workdir=s3://bucket/runs/x"]).layout()
+    assert workdir_of_assets_manifest(remote.assets_manifest) == "s3://bucket/runs/x"

@@ -12,6 +12,7 @@ import pyarrow as pa
 from lrm_dist.parquet import at, read_table, write_table
 from lrm_dist.schema import ASSET_SCHEMA
 from lrm_dist.layout import ASSETS_MANIFEST as MANIFEST_NAME
+from lrm_dist.layout import workdir_of_assets_manifest
 from lrm_dist.storage import is_url
 
 __all__ = ["MANIFEST_NAME", "read_asset_manifest", "replace_atomically", "write_asset_manifest"]
@@ -39,17 +40,9 @@ def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Pat
 PATH_COLUMNS = ("uri", "mesh_path")
 
 
-def _workdir_of(manifest: str | Path) -> str:
-    """The workdir of ``<workdir>/assets/assets.parquet`` (a local absolute path or a URL)."""
-    text = str(manifest)
-    if "://" in text:
-        return text.rsplit("/", 2)[0]
-    return str(Path(text).resolve().parent.parent)
-
-
 def _resolved(rows: list[dict], manifest: str | Path) -> list[dict]:
     """Rows with their workdir-relative path columns made absolute (or URLs) for this manifest's workdir."""
-    workdir = _workdir_of(manifest)
+    workdir = workdir_of_assets_manifest(str(manifest))
 
     def resolve(value: str | None) -> str | None:
         if not value or "://" in value or os.path.isabs(value):
@@ -60,7 +53,7 @@ def _resolved(rows: list[dict], manifest: str | Path) -> list[dict]:
 
 
 def _relative(rows: list[dict], manifest: str | Path) -> list[dict]:
-    workdir = _workdir_of(manifest)
+    workdir = workdir_of_assets_manifest(str(manifest))
 
     def relative(value: str | None) -> str | None:
         if value and "://" in value and value.startswith(workdir.rstrip("/") + "/"):
