@@ -1,6 +1,9 @@
 """Asset stage: Objaverse, local folders and procedural furniture into one checked asset manifest."""
 
-from lrm_dist.assets.build import AssetsSummary, build_assets
-from lrm_dist.assets.manifest import read_asset_manifest
+from lrm_dist.exports import lazy_exports
 
-__all__ = ["AssetsSummary", "build_assets", "read_asset_manifest"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "AssetsSummary": "lrm_dist.assets.build",
+    "build_assets": "lrm_dist.assets.build",
+    "read_asset_manifest": "lrm_dist.assets.manifest",
+})

@@ -1,0 +1,1 @@
+"""Geometry shared by every stage: the canonical frame, cameras, inside tests, sampling, occupancy grids."""

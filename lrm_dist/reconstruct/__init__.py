@@ -1,18 +1,13 @@
-"""Image + source camera -> mesh, one way for every stage: ``Reconstructor`` (eval's actors, ``lrm-dist infer``,
-the Serve app) with ``mesh_settings``, the one rule for the mesher, grid resolution and iso-level defaults.
+"""Image + source camera -> mesh, one way for every stage: Reconstructor with mesh_settings (docs/architecture.md, "One reconstructor")."""
 
-``extract`` holds the steps it runs (factorised density grid, meshers, vertex colours); see
-``docs/architecture.md`` ("One reconstructor").
-"""
+from lrm_dist.exports import lazy_exports
 
-from lrm_dist.reconstruct.extract import MESHERS, NoSurface
-from lrm_dist.reconstruct.reconstructor import (
-    MeshSettings,
-    Reconstruction,
-    Reconstructor,
-    mesh_settings,
-    resolve_device,
-)
-
-__all__ = ["MESHERS", "MeshSettings", "NoSurface", "Reconstruction", "Reconstructor", "mesh_settings",
-           "resolve_device"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "MESHERS": "lrm_dist.reconstruct.extract",
+    "MeshSettings": "lrm_dist.reconstruct.reconstructor",
+    "NoSurface": "lrm_dist.reconstruct.extract",
+    "Reconstruction": "lrm_dist.reconstruct.reconstructor",
+    "Reconstructor": "lrm_dist.reconstruct.reconstructor",
+    "mesh_settings": "lrm_dist.reconstruct.reconstructor",
+    "resolve_device": "lrm_dist.reconstruct.reconstructor",
+})

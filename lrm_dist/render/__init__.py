@@ -1,5 +1,8 @@
 """Render stage: Blender (bpy, imported lazily in workers) fanned out on Ray into WebDataset shards."""
 
-from lrm_dist.render.pipeline import RenderSummary, render_assets
+from lrm_dist.exports import lazy_exports
 
-__all__ = ["RenderSummary", "render_assets"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "RenderSummary": "lrm_dist.render.pipeline",
+    "render_assets": "lrm_dist.render.pipeline",
+})

@@ -1,11 +1,16 @@
 """WebDataset shards of rendered assets: sample encoding, transactional writer/manifest with resume, readers."""
 
-from lrm_dist.shards.manifest import read_render_manifest, shard_urls
-from lrm_dist.shards.reader import iter_render_samples, iter_shard_samples, read_ray_dataset
-from lrm_dist.shards.sample import decode_sample, encode_sample
-from lrm_dist.shards.store import ShardStore, done_row, failed_row
+from lrm_dist.exports import lazy_exports
 
-__all__ = [
-    "ShardStore", "decode_sample", "done_row", "encode_sample", "failed_row", "iter_render_samples",
-    "iter_shard_samples", "read_ray_dataset", "read_render_manifest", "shard_urls",
-]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "ShardStore": "lrm_dist.shards.store",
+    "decode_sample": "lrm_dist.shards.sample",
+    "done_row": "lrm_dist.shards.store",
+    "encode_sample": "lrm_dist.shards.sample",
+    "failed_row": "lrm_dist.shards.store",
+    "iter_render_samples": "lrm_dist.shards.reader",
+    "iter_shard_samples": "lrm_dist.shards.reader",
+    "read_ray_dataset": "lrm_dist.shards.reader",
+    "read_render_manifest": "lrm_dist.shards.manifest",
+    "shard_urls": "lrm_dist.shards.manifest",
+})
