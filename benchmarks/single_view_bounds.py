@@ -1,0 +1,129 @@
+"""What one view can give: reference predictors built from the ground truth, scored like the eval stage scores a model.
+
+Usage: python benchmarks/single_view_bounds.py CONFIG [--set KEY=VALUE ...] [--per-category 4] [--input-view 0]
+
+For held-out assets of a rendered workdir (shards plus ground-truth meshes), the input view's camera and
+silhouette, and its depth map, build occupancy on a grid over [-1, 1]^3, meshed at 0.5 and scored with
+the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
+
+* ``hull``: every point that projects onto the silhouette (the visual hull of one view).
+* ``hull+slab t``: the hull within t of the object's centre depth (a constant guess of the depth extent).
+* ``front+t``: from the rendered depth of each pixel to t behind it (the visible surface, exact, with a
+  constant thickness): what a perfect depth map of the input view gives with no idea of what is hidden.
+* ``interval``: from the first to the last ground-truth surface along each pixel's ray: one interval per
+  ray, exact (what a model would reach if it knew the hidden back of every pixel).
+* ``exact``: the ground-truth occupancy itself on the same grid (what the grid and the mesher lose).
+
+A trained model's held-out class mean sits between these rows; docs/train.md reads it against them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrm_dist.config import load_config
+from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
+from lrm_dist.geometry.frame import canonical_to_eval
+from lrm_dist.geometry.inside import contains
+from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.reconstruct.extract import NoSurface, marching_cubes
+from lrm_dist.shards.reader import iter_render_samples
+from lrm_dist.shards.split import is_heldout
+
+GRID = 96
+MESH_GRID = 128
+SLABS = (0.3, 0.5, 0.8)
+THICKNESSES = (0.1, 0.3, 1.0)
+
+
+def _project(points: np.ndarray, c2w: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel column, row (float) and planar depth of points seen by an OpenGL camera with pixel intrinsics."""
+    local = (points - c2w[:3, 3]) @ c2w[:3, :3]
+    depth = -local[:, 2]
+    return k[2] + k[0] * local[:, 0] / depth, k[3] - k[1] * local[:, 1] / depth, depth
+
+
+def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) -> dict[str, np.ndarray]:
+    """Each reference predictor's occupancy at ``points`` (object frame) from view ``view`` of ``sample``."""
+    c2w, k = sample["c2w"][view].astype(np.float64), sample["intrinsics"][view].astype(np.float64)
+    u, v, depth = _project(points, c2w, k)
+    w, h = int(k[4]), int(k[5])
+    on_image = (u >= 0) & (u < w) & (v >= 0) & (v < h) & (depth > 0)
+    col, row = np.clip(u.astype(int), 0, w - 1), np.clip(v.astype(int), 0, h - 1)
+    hull = on_image & (sample["rgba"][view][row, col, 3] > 127)
+    dmap = sample["depth"][view]
+    seen = dmap[row * dmap.shape[0] // h, col * dmap.shape[1] // w]  # the depth map may be smaller than the image
+    pixel = row * w + col
+    first, last = np.full(w * h, np.inf), np.full(w * h, -np.inf)
+    np.minimum.at(first, pixel[inside], depth[inside])
+    np.maximum.at(last, pixel[inside], depth[inside])
+    centre = float(np.linalg.norm(c2w[:3, 3]))
+    out = {"hull": hull}
+    out.update({f"hull+slab {t}": hull & (np.abs(depth - centre) < t) for t in SLABS})
+    out.update({f"front+{t}": hull & (seen > 0) & (depth >= seen - 0.01) & (depth <= seen + t) for t in THICKNESSES})
+    out["interval"] = hull & (depth >= first[pixel] - 0.01) & (depth <= last[pixel] + 0.01)
+    out["exact"] = inside
+    return out
+
+
+def score(occupancy: np.ndarray, gt) -> tuple[float, float, float, float]:
+    """IoU, Chamfer-L1, NC, F@0.05 of the mesh of a cell-centre occupancy grid (GRID^3, x-major)."""
+    grid = torch.from_numpy(occupancy.reshape(GRID, GRID, GRID).astype(np.float32))[None, None]
+    field = F.interpolate(grid, size=(MESH_GRID,) * 3, mode="trilinear", align_corners=False)[0, 0]
+    try:
+        verts, faces = marching_cubes(field, 0.5)
+    except NoSurface:
+        return 0.0, float(np.sqrt(3.0)), 0.0, 0.0
+    m = evaluate_mesh(canonical_to_eval(verts), faces, gt)
+    return m.iou, m.chamfer_l1, m.normal_consistency, m.fscore[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--per-category", type=int, default=4, help="Held-out assets per category.")
+    parser.add_argument("--input-view", type=int, default=None, help="View fed to the predictors (default: eval.input_view).")
+    args = parser.parse_args()
+    import trimesh
+
+    from lrm_dist.assets.manifest import read_asset_manifest
+
+    cfg = load_config(args.config, args.overrides)
+    layout = cfg.layout()
+    view = cfg.eval.input_view if args.input_view is None else args.input_view
+    meshes = {r["asset_id"]: r["mesh_path"] for r in read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()}
+    points = cell_centres(GRID).reshape(-1, 3)
+    counts: dict[str, int] = {}
+    rows: dict[str, dict[str, list]] = {}
+    for sample in iter_render_samples(layout.eval_render_dir):
+        asset, category = sample["asset_id"], sample["category"]
+        if not is_heldout(asset, cfg.shards.holdout_fraction) or counts.get(category, 0) >= args.per_category:
+            continue
+        if sample["depth"] is None or asset not in meshes:
+            continue
+        counts[category] = counts.get(category, 0) + 1
+        mesh = trimesh.load(meshes[asset], process=False)
+        v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
+        for name, occupancy in predictors(sample, view, contains(v, f, points), points).items():
+            rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
+        print(f"scored {asset}", flush=True)
+    if not rows:
+        raise SystemExit(f"no held-out sample with depth and a ground-truth mesh under {layout.eval_render_dir}")
+    categories = sorted(counts)
+    print(f"\nview {view}, {sum(counts.values())} held-out assets ({', '.join(f'{c} {counts[c]}' for c in categories)})")
+    print(f"{'predictor':14s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
+    for name, per_category in rows.items():
+        means = np.array([np.mean(per_category[c], axis=0) for c in categories])
+        mean = means.mean(0)
+        print(f"{name:14s} | {mean[0]:6.3f} {mean[1]:6.3f} {mean[2]:6.3f} {mean[3]:6.3f} | "
+              + " ".join(f"{x:.2f}" for x in means[:, 0]))
+
+
+if __name__ == "__main__":
+    main()
