@@ -31,7 +31,7 @@ from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
 from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, mesh_bytes, vertex_colours
-from lrm_dist.serve.pipeline import ImagePipeline
+from lrm_dist.serve.infer import ImageToMesh
 from lrm_dist.serve.preprocess import prepare_image
 
 STEPS = ("preprocess", "triplane", "grid", "mesh", "colours", "export")
@@ -71,8 +71,8 @@ def chair_density(resolution: int, device: torch.device) -> torch.Tensor:
     return 20.0 * torch.sigmoid(-sdf * resolution / 2)
 
 
-def run_once(recon: ImagePipeline, png: bytes, surface: torch.Tensor | None) -> tuple[dict[str, float], int]:
-    """One image -> GLB pass (``ImagePipeline.reconstruct``'s steps, timed); ``surface`` replaces the
+def run_once(recon: ImageToMesh, png: bytes, surface: torch.Tensor | None) -> tuple[dict[str, float], int]:
+    """One image -> GLB pass (``ImageToMesh.reconstruct``'s steps, timed); ``surface`` replaces the
     network's grid for the mesh steps when given. Returns seconds per step and the face count."""
     cfg, synth = recon.cfg, recon.model.synthesizer
     t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def run_once(recon: ImagePipeline, png: bytes, surface: torch.Tensor | None) -> 
     return {**steps, "export": t6 - t5}, len(faces)
 
 
-def naive_grid_seconds(recon: ImagePipeline, planes: torch.Tensor, resolution: int, repeats: int) -> float:
+def naive_grid_seconds(recon: ImageToMesh, planes: torch.Tensor, resolution: int, repeats: int) -> float:
     """Median seconds of the per-point grid query (grid_sample at every grid point), for comparison."""
     c = torch.linspace(-1, 1, resolution, device=recon.device)
     times = []
@@ -135,7 +135,7 @@ def main() -> None:
         model = LRM(SIZES[args.size])
     cfg = ServeConfig(mesh_resolution=args.resolution, device=args.device, precision=args.precision,
                       compile=args.compile, grid_chunk=args.grid_chunk, mesher=args.mesher)
-    recon = ImagePipeline(model, cfg)
+    recon = ImageToMesh(model, cfg)
     png = test_image_bytes()
     surface = None
     if not args.model and args.surface == "chair":

@@ -3,7 +3,7 @@
 The eval stage feeds the model a render as training did (the raw frame, the render's own camera).
 A user's image goes through serving instead: cut out, recentred to ``foreground_ratio`` of the frame
 and given an assumed source camera. For each held-out asset, view 0 (the eval's input view) goes
-through the serving path (``serve.pipeline.ImagePipeline``) twice: with the model's own framing (what its
+through the serving path (``serve.infer.ImageToMesh``) twice: with the model's own framing (what its
 training views looked like, recorded in ``config.json`` by the train stage) and with OpenLRM's
 (distance 2.0, focal 0.75, object at 80% of the frame). Each mesh, and the eval path's, is scored
 against the ground truth with the eval stage's metrics, in the eval stage's frame. The table is
@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from lrm_dist.config import load_config
-    from lrm_dist.eval.job import split_assets
+    from lrm_dist.eval.stage import split_assets
     from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
     from lrm_dist.eval.reconstruct import prepare_input, reconstruct_meshes
     from lrm_dist.geometry.cameras import object_to_model_frame
@@ -42,7 +42,7 @@ def main() -> None:
     from lrm_dist.model.pretrained import from_pretrained
     from lrm_dist.serve.config import ServeConfig
     from lrm_dist.reconstruct import mesh_settings
-    from lrm_dist.serve.pipeline import ImagePipeline
+    from lrm_dist.serve.infer import ImageToMesh
     from lrm_dist.serve.preprocess import prepare_image
     from lrm_dist.shards.reader import iter_render_samples
 
@@ -65,7 +65,7 @@ def main() -> None:
         "serve, OpenLRM's framing": ServeConfig(mesh_resolution=resolution, source_distance=2.0,
                                                 source_focal=0.75, foreground_ratio=0.8),
     }
-    recons = {name: ImagePipeline(model, sc) for name, sc in variants.items()}
+    recons = {name: ImageToMesh(model, sc) for name, sc in variants.items()}
     scores: dict[str, list] = {"eval path (true camera, raw frame)": [], **{name: [] for name in variants}}
     for sample in iter_render_samples(render_dir):
         target = targets.get(sample["asset_id"])

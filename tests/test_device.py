@@ -96,7 +96,7 @@ def test_an_old_key_is_one_line_naming_the_new_one(old, new):
 
 
 def test_new_keys_load_and_precision_is_not_hashed_by_eval():
-    from lrm_dist.eval.job import eval_hash, resolved_settings
+    from lrm_dist.eval.stage import eval_hash, resolved_settings
 
     cfg = load_config(overrides=["serve.precision=fp32", "serve.device=cpu", "eval.actors.precision=bf16",
                                  "upscale.precision=auto", "render.cycles_device=CPU", "train.precision=autocast_bf16"])

@@ -40,7 +40,7 @@ def test_mesh_settings_is_the_one_defaults_rule():
                                        ["eval.mesher=surface_nets", "eval.density_threshold=2"]])
 def test_eval_settings_are_unchanged_by_the_rule(overrides):
     """The eval hash's settings are what they were before the rule moved (eval's value, else serve's)."""
-    from lrm_dist.eval.job import resolved_settings
+    from lrm_dist.eval.stage import resolved_settings
 
     cfg = load_config(None, overrides)
     e, s = cfg.eval, cfg.serve
@@ -61,7 +61,7 @@ def _png(rgba: np.ndarray) -> bytes:
 def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path, mesher):
     """Eval's actor and serving's pipeline, given one model, image and source camera, both reconstruct
     through the Reconstructor at the same (default-rule) settings: the same vertices, faces and colours."""
-    from lrm_dist.eval.job import resolved_settings
+    from lrm_dist.eval.stage import resolved_settings
     from lrm_dist.eval.reconstruct import prepare_input
     from lrm_dist.eval.workers import ReconstructActor
     from lrm_dist.geometry.cameras import look_at_c2w, orbit_position
@@ -69,7 +69,7 @@ def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path
     from lrm_dist.model.lrm import LRM
     from lrm_dist.model.pretrained import from_pretrained, save_pretrained
     from lrm_dist.reconstruct.extract import density_grid
-    from lrm_dist.serve.pipeline import ImagePipeline, source_camera_features
+    from lrm_dist.serve.infer import ImageToMesh, source_camera_features
 
     torch.manual_seed(0)
     checkpoint = save_pretrained(LRM(SIZES["tiny"]), tmp_path / "model")
@@ -101,7 +101,7 @@ def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path
     eval_faces = np.frombuffer(row["pred_faces"][0], np.int64).reshape(-1, 3)
     eval_colours = np.frombuffer(row["pred_colors"][0], np.uint8).reshape(-1, 4)
 
-    pipeline = ImagePipeline(from_pretrained(checkpoint), cfg.serve)
+    pipeline = ImageToMesh(from_pretrained(checkpoint), cfg.serve)
     assert (pipeline.recon.settings.mesher, pipeline.recon.settings.resolution, pipeline.density_threshold) == (
         mesher, 20, level)
     served = pipeline.reconstruct(prepared.image, "image").mesh

@@ -3,7 +3,7 @@
 from lrm_dist.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "AssetsSummary": "lrm_dist.assets.build",
-    "build_assets": "lrm_dist.assets.build",
+    "AssetsSummary": "lrm_dist.assets.stage",
+    "build_assets": "lrm_dist.assets.stage",
     "read_asset_manifest": "lrm_dist.assets.manifest",
 })

@@ -3,7 +3,7 @@
 from lrm_dist.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "EvalSummary": "lrm_dist.eval.job",
-    "evaluate": "lrm_dist.eval.job",
+    "EvalSummary": "lrm_dist.eval.stage",
+    "evaluate": "lrm_dist.eval.stage",
     "write_report": "lrm_dist.eval.report",
 })

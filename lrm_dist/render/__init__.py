@@ -3,6 +3,6 @@
 from lrm_dist.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "RenderSummary": "lrm_dist.render.pipeline",
-    "render_assets": "lrm_dist.render.pipeline",
+    "RenderSummary": "lrm_dist.render.stage",
+    "render_assets": "lrm_dist.render.stage",
 })

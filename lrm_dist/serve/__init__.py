@@ -4,6 +4,6 @@ from lrm_dist.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "build_app": "lrm_dist.serve.app",
-    "infer_images": "lrm_dist.serve.pipeline",
+    "infer_images": "lrm_dist.serve.infer",
     "run_app": "lrm_dist.serve.app",
 })

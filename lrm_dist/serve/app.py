@@ -3,7 +3,7 @@
 The image comes as the raw request body (PNG/JPEG/WebP bytes, any content type but multipart) or as
 the ``image`` field of a ``multipart/form-data`` upload (``curl -F image=@x.png``). Query options:
 ``format`` (glb|ply|obj), ``resolution`` (mesh grid side, 16..``serve.max_mesh_resolution``),
-``threshold`` (density iso-level). Each replica loads the model once into an ``ImagePipeline`` (around the
+``threshold`` (density iso-level). Each replica loads the model once into an ``ImageToMesh`` (around the
 shared ``lrm_dist.reconstruct.Reconstructor``) and reuses it;
 decoding, reconstruction and encoding run in a thread, so the event loop keeps answering.
 Responses: 200 with the mesh and an ``X-LRM-Timings`` header (JSON seconds per step); 400 JSON
@@ -141,13 +141,13 @@ class LRMService:
         from lrm_dist.model.config import ModelConfig
         from lrm_dist.model.pretrained import build_model
         from lrm_dist.serve.config import ServeConfig
-        from lrm_dist.serve.pipeline import ImagePipeline
+        from lrm_dist.serve.infer import ImageToMesh
 
         self.cfg = ServeConfig.model_validate(serve_cfg)
-        self.pipeline = ImagePipeline(build_model(ModelConfig.model_validate(model_cfg)), self.cfg)
+        self.pipeline = ImageToMesh(build_model(ModelConfig.model_validate(model_cfg)), self.cfg)
 
     def _pipeline(self, resolution: int | None, threshold: float | None):
-        """The replica's ``ImagePipeline``, or a shallow copy (same model) meshing at this request's resolution/threshold."""
+        """The replica's ``ImageToMesh``, or a shallow copy (same model) meshing at this request's resolution/threshold."""
         if resolution is not None and resolution > self.cfg.resolution_limit:
             raise RequestError(400, f"resolution: at most {self.cfg.resolution_limit} (serve.max_mesh_resolution)")
         return self.pipeline.with_request(resolution, threshold)

@@ -26,7 +26,7 @@ def _infer(args: argparse.Namespace) -> int:
     """Run infer and print its summary; exit 1 when an image failed (each was logged as one line)."""
     from lrm_dist.errors import UserError
     from lrm_dist.pipeline import exit_code
-    from lrm_dist.serve.pipeline import infer_images
+    from lrm_dist.serve.infer import infer_images
 
     configs = [path for path in args.images if path.lower().endswith((".yaml", ".yml"))]
     if configs:  # what every other subcommand takes positionally

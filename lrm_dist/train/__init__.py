@@ -3,6 +3,6 @@
 from lrm_dist.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "TrainResult": "lrm_dist.train.trainer",
-    "train": "lrm_dist.train.trainer",
+    "TrainResult": "lrm_dist.train.stage",
+    "train": "lrm_dist.train.stage",
 })

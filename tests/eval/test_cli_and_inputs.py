@@ -8,7 +8,7 @@ import pytest
 
 from lrm_dist.cli import main
 from lrm_dist.config import ConfigError, load_config
-from lrm_dist.eval.job import eval_hash, split_assets, resolved_settings
+from lrm_dist.eval.stage import eval_hash, split_assets, resolved_settings
 
 
 def test_cli_rebuilds_the_report(scored_eval, capsys):
@@ -80,7 +80,7 @@ def test_split_assets_take_one_split(eval_workdir):
 
 
 def test_limit_takes_assets_in_turn_from_each_category():
-    from lrm_dist.eval.job import _first_per_category
+    from lrm_dist.eval.stage import _first_per_category
 
     targets = {f"{c}-{i}": {"category": c} for c in ("bed", "chair", "table") for i in range(4)}
     chosen = _first_per_category(dict(sorted(targets.items())), 5)

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from lrm_dist.config import load_config
-from lrm_dist.eval.job import EvalSummary
+from lrm_dist.eval.stage import EvalSummary
 from lrm_dist.pipeline import exit_code, failed_items
-from lrm_dist.render.pipeline import RenderSummary
+from lrm_dist.render.stage import RenderSummary
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from lrm_dist.assets.build import process_candidate
+from lrm_dist.assets.stage import process_candidate
 from lrm_dist.assets.procedural import generate_furniture, write_procedural_glb
 from lrm_dist.assets.sources import Candidate
 from lrm_dist.geometry.cameras import backproject_depth

@@ -151,7 +151,7 @@ def test_orphan_render_folders_of_dead_processes_are_removed(tmp_path):
 
 
 def test_a_manifest_listing_an_asset_twice_renders_it_once():
-    from lrm_dist.render.pipeline import _unique
+    from lrm_dist.render.stage import _unique
 
     rows = [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}, {"asset_id": "a", "uri": "3"}]
     assert _unique(rows) == [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}]

@@ -92,16 +92,16 @@ def test_no_surface_is_a_failed_record_and_infer_json_is_written(tmp_path, tiny_
 
 
 def test_one_images_failure_does_not_stop_the_batch(tmp_path, tiny_model_dir, surface_threshold, monkeypatch):
-    from lrm_dist.serve.pipeline import ImagePipeline
+    from lrm_dist.serve.infer import ImageToMesh
 
-    reconstruct = ImagePipeline.reconstruct
+    reconstruct = ImageToMesh.reconstruct
 
     def failing_on_b(self, image, name="object"):
         if name.endswith("b.png"):
             raise RuntimeError("CUDA out of memory\nsecond line")
         return reconstruct(self, image, name)
 
-    monkeypatch.setattr(ImagePipeline, "reconstruct", failing_on_b)
+    monkeypatch.setattr(ImageToMesh, "reconstruct", failing_on_b)
     images = [rgba_image(tmp_path / f"{n}.png") for n in ("a", "b", "c")]
     code = main(["infer", *map(str, images), "-o", str(tmp_path / "out"), *_args(tiny_model_dir, surface_threshold)])
     assert code == 1

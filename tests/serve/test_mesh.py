@@ -103,9 +103,9 @@ def test_serving_frames_images_as_the_model_was_trained(tiny_model_dir, tmp_path
 
     from lrm_dist.model.pretrained import from_pretrained
     from lrm_dist.serve.config import ServeConfig
-    from lrm_dist.serve.pipeline import ImagePipeline, source_camera_features
+    from lrm_dist.serve.infer import ImageToMesh, source_camera_features
 
-    openlrm = ImagePipeline(from_pretrained(tiny_model_dir), ServeConfig(device="cpu"))
+    openlrm = ImageToMesh(from_pretrained(tiny_model_dir), ServeConfig(device="cpu"))
     assert (openlrm.source_distance, openlrm.source_focal, openlrm.foreground_ratio) == (2.0, 0.75, 0.8)
     trained = tmp_path / "trained"
     trained.mkdir()
@@ -114,8 +114,8 @@ def test_serving_frames_images_as_the_model_was_trained(tiny_model_dir, tmp_path
     config = json.loads((tiny_model_dir / "config.json").read_text())
     config.update(source_distance=2.6, source_focal=1.14, source_foreground_ratio=0.45)
     (trained / "config.json").write_text(json.dumps(config))
-    own = ImagePipeline(from_pretrained(trained), ServeConfig(device="cpu"))
+    own = ImageToMesh(from_pretrained(trained), ServeConfig(device="cpu"))
     assert (own.source_distance, own.source_focal, own.foreground_ratio) == (2.6, 1.14, 0.45)
     torch.testing.assert_close(own.source_camera, source_camera_features(2.6, 1.14))
-    chosen = ImagePipeline(from_pretrained(trained), ServeConfig(device="cpu", source_distance=2.0, foreground_ratio=0.9))
+    chosen = ImageToMesh(from_pretrained(trained), ServeConfig(device="cpu", source_distance=2.0, foreground_ratio=0.9))
     assert (chosen.source_distance, chosen.source_focal, chosen.foreground_ratio) == (2.0, 1.14, 0.9)

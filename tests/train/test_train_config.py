@@ -53,7 +53,7 @@ def test_cli_registers_train():
 def test_train_device_follows_the_one_device_rule_against_the_cluster(monkeypatch):
     import ray
 
-    from lrm_dist.train.trainer import _use_gpu
+    from lrm_dist.train.stage import _use_gpu
 
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     assert not _use_gpu("auto") and not _use_gpu("cpu")

@@ -1,6 +1,6 @@
 """Image -> GLB for ``lrm-dist infer`` and the Ray Serve app: preprocessing, reconstruction, export (and video).
 
-``ImagePipeline`` frames a user's image as the model's training framed its source views (assumed
+``ImageToMesh`` frames a user's image as the model's training framed its source views (assumed
 source camera, foreground ratio) and hands it to the shared ``lrm_dist.reconstruct.Reconstructor``
 (which the eval stage uses too), with the mesh settings of ``mesh_settings(serve)``.
 """
@@ -43,7 +43,7 @@ OPENLRM_SOURCE_DISTANCE, OPENLRM_SOURCE_FOCAL = 2.0, 0.75  # OpenLRM's inference
 DEFAULT_FOREGROUND_RATIO = 0.8
 
 
-class ImagePipeline:
+class ImageToMesh:
     """Serving's front end: a prepared user image ([3, S, S] in [0, 1]) -> its ``Reconstruction`` through
     ``recon`` (the shared ``Reconstructor``), with the source camera and framing the model was trained with."""
 
@@ -74,7 +74,7 @@ class ImagePipeline:
         """The iso-level meshes are extracted at (``mesh_settings``: serve's, else the model's calibrated one)."""
         return self.recon.threshold
 
-    def with_request(self, resolution: int | None = None, threshold: float | None = None) -> ImagePipeline:
+    def with_request(self, resolution: int | None = None, threshold: float | None = None) -> ImageToMesh:
         """This pipeline (same model), or a shallow copy whose reconstructor meshes at a request's resolution/threshold."""
         changes = {k: v for k, v in (("resolution", resolution), ("threshold", threshold)) if v is not None}
         if not changes:
@@ -172,7 +172,7 @@ def infer_images(
         except (BadImage, OSError) as exc:  # OSError: the file went away or cannot be read
             records[i] = _failed_record(path, exc)
     if usable:
-        recon = ImagePipeline(model if model is not None else build_model(cfg.model), serve_cfg)
+        recon = ImageToMesh(model if model is not None else build_model(cfg.model), serve_cfg)
         for i, path, stem in progress(usable, desc="infer", unit="image"):
             try:
                 records[i] = _infer_one(recon, path, out_root, stem)
@@ -188,7 +188,7 @@ def _output(out_root: Path, stem: Path, suffix: str) -> Path:
     return out_root / stem.parent / f"{stem.name}.{suffix}"
 
 
-def _infer_one(recon: ImagePipeline, path: Path, out_root: Path, stem: Path) -> dict:
+def _infer_one(recon: ImageToMesh, path: Path, out_root: Path, stem: Path) -> dict:
     """One image -> its meshes (and video) under ``out_root``; the ``ok`` record for ``infer.json``."""
     serve_cfg = recon.cfg
     start = time.perf_counter()
