@@ -55,8 +55,8 @@ def test_volume_layout_and_packing():
 
 def test_lift_makes_planes_depend_on_the_image():
     torch.manual_seed(0)
-    # the conv encoder's features are local, so the change stays where it is seen (the U-Net's reach everywhere)
-    model = LRM(ModelConfig(size="tiny", lift_encoder="conv").arch()).eval()
+    # tiny's conv encoder has local features, so the change stays where it is seen (the U-Net's reach everywhere)
+    model = LRM(ModelConfig(size="tiny").arch()).eval()
     cam = _source_camera(focal=30.0, size=56)
     white, dark = torch.ones(1, 3, 56, 56), torch.ones(1, 3, 56, 56)
     dark[..., 18:38, 18:38] = 0.2

@@ -28,8 +28,9 @@ def test_unet_features_see_the_whole_image_and_conv_features_do_not():
 
 def test_the_encoder_is_a_config_switch_kept_in_saved_configs():
     assert LRMConfig().lift_encoder == "conv"  # configs saved before the switch existed load as they were built
-    unet = ModelConfig(size="tiny").arch()  # fresh models get the U-Net
-    assert ModelConfig(size="tiny", lift_encoder="conv").arch().lift_encoder == "conv"
+    assert ModelConfig(size="small").arch().lift_encoder == "unet"  # fresh models get the U-Net,
+    assert ModelConfig(size="tiny").arch().lift_encoder == "conv"  # tiny ones the small conv encoder
+    unet = ModelConfig(size="tiny", lift_encoder="unet").arch()
     assert unet.hf_dict()["lift_encoder"] == "unet"
     assert "lift_encoder" not in ModelConfig(size="tiny", architecture={"lift_encoder": "conv"}).arch().hf_dict()
     with torch.device("meta"):

@@ -136,6 +136,14 @@ def test_the_pipeline_runs_on_s3_and_a_copied_workdir_evaluates(s3_server, tmp_p
     assert {r["checkpoint"] for r in rows} == {f"s3://{bucket}/copy/train/model"}
     assert _files(fs, f"{bucket}/run") == []  # nothing read from or written to the original
 
+    # 4. the copy also resumes: nothing is built or rendered again, training continues from its step 2
+    out = _run(["run", "-c", str(config), "--set", f"workdir=s3://{bucket}/copy", "--stages", "assets,render,train",
+                "--set", "train.max_steps=3"], env, cwd, timeout=450)
+    assert "2 assets to render" not in out and "0 assets to render, 2 already done" in out, out[-6000:]
+    assert "resumed from" in out and "at step 2" in out and f"{bucket}/copy/train/ray/lrm" in out, out[-6000:]
+    assert fs.cat_file(f"{bucket}/copy/train/model/training.json").startswith(b'{"step": 3'), out[-3000:]
+    assert _files(fs, f"{bucket}/run") == []
+
     # Nothing of the workdir landed on local disk (the jobs ran in cwd; models were cached in tmp/cache).
     assert list(cwd.iterdir()) == [], list(cwd.rglob("*"))[:20]
 
