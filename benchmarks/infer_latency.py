@@ -30,7 +30,8 @@ from lrm_dist.device import DEVICES, PRECISIONS
 from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.serve.config import ServeConfig
-from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, mesh_bytes, vertex_colours
+from lrm_dist.reconstruct.extract import MESHERS, build_mesh, density_grid, vertex_colours
+from lrm_dist.reconstruct.mesh_files import mesh_bytes
 from lrm_dist.serve.infer import ImageToMesh
 from lrm_dist.serve.preprocess import prepare_image
 

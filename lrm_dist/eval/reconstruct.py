@@ -44,7 +44,7 @@ def prepare_input(
     source_index: int = 0, source_distance: float | None = None, frame: str = "camera",
 ) -> PreparedInput:
     """One source view as training feeds it: rgba uint8 [H, W, 4] of view ``source_index`` of all views' cameras."""
-    from lrm_dist.train.sample import composite, resize
+    from lrm_dist.model_input import composite, resize
 
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:

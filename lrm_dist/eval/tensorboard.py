@@ -36,7 +36,7 @@ def eval_log_dir(prov: dict, out_dir: str) -> str:
 
 def log_eval_scalars(summary: list[dict], prov: dict, out_dir: str) -> str | None:
     """Write the eval scalars at the model's training step (0 when unknown); returns the TensorBoard folder."""
-    from lrm_dist.train.tensorboard import Board
+    from lrm_dist.tensorboard import Board
 
     log_dir, values = eval_log_dir(prov, out_dir), eval_scalars(summary)
     if not values:

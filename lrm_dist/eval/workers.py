@@ -169,7 +169,7 @@ def score_row(row: dict, out_dir: str, settings: dict) -> dict:
     from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
     from lrm_dist.geometry.frame import canonical_to_eval
     from lrm_dist.reconstruct.extract import build_mesh
-    from lrm_dist.serve.mesh import mesh_bytes
+    from lrm_dist.reconstruct.mesh_files import mesh_bytes
     from lrm_dist.storage import Storage
 
     start = time.perf_counter()

@@ -5,7 +5,7 @@ plane features, so its pre-activation on an R^3 grid is the broadcast sum of thr
 per plane). Only the decoder's hidden layers and its density output run per grid point, which makes
 a 256^3 grid cheap. Two meshers (``MESHERS``) turn the grid into vertices and faces; ``vertex_colours``
 reads the colour field at the vertices. ``lrm_dist.reconstruct.Reconstructor`` runs these steps for
-eval and serve alike; ``lrm_dist.serve.mesh`` writes the results as files.
+eval and serve alike; ``lrm_dist.reconstruct.mesh_files`` writes the results as files.
 """
 
 from __future__ import annotations

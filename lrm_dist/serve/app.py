@@ -164,7 +164,7 @@ class LRMService:
             "Density iso-level of the surface; default serve.density_threshold, else the model's calibrated one.")),
     ) -> Response:
         """Image in, mesh out (raw or multipart body; options in the query)."""
-        from lrm_dist.serve.mesh import mesh_bytes
+        from lrm_dist.reconstruct.mesh_files import mesh_bytes
         from lrm_dist.serve.preprocess import prepare_image
 
         recon = self._pipeline(resolution, threshold)

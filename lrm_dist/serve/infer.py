@@ -24,7 +24,7 @@ from lrm_dist.model.lrm import LRM
 from lrm_dist import reconstruct
 from lrm_dist.reconstruct import NoSurface, Reconstruction, mesh_settings
 from lrm_dist.serve.config import ServeConfig
-from lrm_dist.serve.mesh import export_mesh
+from lrm_dist.reconstruct.mesh_files import export_mesh
 from lrm_dist.serve.preprocess import check_image, expand_inputs, prepare_image
 
 if TYPE_CHECKING:

@@ -120,7 +120,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from lrm_dist.train.losses import LossFn
     from lrm_dist.train.optim import build_optimizer, build_scheduler
     from lrm_dist.train.step import forward_batch, to_device
-    from lrm_dist.train.tensorboard import Board, view_grid
+    from lrm_dist.tensorboard import Board, view_grid
 
     cfg = PipelineConfig.model_validate(config["cfg"])
     tcfg = cfg.train

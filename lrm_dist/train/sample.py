@@ -23,21 +23,8 @@ import torch.nn.functional as F
 
 from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
 from lrm_dist.geometry.occupancy import lookup, surface_points
+from lrm_dist.model_input import composite, resize
 from lrm_dist.train.config import SampleConfig
-
-
-def composite(rgba: torch.Tensor, background: torch.Tensor | float) -> torch.Tensor:
-    """Straight-alpha RGBA [..., 4, H, W] in [0, 1] over a background -> RGB [..., 3, H, W]."""
-    rgb, alpha = rgba[..., :3, :, :], rgba[..., 3:4, :, :]
-    return rgb * alpha + torch.as_tensor(background, dtype=rgba.dtype) * (1.0 - alpha)
-
-
-def resize(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Bicubic, antialiased resize of [K, C, H, W] to side x side, clamped to [0, 1] (pixel-centre aligned)."""
-    if images.shape[-2:] == (side, side):
-        return images
-    out = F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False, antialias=True)
-    return out.clamp_(0.0, 1.0)
 
 
 def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:

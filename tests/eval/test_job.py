@@ -42,7 +42,7 @@ def _median_density(checkpoint, workdir) -> float:
     """A density iso-level that cuts the tiny random model's field of one held-out input in half."""
     from lrm_dist.eval.reconstruct import prepare_input
     from lrm_dist.model.pretrained import from_pretrained
-    from lrm_dist.serve.mesh import density_grid
+    from lrm_dist.reconstruct.extract import density_grid
     from lrm_dist.shards import iter_render_samples
 
     sample = next(iter_render_samples(str(workdir / "render")))

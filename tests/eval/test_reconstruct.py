@@ -58,7 +58,7 @@ def test_prepare_input_matches_the_training_source_view():
 
 def test_reconstruct_meshes_maps_back_to_the_object_frame_and_reports_empty(tiny_checkpoint):
     from lrm_dist.model.pretrained import from_pretrained
-    from lrm_dist.serve.mesh import density_grid
+    from lrm_dist.reconstruct.extract import density_grid
 
     model = from_pretrained(tiny_checkpoint)
     rgba = np.zeros((56, 56, 4), np.uint8)

@@ -85,7 +85,7 @@ def test_openlrm_architecture_has_no_lift_keys():
 
 def test_meshing_grid_reads_the_volume_like_the_field():
     """serve.mesh.density_grid's factorised query equals the synthesizer's own density, lift included."""
-    from lrm_dist.serve.mesh import density_grid
+    from lrm_dist.reconstruct.extract import density_grid
 
     torch.manual_seed(0)
     model = LRM(ModelConfig(size="tiny").arch()).eval()

@@ -12,7 +12,7 @@ from PIL import Image
 from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.model.pretrained import save_pretrained
-from lrm_dist.serve.mesh import density_grid
+from lrm_dist.reconstruct.extract import density_grid
 from lrm_dist.serve.infer import source_camera_features
 
 

@@ -11,7 +11,8 @@ from lrm_dist.geometry.frame import to_z_up
 from lrm_dist.geometry.mesh_io import load_mesh
 from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
-from lrm_dist.serve.mesh import MESHERS, build_mesh, density_grid, export_mesh, marching_cubes, occupied_box
+from lrm_dist.reconstruct.extract import MESHERS, build_mesh, density_grid, marching_cubes, occupied_box
+from lrm_dist.reconstruct.mesh_files import export_mesh
 
 
 def test_factorised_grid_equals_querying_every_point():

@@ -1,8 +1,6 @@
 """Meshes as files: GLB (written directly), OBJ and PLY, in each format's up axis.
 
-Mesh extraction (density grid, meshers, vertex colours) lives in ``lrm_dist.reconstruct.extract``
-and runs through ``lrm_dist.reconstruct.Reconstructor``; its names are re-exported here for the
-callers that import them from this module.
+Writes what ``lrm_dist.reconstruct.Reconstructor`` extracts (``reconstruct.extract``), for eval, infer and serve.
 """
 
 from __future__ import annotations
@@ -15,18 +13,8 @@ import numpy as np
 import trimesh
 
 from lrm_dist.geometry.frame import Y_UP_TO_Z_UP
-from lrm_dist.reconstruct.extract import (  # re-exported
-    MESHERS,
-    build_mesh,
-    density_grid,
-    marching_cubes,
-    occupied_box,
-    surface_nets,
-    vertex_colours,
-)
 
-__all__ = ["MESHERS", "UP_AXIS_BY_FORMAT", "build_mesh", "density_grid", "export_mesh", "glb_bytes", "marching_cubes",
-           "mesh_bytes", "occupied_box", "surface_nets", "vertex_colours"]
+__all__ = ["UP_AXIS_BY_FORMAT", "export_mesh", "glb_bytes", "mesh_bytes"]
 
 UP_AXIS_BY_FORMAT = {"glb": "y", "obj": "y", "ply": "z"}
 """glTF and OBJ are written y-up (their convention; ``geometry.frame`` reads them back z-up), PLY z-up."""
