@@ -87,8 +87,15 @@ def resolved_settings(cfg: PipelineConfig, model_config=None) -> dict:
         "metrics_version": METRICS_VERSION, "input_view": e.input_view, "n_points": e.n_points,
         "thresholds": list(e.fscore_thresholds), "padding": e.iou_padding, "seed": e.seed,
         "mesh_resolution": mesh.resolution, "mesher": mesh.mesher, "density_threshold": mesh.threshold,
-        "source_distance": cfg.train.sample.source_distance,
+        "source_distance": _canonical_distance(cfg, model_config),
     }
+
+
+def _canonical_distance(cfg: PipelineConfig, model_config=None) -> float | None:
+    """How far the input view's camera is moved, as in the model's training: its config.json says so
+    (``canonical_distance``); a model without one (OpenLRM's, or from before) follows train.sample.source_distance."""
+    recorded = getattr(model_config, "canonical_distance", None)
+    return recorded if recorded is not None else cfg.train.sample.source_distance
 
 
 def eval_hash(digest: str, settings: dict) -> str:

@@ -56,6 +56,10 @@ class LRMConfig(BaseModel):
         "camera", pattern="^(camera|upright)$",
         description="The model frame training used (geometry.cameras.FRAMES); eval canonicalises its input views the same way.",
     )
+    canonical_distance: float | None = Field(
+        None, gt=0, le=100, description="The distance training rescaled every source camera to "
+        "(train.sample.source_distance); None: distances kept as rendered. Eval prepares its inputs the same way.",
+    )
     iso_level: float | None = Field(
         None, gt=0, description="Density iso-level of the surface, calibrated after training; None: OpenLRM's 3.0."
     )

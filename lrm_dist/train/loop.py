@@ -222,6 +222,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 lrm_config = {**model.config.hf_dict(), **(framing.values() if rank == 0 else {})}
                 if tcfg.sample.frame != "camera":
                     lrm_config["source_frame"] = tcfg.sample.frame
+                if tcfg.sample.source_distance is not None:
+                    lrm_config["canonical_distance"] = tcfg.sample.source_distance
                 iso = calibrator.iso_level() if rank == 0 else None
                 if iso is not None:
                     lrm_config["iso_level"] = iso

@@ -45,6 +45,17 @@ def test_hash_changes_with_hashed_settings_only():
     assert eval_hash("other", resolved_settings(base)) != h
 
 
+def test_inputs_are_canonicalised_as_the_model_was_trained():
+    from lrm_dist.model.config import LRMConfig
+
+    base = load_config(None)
+    assert resolved_settings(base, LRMConfig(canonical_distance=2.0))["source_distance"] == 2.0  # its config.json
+    assert resolved_settings(base, LRMConfig())["source_distance"] is None  # as rendered, like its training
+    legacy = load_config(None, ["train.sample.source_distance=2.5"])  # a model that does not say: the recipe
+    assert resolved_settings(legacy, LRMConfig())["source_distance"] == 2.5
+    assert resolved_settings(legacy, LRMConfig(canonical_distance=2.0))["source_distance"] == 2.0
+
+
 def test_split_assets_joins_renders_with_ground_truth(eval_workdir, tmp_path):
     manifest = eval_workdir / "assets" / "assets.parquet"
     table = pq.read_table(manifest)
