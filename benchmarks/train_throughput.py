@@ -13,6 +13,7 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     python benchmarks/train_throughput.py --sizes small base                       # autocast_bf16
     python benchmarks/train_throughput.py --sizes small base --precision bf16      # bf16 weights
     python benchmarks/train_throughput.py --sizes small base --engine torch
+    python benchmarks/train_throughput.py --sizes small --fresh --patch 32          # today's fresh model and crops
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
 """
@@ -27,7 +28,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from lrm_dist.model.config import SIZES
+from lrm_dist.model.config import SIZES, ModelConfig
 from lrm_dist.model.lrm import LRM
 from lrm_dist.train.config import LossConfig, SampleConfig
 from lrm_dist.train.deepspeed_config import input_dtype
@@ -112,10 +113,11 @@ def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_o
 
 def bench(size: str, args, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
-    update = {"image_lift": args.image_lift}
+    update = {} if args.fresh else {"image_lift": args.image_lift}
     if args.samples:
         update["rendering_samples_per_ray"] = args.samples
-    arch = SIZES[size].model_copy(update=update)
+    # --fresh: what a fresh model of this size is by default (image lift, refiner, lift encoder), not OpenLRM's
+    arch = (ModelConfig(size=size).arch() if args.fresh else SIZES[size]).model_copy(update=update)
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
@@ -230,6 +232,8 @@ def main() -> None:
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
     parser.add_argument("--peak-tflops", type=float, default=790.0 if cuda else 0.0,
                         help="MFU denominator (H100: 790 measured bf16 matmul peak, 989 spec)")
     args = parser.parse_args()
