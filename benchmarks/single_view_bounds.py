@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--per-category", type=int, default=4, help="Held-out assets per category.")
-    parser.add_argument("--input-view", type=int, default=None, help="View fed to the predictors (default: eval.input_view).")
+    parser.add_argument("--input-view", type=int, default=None,
+                        help="View fed to the predictors (default: eval.input_view).")
     args = parser.parse_args()
     import trimesh
 
@@ -96,7 +97,8 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     layout = cfg.layout()
     view = cfg.eval.input_view if args.input_view is None else args.input_view
-    meshes = {r["asset_id"]: r["mesh_path"] for r in read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()}
+    assets = read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()
+    meshes = {r["asset_id"]: r["mesh_path"] for r in assets}
     points = cell_centres(GRID).reshape(-1, 3)
     counts: dict[str, int] = {}
     rows: dict[str, dict[str, list]] = {}
@@ -116,7 +118,8 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"no held-out sample with depth and a ground-truth mesh under {layout.eval_render_dir}")
     categories = sorted(counts)
-    print(f"\nview {view}, {sum(counts.values())} held-out assets ({', '.join(f'{c} {counts[c]}' for c in categories)})")
+    listing = ", ".join(f"{c} {counts[c]}" for c in categories)
+    print(f"\nview {view}, {sum(counts.values())} held-out assets ({listing})")
     print(f"{'predictor':14s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
     for name, per_category in rows.items():
         means = np.array([np.mean(per_category[c], axis=0) for c in categories])

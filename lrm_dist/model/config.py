@@ -173,7 +173,7 @@ class ModelConfig(BaseModel):
     def arch(self) -> LRMConfig:
         """The architecture of a fresh model: ``size`` with ``image_lift`` and ``architecture`` applied
         (a pretrained checkpoint's own config.json wins when loading)."""
+        encoder = self.lift_encoder or ("conv" if self.size == "tiny" else "unet")
         fields = {**SIZES[self.size].model_dump(), "image_lift": self.image_lift,
-                  "lift_refine": self.image_lift and self.lift_refine, "lift_encoder": self.lift_encoder or ("conv" if self.size == "tiny" else "unet"),
-                  **self.architecture}
+                  "lift_refine": self.image_lift and self.lift_refine, "lift_encoder": encoder, **self.architecture}
         return validate_lrm_config(fields, "model.architecture")

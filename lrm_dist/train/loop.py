@@ -220,6 +220,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             report = {"step": step, "loss": float(loss.detach()), "batches": batches_done, "train_seconds": train_seconds}
             with tempfile.TemporaryDirectory(prefix="lrm-ckpt-") as folder:
                 lrm_config = {**model.config.hf_dict(), **(framing.values() if rank == 0 else {})}
+                # how this run framed its inputs (a fine-tuned checkpoint's own values no longer hold)
+                for key in ("source_frame", "canonical_distance"):
+                    lrm_config.pop(key, None)
                 if tcfg.sample.frame != "camera":
                     lrm_config["source_frame"] = tcfg.sample.frame
                 if tcfg.sample.source_distance is not None:
