@@ -10,9 +10,7 @@ import contextlib
 import os
 import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +21,7 @@ from lrm_dist.render.cameras import sample_cameras, sample_orbits
 from lrm_dist.render.config import RenderConfig
 from lrm_dist.render.inputs import stage_asset
 from lrm_dist.render.lighting import list_hdris, sample_lighting
+from lrm_dist.scratch import process_folder, remove_orphan_folders
 
 log = get_logger(__name__)
 
@@ -51,29 +50,9 @@ def quiet_stdout():
         os.close(saved)
 
 
-_TMP_PREFIX = "lrm-render-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_orphan_folders(root: str | None = None) -> list[Path]:
-    """Delete render temp folders of dead processes (an actor killed on timeout or recycling never
-    cleans up itself); the next renderer on the node does. Returns what it removed."""
-    removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
-        pid = folder.name[len(_TMP_PREFIX):].split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
+SCRATCH_PREFIX = "lrm-render-"
+"""A render worker's scratch folders (``lrm_dist.scratch``): an actor killed on timeout or recycling
+never cleans up itself, so the next renderer on the node removes them."""
 
 
 class BlenderRenderer:
@@ -86,8 +65,8 @@ class BlenderRenderer:
         self.cfg = cfg
         self.settings_hash = settings_hash
         self.threads, self.max_file_mb = threads, max_file_mb
-        remove_orphan_folders()
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
+        remove_orphan_folders(SCRATCH_PREFIX)
+        self.tmp = process_folder(SCRATCH_PREFIX)
         self.hdris = list_hdris(cfg.lighting.hdri_dir or bundled_hdri_dir(bpy))
         self.device = "-"
         self.version = bpy.app.version_string

@@ -25,10 +25,11 @@ import tarfile
 from dataclasses import dataclass
 
 from lrm_dist.log import get_logger
+from lrm_dist.scratch import remove_orphan_folders
 from lrm_dist.shards.config import ShardsConfig
 from lrm_dist.shards.manifest import SHARDS_DIR, load_index, load_rows, save_index, save_rows
 from lrm_dist.storage import Storage
-from lrm_dist.shards.writer import ShardBuilder, ShardInfo, scan_shard, shard_name, shard_number
+from lrm_dist.shards.writer import SPOOL_PREFIX, ShardBuilder, ShardInfo, scan_shard, shard_name, shard_number
 
 log = get_logger(__name__)
 
@@ -79,6 +80,7 @@ class ShardStore:
     # -- resume -------------------------------------------------------------------------------------
     def open(self) -> OpenReport:
         """Load and repair the store (see the module docstring); safe to call on an empty folder."""
+        remove_orphan_folders(SPOOL_PREFIX)  # spools of shard builders whose process died mid-shard
         st, report = self.storage, OpenReport()
         st.makedirs(SHARDS_DIR)
         for folder in ("", SHARDS_DIR):
@@ -218,16 +220,19 @@ class ShardStore:
                 continue
             if live:
                 builder, staged = ShardBuilder(), {}
-                with self.storage.open(f"{SHARDS_DIR}/{name}") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-                    members: dict[str, dict[str, bytes]] = {}
-                    for info in tar:
-                        key = info.name.partition(".")[0]
-                        if key in live:
-                            members.setdefault(key, {})[info.name] = tar.extractfile(info).read()
-                for key in live:
-                    builder.add(key, members[key], self.rows[key]["settings_hash"])
-                    staged[key] = self.rows[key]
-                self._commit(builder, staged)
+                try:  # the samples stay in the old shard until the new one is committed: the spool is scratch
+                    with self.storage.open(f"{SHARDS_DIR}/{name}") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+                        members: dict[str, dict[str, bytes]] = {}
+                        for info in tar:
+                            key = info.name.partition(".")[0]
+                            if key in live:
+                                members.setdefault(key, {})[info.name] = tar.extractfile(info).read()
+                    for key in live:
+                        builder.add(key, members[key], self.rows[key]["settings_hash"])
+                        staged[key] = self.rows[key]
+                    self._commit(builder, staged)
+                finally:
+                    builder.discard()
                 rewritten += 1
             del self.index[name]
             save_index(self.storage, self.index)

@@ -13,11 +13,14 @@ import json
 import re
 import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lrm_dist.scratch import process_folder
+
 SHARD_RE = re.compile(r"^shard-(\d{6,})\.tar$")
+SPOOL_PREFIX = "lrm-shard-"
+"""Scratch folders of shard builders (``lrm_dist.scratch``): a store that opens removes those of dead processes."""
 
 
 def shard_name(index: int) -> str:
@@ -55,7 +58,7 @@ class ShardInfo:
 class ShardBuilder:
     """Collects samples for one shard in a local spool folder; ``build`` writes the sorted tar."""
 
-    spool: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lrm-shard-")))
+    spool: Path = field(default_factory=lambda: process_folder(SPOOL_PREFIX))
     hashes: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
 

@@ -137,7 +137,8 @@ def test_orphan_render_folders_of_dead_processes_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from lrm_dist.render.blender_worker import remove_orphan_folders
+    from lrm_dist.render.blender_worker import SCRATCH_PREFIX
+    from lrm_dist.scratch import remove_orphan_folders
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)  # that process has exited
@@ -146,7 +147,7 @@ def test_orphan_render_folders_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / "lrm-render-notapid"
     for folder in (orphan, live, other):
         (folder / "asset").mkdir(parents=True)
-    assert remove_orphan_folders(str(tmp_path)) == [orphan]
+    assert remove_orphan_folders(SCRATCH_PREFIX, str(tmp_path)) == [orphan]
     assert not orphan.exists() and live.is_dir() and other.is_dir()
 
 

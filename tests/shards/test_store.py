@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import os
 
 import pytest
 from shard_helpers import members
@@ -109,6 +110,7 @@ def test_crash_at_each_commit_step_loses_and_duplicates_nothing(render_dir, monk
     with pytest.raises(Crash):
         _add(s, "d")
     monkeypatch.setattr(*target, real)
+    s.discard_staged()  # the crashed process's spool (a real crash leaves it to the next store on the node)
     s2 = ShardStore(render_dir, ShardsConfig(max_samples=2))
     report = s2.open()
     rows = verify_render_dir(render_dir)
@@ -218,3 +220,23 @@ def test_store_on_an_fsspec_url():
     again.open()
     assert all(again.is_done(a, "h1") for a in "abc")
     fs.rm("/lrm-test-store", recursive=True)
+
+
+def test_spools_of_dead_processes_are_removed_when_a_store_opens(render_dir, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from lrm_dist.shards.writer import SPOOL_PREFIX, ShardBuilder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the system temp folder, for this test
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)  # that process has exited
+    orphan = tmp_path / f"{SPOOL_PREFIX}{dead}-abc"
+    (orphan / "x.tar").parent.mkdir()
+    (orphan / "x.tar").write_bytes(b"half a shard")
+    mine = ShardBuilder()  # this process's spool, in use
+    assert mine.spool.parent == tmp_path and mine.spool.name.startswith(f"{SPOOL_PREFIX}{os.getpid()}-")
+    _store(render_dir)
+    assert not orphan.exists() and mine.spool.is_dir()
+    mine.discard()
