@@ -97,3 +97,46 @@ def surface_points(grid: np.ndarray, n: int, rng: np.random.Generator) -> tuple[
     ijk = np.stack(np.unravel_index(idx, (r, r, r)), axis=-1)
     points = -BOX_HALF + (ijk + 0.5) * (2 * BOX_HALF / r)
     return points.astype(np.float32), grid.reshape(-1)[idx]
+
+
+def surface_layers(
+    grid: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, side: int, splats: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planar depth of the first and the last inside cell along each pixel of a ``side`` x ``side`` image.
+
+    What one view leaves open is how far each part goes on behind its visible surface: these two
+    layers, the occupancy of "everything between the first and the last surface", score nearly the
+    exact shape (docs/train.md, single-view bounds). Computed by splatting: every inside cell at the
+    surface is sampled ``splats``^3 times over its extent and projected through the camera (c2w OpenGL,
+    pixel intrinsics of the full image, object frame); each pixel keeps the nearest and farthest depth.
+    Returns (first, last) float32 [side, side] and hit bool [side, side] (first = last = 0 where no
+    inside cell projects).
+    """
+    g = np.asarray(grid, dtype=bool)
+    r = g.shape[0]
+    first = np.zeros((side, side), np.float32)
+    last = np.zeros((side, side), np.float32)
+    ijk = np.argwhere(g & surface_cells(g))
+    if len(ijk) == 0:
+        return first, last, np.zeros((side, side), bool)
+    cell = 2 * BOX_HALF / r
+    offsets = (np.arange(splats) + 0.5) / splats - 0.5
+    sub = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3) * cell
+    points = (-BOX_HALF + (ijk[:, None, :] + 0.5) * cell + sub[None]).reshape(-1, 3)
+    local = (points - c2w[:3, 3]) @ c2w[:3, :3]  # world -> OpenGL camera (row vectors: R^T (p - t))
+    depth = -local[:, 2]
+    fx, fy, cx, cy, w, h = np.asarray(intrinsics, dtype=np.float64)[:6]
+    front = depth > 1e-6
+    safe = np.where(front, depth, 1.0)
+    col = np.floor((cx + fx * local[:, 0] / safe) * (side / w)).astype(np.int64)
+    row = np.floor((cy - fy * local[:, 1] / safe) * (side / h)).astype(np.int64)
+    keep = front & (col >= 0) & (col < side) & (row >= 0) & (row < side)
+    flat, depth = row[keep] * side + col[keep], depth[keep]
+    near = np.full(side * side, np.inf)
+    far = np.full(side * side, -np.inf)
+    np.minimum.at(near, flat, depth)
+    np.maximum.at(far, flat, depth)
+    hit = np.isfinite(near)
+    first.reshape(-1)[hit] = near[hit]
+    last.reshape(-1)[hit] = far[hit]
+    return first, last, hit.reshape(side, side)

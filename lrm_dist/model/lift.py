@@ -15,8 +15,9 @@ pixels along a line that the camera sees at very different image positions.)
 Depth along each ray is what one view leaves open, so the CNN also predicts two depth layers per
 pixel: where the object starts (front) and how thick it is there. Each cell gets the soft
 "between front and back" test of its own depth, which is the occupancy of a shape that is one
-interval deep along every ray (most furniture parts are). The front layer is supervised directly
-by the source view's depth map (``train.loss.source_depth``), the rest by the occupancy loss.
+interval deep along every ray (most furniture parts are). ``train.loss.source_layers`` supervises
+both layers with the ground truth's first and last surface along each pixel (``train.sample``);
+``train.loss.source_depth`` the front layer alone with the view's depth map.
 
 The volume travels in the same tensor as the triplanes, as G extra "planes" of C channels
 (``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working.
@@ -93,7 +94,7 @@ class ImageLift(nn.Module):
 
     def forward(self, image: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image [N, 3, S, S] in [0, 1] on white; camera [N, 16] -> (volume [N, C, G, G, G],
-        predicted front depth of the source view [N, 1, S/2, S/2])."""
+        the source view's predicted front and back depth [N, 2, S/2, S/2])."""
         n, g = image.shape[0], self.resolution
         features = self.cnn(image)
         front, thickness = self.depth_layers(features, camera)
@@ -118,4 +119,4 @@ class ImageLift(nn.Module):
             _fourier(points, self.frequencies).to(features.dtype),
         ], dim=-1)
         volume = self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g)
-        return (volume if self.refiner is None else self.refiner(volume)), front
+        return (volume if self.refiner is None else self.refiner(volume)), torch.cat([front, front + thickness], 1)

@@ -80,7 +80,7 @@ class LRM(nn.Module):
         return self._planes(image, source_cam_features)[0]
 
     def _planes(self, image: torch.Tensor, source_cam_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``forward_planes`` plus the lift's predicted front depth of the source view (None without a lift)."""
+        """``forward_planes`` plus the lift's predicted front and back depth of the source view (None without a lift)."""
         if image.shape[0] != source_cam_features.shape[0]:
             raise ValueError(f"batch mismatch: image {tuple(image.shape)} vs camera {tuple(source_cam_features.shape)}")
         n, low = image.shape[0], self.config.triplane_low_res
@@ -92,8 +92,8 @@ class LRM(nn.Module):
         planes = planes.view(n, 3, *planes.shape[1:])
         if self.lift is None:
             return planes, None
-        volume, front = self.lift(image, source_cam_features)
-        return pack(planes, volume.to(planes.dtype)), front
+        volume, layers = self.lift(image, source_cam_features)
+        return pack(planes, volume.to(planes.dtype)), layers
 
     def render(
         self, planes: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int,
@@ -169,13 +169,14 @@ class LRM(nn.Module):
 
         Returns ``planes`` plus ``render``'s ``rgb``, ``opacity`` and ``depth``; with ``points`` [N, M, 3]
         (model frame) also ``points_raw_density`` [N, M], the field's density before its activation there; with
-        an image lift also ``source_front_depth`` [N, 1, S/2, S/2], its predicted depth of the source view.
+        an image lift also ``source_front_depth`` and ``source_back_depth`` [N, 1, S/2, S/2], its predicted first
+        and last surface depth of the source view.
         """
-        planes, front = self._planes(image, source_camera_features)
+        planes, layers = self._planes(image, source_camera_features)
         c2w, intrinsics = split_render_cameras(render_cameras)
         out = {"planes": planes, **self.render(planes, c2w, intrinsics, height, width, patch, bg_color)}
-        if front is not None:
-            out["source_front_depth"] = front
+        if layers is not None:
+            out["source_front_depth"], out["source_back_depth"] = layers[:, :1], layers[:, 1:]
         if points is not None:
             out["points_raw_density"] = self.synthesizer.field(planes, points)[1].float()
         return out

@@ -69,6 +69,11 @@ class LossConfig(BaseModel):
         description="Weight of the L1 between the image lift's front depth and the source view's depth map (measured "
         "no better than 0, docs/train.md).",
     )
+    source_layers: float = Field(
+        0.0, ge=0,
+        description="Weight of the L1 between the image lift's front/back depth layers and the source view's first/last "
+        "ground-truth surface (from the occupancy grid; needs train.sample.occupancy_points > 0).",
+    )
     perceptual_weights: str | None = Field(
         None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."
     )

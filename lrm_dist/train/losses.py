@@ -58,6 +58,26 @@ def depth_loss(depth: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     return ((depth.float() - target.float()).abs() * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def layers_loss(
+    front: torch.Tensor, back: torch.Tensor, first: torch.Tensor, last: torch.Tensor, hit: torch.Tensor
+) -> torch.Tensor:
+    """Predicted front/back depth layers [N, 1, h, w] against the first/last surface: the mean L1 of both
+    where the ray meets the object (``hit``), plus the predicted thickness where it does not (pulled to 0).
+
+    The ground truth may be at a lower resolution than the prediction (a multiple): the prediction is
+    average-pooled to it.
+    """
+    if front.shape[-2:] != first.shape[-2:]:
+        factor = front.shape[-1] // first.shape[-1]
+        if factor < 1 or front.shape[-1] != factor * first.shape[-1] or front.shape[-2] != factor * first.shape[-2]:
+            raise ValueError(f"depth layers {tuple(first.shape)} do not divide the model's {tuple(front.shape)}")
+        front, back = F.avg_pool2d(front.float(), factor), F.avg_pool2d(back.float(), factor)
+    front, back, hit = front.float(), back.float(), hit.float()
+    on = ((front - first).abs() + (back - last).abs()) * hit
+    off = (back - front).abs() * (1.0 - hit)
+    return (on + off).sum() / hit.new_tensor(float(hit.numel()))
+
+
 class LossFn:
     """The weighted training loss of one batch; the perceptual network lives here, not in the model."""
 
@@ -108,6 +128,11 @@ class LossFn:
                 raise ValueError(f"source depth {tuple(batch['source_depth'].shape)} does not match the model's "
                                  f"front depth {tuple(front.shape)}")
             terms["source_depth"] = depth_loss(front, batch["source_depth"], batch["source_depth_mask"])
+        if self.cfg.source_layers > 0 and "source_back_depth" in out and "source_first_depth" in batch:
+            terms["source_layers"] = layers_loss(
+                out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],
+                batch["source_last_depth"], batch["source_layers_mask"],
+            )
         if self.cfg.occupancy > 0 and "points_raw_density" in out:
             terms["occupancy"] = occupancy_loss(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
         total = sum(getattr(self.cfg, name) * value for name, value in terms.items())

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
-from lrm_dist.geometry.occupancy import lookup, surface_points
+from lrm_dist.geometry.occupancy import lookup, surface_layers, surface_points
 from lrm_dist.model_input import composite, resize
 from lrm_dist.train.config import SampleConfig
 
@@ -66,6 +66,20 @@ def occupancy_sample(
     return {"occupancy_points": points.astype(np.float32),
             "occupancy_labels": np.concatenate([near_inside, uniform_inside]).astype(np.float32),
             "occupancy_mask": mask.astype(np.float32)}
+
+
+def source_layers(
+    grid: np.ndarray | None, c2w: np.ndarray, intrinsics: np.ndarray, side: int, scale: float
+) -> dict[str, np.ndarray]:
+    """The source view's first and last ground-truth surface depth per pixel ([1, side, side] each, model
+    units) and where a ray meets the object (``source_layers_mask``); all zero without a grid."""
+    if grid is None:
+        zeros = np.zeros((1, side, side), np.float32)
+        return {"source_first_depth": zeros, "source_last_depth": zeros, "source_layers_mask": zeros}
+    first, last, hit = surface_layers(grid, c2w, intrinsics, side)
+    return {"source_first_depth": (first * scale)[None].astype(np.float32),
+            "source_last_depth": (last * scale)[None].astype(np.float32),
+            "source_layers_mask": hit[None].astype(np.float32)}
 
 
 def crop_intrinsics(intrinsics: np.ndarray, res: int, anchors: np.ndarray, patch: int) -> np.ndarray:
@@ -136,8 +150,8 @@ def build_sample(
 
     to_model = object_to_model_frame(c2w, 0, cfg.source_distance, cfg.frame)
     half = source_size // 2
+    scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))  # canonicalisation may rescale the scene
     if depth is not None:
-        scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))  # canonicalisation may rescale the scene
         depth_t = torch.from_numpy(np.asarray(depth, np.float32)).unsqueeze(1) * scale
         depth_res, depth_mask = resize_depth(depth_t, res)
         depth_crop, depth_mask_crop = crop(depth_res), crop(depth_mask)
@@ -158,6 +172,7 @@ def build_sample(
         "render_depth_mask": depth_mask_crop,
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
+        **source_layers(occupancy, c2w[0], intrinsics[0], half, scale),
         **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.occupancy_surface_fraction),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),

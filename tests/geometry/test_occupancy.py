@@ -8,8 +8,9 @@ import trimesh
 
 from lrm_dist.geometry.inside import contains
 from lrm_dist.geometry.occupancy import (
-    cell_centres, decode_grid, encode_grid, lookup, occupancy_grid, surface_cells, surface_points,
+    cell_centres, decode_grid, encode_grid, lookup, occupancy_grid, surface_cells, surface_layers, surface_points,
 )
+from lrm_dist.geometry.cameras import intrinsics_from_fov, look_at_c2w
 
 
 def _box(half=(0.5, 0.3, 0.2), centre=(0.1, 0.0, -0.1)):
@@ -72,3 +73,24 @@ def test_surface_points_and_lookup_labels():
     truth = contains(mesh.vertices, mesh.faces, uniform)
     assert (labels == truth).mean() > 0.97  # wrong only within a cell of the surface
     assert not labels[np.any(np.abs(uniform) > 1, axis=-1)].any()  # outside the grid: outside
+
+
+def test_surface_layers_of_a_box_seen_along_an_axis():
+    """A camera on -y at distance 3 sees the box's near face at 3 - 0.3 and its far face at 3 + 0.3 (within a
+    cell), only inside the box's silhouette; a hollow grid keeps the far face as the last layer."""
+    grid = np.all(np.abs(cell_centres(48)) < np.array([0.4, 0.3, 0.2]), axis=-1)
+    c2w = look_at_c2w(np.array([0.0, -3.0, 0.0]))
+    intrinsics = intrinsics_from_fov(40.0, 64, 64)
+    first, last, hit = surface_layers(grid, c2w, intrinsics, 32)
+    cell = 2.0 / 48
+    assert hit[16, 16] and not hit[0, 0] and not hit[16, 0]
+    assert abs(first[16, 16] - 2.7) <= cell and abs(last[16, 16] - 3.3) <= cell
+    # the silhouette: x in [-0.4, 0.4] at depth 2.7 spans |u - 32| <= f * 0.4 / 2.7 pixels of 64
+    f = intrinsics[0]
+    cols = np.flatnonzero(hit[16])
+    assert abs((cols.max() - cols.min() + 1) * 2 - 2 * f * 0.4 / 2.7) <= 4
+    hollow = grid & surface_cells(grid)
+    f2, l2, h2 = surface_layers(hollow, c2w, intrinsics, 32)
+    assert np.array_equal(h2, hit) and np.allclose(f2, first) and np.allclose(l2, last)
+    empty = surface_layers(np.zeros_like(grid), c2w, intrinsics, 32)
+    assert not empty[2].any() and not empty[0].any()

@@ -39,9 +39,9 @@ def test_volume_layout_and_packing():
             return cell[..., -3 * (1 + 2 * lift.frequencies):][..., :3]
 
     lift.cell_mlp = Position()
-    volume, front = lift(torch.rand(2, 3, 28, 28), _source_camera().expand(2, -1))
-    assert volume.shape == (2, 3, 8, 8, 8) and front.shape == (2, 1, 14, 14)
-    assert (front > 0).all()
+    volume, layers = lift(torch.rand(2, 3, 28, 28), _source_camera().expand(2, -1))
+    assert volume.shape == (2, 3, 8, 8, 8) and layers.shape == (2, 2, 14, 14)
+    assert (layers[:, :1] > 0).all() and (layers[:, 1:] >= layers[:, :1]).all()  # the back is never before the front
     point = torch.tensor([[[0.375, -0.625, 0.125]]]).expand(2, 1, 3)  # a cell centre of the 8^3 grid
     assert sample_volume(volume, point)[0, 0].tolist() == pytest.approx([0.375, -0.625, 0.125], abs=1e-6)
     planes = torch.randn(2, 3, 3, 8, 8)

@@ -10,7 +10,7 @@ from lrm_dist.train.config import LossConfig
 from lrm_dist.model.renderer import activate_density
 from lrm_dist.train.calibrate import IsoCalibrator, best_iso_level
 from lrm_dist.train.losses import (
-    OCCUPANCY_LOGIT_OFFSET, LossFn, depth_loss, mask_loss, occupancy_loss, pixel_loss, tv_loss,
+    OCCUPANCY_LOGIT_OFFSET, LossFn, depth_loss, layers_loss, mask_loss, occupancy_loss, pixel_loss, tv_loss,
 )
 from lrm_dist.train.perceptual import PerceptualLoss, _vgg16_features
 
@@ -91,6 +91,20 @@ def test_depth_loss_only_on_masked_pixels():
     target = torch.tensor([2.5, 1.0, 9.0, 9.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
     mask = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
     assert float(depth_loss(depth, target, mask)) == pytest.approx(0.75)
+
+
+def test_layers_loss_known_values_and_pooling():
+    """Hit pixels: |front - first| + |back - last|; missed pixels: the predicted thickness; mean over all pixels."""
+    front = torch.tensor([2.0, 2.0, 3.0, 3.0]).view(1, 1, 2, 2)
+    back = torch.tensor([2.5, 2.0, 3.5, 3.0]).view(1, 1, 2, 2)
+    first = torch.tensor([2.0, 1.5, 0.0, 0.0]).view(1, 1, 2, 2)
+    last = torch.tensor([3.0, 2.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    hit = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    assert float(layers_loss(front, back, first, last, hit)) == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4)
+    big = front.repeat_interleave(2, -1).repeat_interleave(2, -2)  # a prediction at twice the side pools down
+    assert float(layers_loss(big, big + 1.0, first, first + 1.0, hit)) == pytest.approx((0.0 + 1.0 + 1.0 + 1.0) / 4)
+    with pytest.raises(ValueError, match="do not divide"):
+        layers_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3), first, last, hit)
 
 
 def test_loss_fn_geometry_terms():
