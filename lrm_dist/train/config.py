@@ -35,6 +35,7 @@ class SampleConfig(BaseModel):
         "the vertical only; the source camera keeps its elevation). Saved in the model's config.json.",
     )
     depth: bool = Field(True, description="Decode each supervision view's depth map (for train.loss.depth).")
+    normal: bool = Field(True, description="Decode each supervision view's normal map (for train.loss.normal).")
     occupancy_points: int = Field(
         4096, ge=0, le=1 << 20,
         description="Labelled ground-truth occupancy points per sample (for train.loss.occupancy); 0: none.",
@@ -68,6 +69,11 @@ class LossConfig(BaseModel):
         0.0, ge=0,
         description="Weight of the L1 between the image lift's front depth and the source view's depth map (measured "
         "no better than 0, docs/train.md).",
+    )
+    normal: float = Field(
+        0.0, ge=0,
+        description="Weight of 1 - cosine between the normals of the rendered depth and Blender's normal maps "
+        "(foreground pixels of every supervision crop).",
     )
     source_layers: float = Field(
         0.0, ge=0,

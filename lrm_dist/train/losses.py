@@ -1,5 +1,6 @@
 """Training losses: pixel MSE, LPIPS-style perceptual, mask (opacity vs alpha), triplane total variation,
-and the geometry terms: depth L1 against Blender's depth and occupancy BCE against the ground-truth mesh.
+and the geometry terms: depth L1 against Blender's depth, normals of the rendered depth against Blender's
+normal maps, the image lift's depth layers and occupancy BCE against the ground-truth mesh.
 
 The perceptual term needs VGG16 weights from a path (nothing is downloaded); without them it is
 disabled and the log says so once. ``LossFn`` returns the weighted total plus every term for logging.
@@ -56,6 +57,32 @@ def occupancy_loss(raw_density: torch.Tensor, labels: torch.Tensor, mask: torch.
 def depth_loss(depth: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean absolute error of rendered vs target planar depth ([N, V, 1, h, w] each)."""
     return ((depth.float() - target.float()).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def depth_normals(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """Camera-frame unit normals [N, V, 3, h-1, w-1] of planar depth maps [N, V, 1, h, w] seen through pixel
+    intrinsics [N, V, 6] (fx, fy, cx, cy of the crop), from forward differences, turned towards the camera."""
+    n, v, _, h, w = depth.shape
+    fx, fy, cx, cy = (intrinsics[..., i].float().view(n, v, 1, 1) for i in range(4))
+    rows = torch.arange(h, device=depth.device, dtype=torch.float32).view(1, 1, h, 1) + 0.5
+    cols = torch.arange(w, device=depth.device, dtype=torch.float32).view(1, 1, 1, w) + 0.5
+    d = depth[:, :, 0].float()
+    points = torch.stack([(cols - cx) / fx * d, -(rows - cy) / fy * d, -d], dim=2)  # OpenGL camera, [N, V, 3, h, w]
+    du = points[..., :-1, 1:] - points[..., :-1, :-1]
+    dv = points[..., 1:, :-1] - points[..., :-1, :-1]
+    normal = F.normalize(torch.cross(dv, du, dim=2), dim=2)
+    facing = (normal * points[..., :-1, :-1]).sum(2, keepdim=True) < 0  # towards the camera at the origin
+    return torch.where(facing, normal, -normal)
+
+
+def normal_loss(depth: torch.Tensor, intrinsics: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean 1 - cosine between the normals of rendered planar depth [N, V, 1, h, w] (``depth_normals``) and
+    camera-frame target normals [N, V, 3, h, w], where the target's mask [N, V, 1, h, w] covers a pixel and its
+    right and lower neighbours."""
+    pred = depth_normals(depth, intrinsics)
+    m = (mask[..., :-1, :-1] * mask[..., :-1, 1:] * mask[..., 1:, :-1]).float()
+    cosine = (pred * target[..., :-1, :-1].float()).sum(2, keepdim=True)
+    return ((1.0 - cosine) * m).sum() / m.sum().clamp_min(1.0)
 
 
 def layers_loss(
@@ -128,6 +155,10 @@ class LossFn:
                 raise ValueError(f"source depth {tuple(batch['source_depth'].shape)} does not match the model's "
                                  f"front depth {tuple(front.shape)}")
             terms["source_depth"] = depth_loss(front, batch["source_depth"], batch["source_depth_mask"])
+        if self.cfg.normal > 0 and "render_normal" in batch:
+            terms["normal"] = normal_loss(
+                out["depth"], batch["render_intrinsics"], batch["render_normal"], batch["render_normal_mask"]
+            )
         if self.cfg.source_layers > 0 and "source_back_depth" in out and "source_first_depth" in batch:
             terms["source_layers"] = layers_loss(
                 out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],

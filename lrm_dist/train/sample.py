@@ -107,9 +107,32 @@ def choose_views(n_views: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(n_views, size=k, replace=False)
 
 
+def camera_normals(normal: np.ndarray, c2w: np.ndarray) -> torch.Tensor:
+    """World (object-frame) normals [K, H, W, 3] -> each view's camera-frame normals [K, 3, H, W].
+
+    Camera-frame directions do not change when the scene and its cameras are canonicalised together
+    (a rotation and a uniform scale), so they compare directly with normals of the rendered depth.
+    """
+    rot = torch.from_numpy(np.asarray(c2w, np.float32)[:, :3, :3])
+    world = torch.from_numpy(np.asarray(normal, np.float32))
+    return torch.einsum("khwi,kij->kjhw", world, rot)  # n_cam = R^T n_world, as row vectors n @ R
+
+
+def resize_normals(normal: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit normals [K, 3, H, W] (0 = background) -> (unit normals, mask [K, 1, side, side]), averaged over
+    foreground pixels only; valid where at least 99% of a pixel's footprint was foreground."""
+    valid = (normal.abs().sum(1, keepdim=True) > 0).float()
+    if normal.shape[-2:] != (side, side):
+        kw = {"size": (side, side), "mode": "bilinear", "align_corners": False, "antialias": True}
+        weight = F.interpolate(valid, **kw)
+        normal, valid = F.interpolate(normal * valid, **kw), (weight > 0.99).float()
+    return F.normalize(normal, dim=1) * valid, valid
+
+
 def build_sample(
     rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
     rng: np.random.Generator, depth: np.ndarray | None = None, occupancy: np.ndarray | None = None,
+    normal: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One training sample from K chosen views (view 0 is the source).
 
@@ -121,7 +144,9 @@ def build_sample(
     view's depth at half the encoder's side), ``occupancy_points`` [M, 3], ``occupancy_labels`` and
     ``occupancy_mask`` [M] (M = ``cfg.occupancy_points``); int64 ``render_anchors`` [K, 2] (row, col) and
     ``render_res`` [K]. depth: float32 [K, h, w] planar depth of the views (0 = background) or None;
-    occupancy: the asset's bool occupancy grid (object frame) or None.
+    occupancy: the asset's bool occupancy grid (object frame) or None; normal: float32 [K, h, w, 3] world
+    normals of the views (0 = background) or None, cropped as ``render_normal`` [K, 3, P, P] in each
+    view's camera frame with ``render_normal_mask`` [K, 1, P, P].
     """
     rgba = np.asarray(rgba)
     if rgba.ndim != 4 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:
@@ -159,6 +184,11 @@ def build_sample(
     else:
         depth_crop = depth_mask_crop = np.zeros((k, 1, p, p), np.float32)
         source_depth = source_mask = np.zeros((1, half, half), np.float32)
+    if normal is not None:
+        normal_res, normal_mask = resize_normals(camera_normals(normal, c2w), res)
+        normal_crop, normal_mask_crop = crop(normal_res), crop(normal_mask)
+    else:
+        normal_crop, normal_mask_crop = np.zeros((k, 3, p, p), np.float32), np.zeros((k, 1, p, p), np.float32)
     return {
         "source_image": source.numpy().astype(np.float32),
         "source_camera": source_camera.astype(np.float32),
@@ -170,6 +200,8 @@ def build_sample(
         "render_bg": bg.astype(np.float32),
         "render_depth": depth_crop,
         "render_depth_mask": depth_mask_crop,
+        "render_normal": normal_crop,
+        "render_normal_mask": normal_mask_crop,
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
         **source_layers(occupancy, c2w[0], intrinsics[0], half, scale),

@@ -144,16 +144,21 @@ def test_training_reads_depth_under_either_schema_name(synthetic_shards, small_r
 
     from lrm_dist.train.decode import sample_from_raw, wanted_member
 
-    assert all(wanted_member(f"a.000.{m}") for m in ("depth.png16", "depth.png", "rgba.png", "occupancy.npz"))
-    assert wanted_member("a.meta.json") and not wanted_member("a.000.normal.png")
+    members = ("depth.png16", "depth.png", "rgba.png", "normal.png", "occupancy.npz")
+    assert all(wanted_member(f"a.000.{m}") for m in members)
+    assert wanted_member("a.meta.json") and not wanted_member("a.000.albedo.png")
     spec = StreamSpec((str(synthetic_shards[0]),), seed=0, consumer=0, consumers=1, shuffle_buffer=1)
     _, _, raw = next(raw_stream(spec))
-    assert "000.depth.png16" in raw and "000.normal.png" not in raw
+    assert "000.depth.png16" in raw and "000.normal.png" in raw
     schema2 = {k.removesuffix("16") if k.endswith(".depth.png16") else k: v for k, v in raw.items()}
     assert "000.depth.png" in schema2
     new = sample_from_raw(raw, small_recipe, 28, np.random.default_rng(5))
     old = sample_from_raw(schema2, small_recipe, 28, np.random.default_rng(5))
     mask = new["render_depth_mask"] > 0
     assert mask.any() and np.allclose(new["render_depth"][mask], 1.5, atol=1e-3)  # the synthetic disc's depth
-    for key in ("render_depth", "render_depth_mask", "source_depth", "render_image"):
+    for key in ("render_depth", "render_depth_mask", "source_depth", "render_image", "render_normal"):
         np.testing.assert_array_equal(old[key], new[key])
+    normal_mask = new["render_normal_mask"] > 0  # normals decoded where the depth is set, unit length there
+    assert normal_mask.any() and np.allclose(np.linalg.norm(new["render_normal"], axis=1)[normal_mask[:, 0]], 1.0, atol=1e-4)
+    plain = sample_from_raw(raw, small_recipe.model_copy(update={"normal": False}), 28, np.random.default_rng(5))
+    assert not plain["render_normal_mask"].any()

@@ -10,7 +10,7 @@ from lrm_dist.train.config import LossConfig
 from lrm_dist.model.renderer import activate_density
 from lrm_dist.train.calibrate import IsoCalibrator, best_iso_level
 from lrm_dist.train.losses import (
-    OCCUPANCY_LOGIT_OFFSET, LossFn, depth_loss, layers_loss, mask_loss, occupancy_loss, pixel_loss, tv_loss,
+    OCCUPANCY_LOGIT_OFFSET, LossFn, depth_loss, depth_normals, layers_loss, mask_loss, normal_loss, occupancy_loss, pixel_loss, tv_loss,
 )
 from lrm_dist.train.perceptual import PerceptualLoss, _vgg16_features
 
@@ -91,6 +91,35 @@ def test_depth_loss_only_on_masked_pixels():
     target = torch.tensor([2.5, 1.0, 9.0, 9.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
     mask = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 2, 2).expand(1, 2, 1, 2, 2)
     assert float(depth_loss(depth, target, mask)) == pytest.approx(0.75)
+
+
+def _plane_depth(normal, offset, intrinsics, side):
+    """Planar depth of the plane n . p = offset (OpenGL camera frame) through each pixel centre."""
+    fx, fy, cx, cy = intrinsics[:4]
+    v, u = np.meshgrid(np.arange(side) + 0.5, np.arange(side) + 0.5, indexing="ij")
+    ray = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], -1)  # point at planar depth d: d * ray
+    return offset / (ray @ np.asarray(normal))
+
+
+def test_normals_of_a_tilted_plane_and_the_normal_loss():
+    intrinsics = np.array([20.0, 20.0, 8.0, 8.0, 16.0, 16.0])
+    normal = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])  # facing the camera (+z in OpenGL)
+    depth = torch.tensor(_plane_depth(normal, -2.0, intrinsics, 16), dtype=torch.float32).view(1, 1, 1, 16, 16)
+    k = torch.tensor(intrinsics, dtype=torch.float32).view(1, 1, 6)
+    got = depth_normals(depth, k)
+    assert got.shape == (1, 1, 3, 15, 15)
+    assert torch.allclose(got, torch.tensor(normal, dtype=torch.float32).view(1, 1, 3, 1, 1), atol=1e-4)
+    target = torch.tensor(normal, dtype=torch.float32).view(1, 1, 3, 1, 1).expand(1, 1, 3, 16, 16)
+    mask = torch.ones(1, 1, 1, 16, 16)
+    assert float(normal_loss(depth, k, target, mask)) == pytest.approx(0.0, abs=1e-5)
+    assert float(normal_loss(depth, k, -target, mask)) == pytest.approx(2.0, abs=1e-4)  # opposite normals
+    mask[..., :8] = 0  # only pixels whose right and lower neighbours are in the mask count
+    half = target.clone()
+    half[..., 8:] = -half[..., 8:]
+    assert float(normal_loss(depth, k, half, mask)) == pytest.approx(2.0, abs=1e-4)
+    depth.requires_grad_(True)
+    normal_loss(depth, k, torch.roll(target, 1, dims=2), torch.ones(1, 1, 1, 16, 16)).backward()
+    assert torch.isfinite(depth.grad).all() and depth.grad.abs().sum() > 0
 
 
 def test_layers_loss_known_values_and_pooling():

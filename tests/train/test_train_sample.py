@@ -139,3 +139,20 @@ def test_depth_is_cropped_like_the_image_and_masked(small_recipe):
     scaled = build_sample(rgba, c2w, intr, small_recipe.model_copy(update={"source_distance": 1.25}), 28,
                           np.random.default_rng(3), depth=depth)
     assert np.allclose(scaled["render_depth"][scaled["render_depth_mask"] > 0], 2.5 * 1.25 / 2.5, atol=1e-4)
+
+
+def test_camera_normals_and_their_resize():
+    """World normals turn into each view's camera frame (R^T n); resizing keeps unit length on foreground only."""
+    from lrm_dist.geometry.cameras import look_at_c2w
+    from lrm_dist.train.sample import camera_normals, resize_normals
+
+    c2w = np.stack([look_at_c2w(np.array([0.0, -3.0, 0.0])), look_at_c2w(np.array([3.0, 0.0, 0.0]))])
+    world = np.zeros((2, 8, 8, 3), np.float32)
+    world[:, 1:7, 1:7] = [0.0, -1.0, 0.0]  # a face turned to -y: towards the first camera, sideways to the second
+    cam = camera_normals(world, c2w)
+    assert torch.allclose(cam[0, :, 3, 3], torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
+    assert torch.allclose(cam[1, :, 3, 3], torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6)
+    assert cam[:, :, 0, 0].abs().sum() == 0
+    small, mask = resize_normals(cam, 4)
+    assert mask.shape == (2, 1, 4, 4) and mask[0, 0, 1:3, 1:3].all() and mask[0, 0, 0, 0] == 0
+    assert torch.allclose(small.norm(dim=1)[mask[:, 0] > 0], torch.tensor(1.0), atol=1e-5)
