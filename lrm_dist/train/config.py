@@ -73,12 +73,13 @@ class LossConfig(BaseModel):
     normal: float = Field(
         0.0, ge=0,
         description="Weight of 1 - cosine between the normals of the rendered depth and Blender's normal maps "
-        "(foreground pixels of every supervision crop).",
+        "(foreground pixels of every supervision crop; raises NC, costs Chamfer and F-score: docs/train.md).",
     )
     source_layers: float = Field(
         0.0, ge=0,
         description="Weight of the L1 between the image lift's front/back depth layers and the source view's first/last "
-        "ground-truth surface (from the occupancy grid; needs train.sample.occupancy_points > 0).",
+        "ground-truth surface (from the occupancy grid; needs train.sample.occupancy_points > 0). Measured best on "
+        "an H200 at 1.0 (docs/train.md, run L750).",
     )
     perceptual_weights: str | None = Field(
         None, description="VGG16 backbone weights (torchvision layout, .pth or .safetensors); None: no perceptual loss."

@@ -52,18 +52,21 @@ class _Meter:
 
 
 class _MissingMembers:
-    """Samples trained without depth or occupancy (their terms off): warns once per member."""
+    """Samples trained without depth, normal or occupancy members that an active loss term needs (the term
+    is off for them): warns once per member."""
 
-    MEMBERS = {"depth": "render_depth_mask", "occupancy": "occupancy_mask"}  # source_depth comes with depth
+    MEMBERS = {"depth": "render_depth_mask", "normal": "render_normal_mask", "occupancy": "occupancy_mask"}
 
-    def __init__(self, rank: int):
+    def __init__(self, rank: int, loss):
         self.rank, self.warned = rank, set()
+        needed = {"depth": loss.depth + loss.source_depth, "normal": loss.normal, "occupancy": loss.occupancy + loss.source_layers}
+        self.members = {name: key for name, key in self.MEMBERS.items() if needed[name] > 0}
 
     def check(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """This batch's share of samples lacking each member, as ``data/no_<member>`` metrics."""
         n = len(batch["render_image"])
         out = {}
-        for name, key in self.MEMBERS.items():
+        for name, key in self.members.items():
             lacking = int((batch[key].flatten(1).amax(1) == 0).sum()) if key in batch else n
             if lacking and name not in self.warned:
                 self.warned.add(name)
@@ -168,7 +171,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
     meter, batches_done, epoch = _Meter(), start_batch, 0
     train_seconds = float(state.get("train_seconds", 0.0)) if checkpoint is not None else 0.0
-    calibrator, framing, missing = IsoCalibrator(), SourceFraming(), _MissingMembers(rank)
+    calibrator, framing, missing = IsoCalibrator(), SourceFraming(), _MissingMembers(rank, tcfg.loss)
     engine.train()
     while step < tcfg.max_steps:
         t0 = time.perf_counter()
