@@ -100,15 +100,16 @@ def surface_points(grid: np.ndarray, n: int, rng: np.random.Generator) -> tuple[
 
 
 def surface_layers(
-    grid: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, side: int, splats: int = 2,
+    grid: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, side: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Planar depth of the first and the last inside cell along each pixel of a ``side`` x ``side`` image.
 
     What one view leaves open is how far each part goes on behind its visible surface: these two
     layers, the occupancy of "everything between the first and the last surface", score nearly the
     exact shape (docs/train.md, single-view bounds). Computed by splatting: every inside cell at the
-    surface is sampled ``splats``^3 times over its extent and projected through the camera (c2w OpenGL,
-    pixel intrinsics of the full image, object frame); each pixel keeps the nearest and farthest depth.
+    surface is sampled k^3 times over its extent (k = 1-4: at least one sample per pixel the nearest
+    cell covers) and projected through the camera (c2w OpenGL, pixel intrinsics of the full
+    image, object frame); each pixel keeps the nearest and farthest depth.
     Returns (first, last) float32 [side, side] and hit bool [side, side] (first = last = 0 where no
     inside cell projects).
     """
@@ -120,12 +121,16 @@ def surface_layers(
     if len(ijk) == 0:
         return first, last, np.zeros((side, side), bool)
     cell = 2 * BOX_HALF / r
+    fx, fy, cx, cy, w, h = np.asarray(intrinsics, dtype=np.float64)[:6]
+    centres = -BOX_HALF + (ijk + 0.5) * cell
+    nearest = max(float(np.min(-((centres - c2w[:3, 3]) @ c2w[:3, 2]))), 1e-3)  # depth along the camera's -z
+    cell_pixels = cell * max(fx * side / w, fy * side / h) / nearest
+    splats = int(np.clip(np.ceil(cell_pixels), 1, 4))
     offsets = (np.arange(splats) + 0.5) / splats - 0.5
     sub = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3) * cell
-    points = (-BOX_HALF + (ijk[:, None, :] + 0.5) * cell + sub[None]).reshape(-1, 3)
+    points = (centres[:, None, :] + sub[None]).reshape(-1, 3)
     local = (points - c2w[:3, 3]) @ c2w[:3, :3]  # world -> OpenGL camera (row vectors: R^T (p - t))
     depth = -local[:, 2]
-    fx, fy, cx, cy, w, h = np.asarray(intrinsics, dtype=np.float64)[:6]
     front = depth > 1e-6
     safe = np.where(front, depth, 1.0)
     col = np.floor((cx + fx * local[:, 0] / safe) * (side / w)).astype(np.int64)

@@ -94,3 +94,7 @@ def test_surface_layers_of_a_box_seen_along_an_axis():
     assert np.array_equal(h2, hit) and np.allclose(f2, first) and np.allclose(l2, last)
     empty = surface_layers(np.zeros_like(grid), c2w, intrinsics, 32)
     assert not empty[2].any() and not empty[0].any()
+    fine = np.all(np.abs(cell_centres(160)) < np.array([0.4, 0.3, 0.2]), axis=-1)  # cells far below a pixel
+    f3, l3, h3 = surface_layers(fine, c2w, intrinsics, 32)
+    assert np.array_equal(h3, hit)  # one sample per cell still covers every pixel of the silhouette
+    assert abs(f3[16, 16] - 2.7) <= 2.0 / 160 and abs(l3[16, 16] - 3.3) <= 2.0 / 160
