@@ -3,9 +3,10 @@
 The eval stage feeds the model a render as training did (the raw frame, the render's own camera).
 A user's image goes through serving instead: cut out, recentred to ``foreground_ratio`` of the frame
 and given an assumed source camera. For each held-out asset, view 0 (the eval's input view) goes
-through the serving path (``serve.infer.ImageToMesh``) twice: with the model's own framing (what its
-training views looked like, recorded in ``config.json`` by the train stage) and with OpenLRM's
-(distance 2.0, focal 0.75, object at 80% of the frame). Each mesh, and the eval path's, is scored
+through the serving path (``serve.infer.ImageToMesh``) three times: recentred with the model's own
+framing (what its training views looked like, recorded in ``config.json`` by the train stage), recentred
+with OpenLRM's (distance 2.0, focal 0.75, object at 80% of the frame), and as framed
+(``serve.framing=keep``: no recentring, the model's mean camera). Each mesh, and the eval path's, is scored
 against the ground truth with the eval stage's metrics, in the eval stage's frame. The table is
 the mean over assets.
 
@@ -64,6 +65,7 @@ def main() -> None:
         "serve, model's framing": ServeConfig(mesh_resolution=resolution),
         "serve, OpenLRM's framing": ServeConfig(mesh_resolution=resolution, source_distance=2.0,
                                                 source_focal=0.75, foreground_ratio=0.8),
+        "serve, framing kept (serve.framing=keep)": ServeConfig(mesh_resolution=resolution, framing="keep"),
     }
     recons = {name: ImageToMesh(model, sc) for name, sc in variants.items()}
     scores: dict[str, list] = {"eval path (true camera, raw frame)": [], **{name: [] for name in variants}}
@@ -79,7 +81,8 @@ def main() -> None:
         pred = reconstruct_meshes(model, [prepared], resolution, own.surface_level(), torch.device("cpu"))[0]
         scores["eval path (true camera, raw frame)"].append(evaluate_mesh(canonical_to_eval(pred.vertices), pred.faces, gt))
         for name, recon in recons.items():
-            image = prepare_image(_png(sample["rgba"][0]), recon.source_size, recon.foreground_ratio, "never")
+            image = prepare_image(_png(sample["rgba"][0]), recon.source_size, recon.foreground_ratio, "never",
+                                  framing=recon.cfg.framing)
             try:
                 out = recon.reconstruct(image, sample["asset_id"]).mesh
                 verts = np.asarray(out.vertices) @ to_object[:3, :3].T + to_object[:3, 3]
@@ -87,11 +90,11 @@ def main() -> None:
             except ValueError:  # no surface
                 scores[name].append(evaluate_mesh(None, None, gt))
     print(f"\n{len(scores['eval path (true camera, raw frame)'])} held-out assets, class-agnostic means")
-    print(f"{'path':<38} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} {'F@.05':>6}")
+    print(f"{'path':<42} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} {'F@.05':>6}")
     for name, rows in scores.items():
         iou, cd, nc, f = (float(np.mean(v)) for v in zip(*[(m.iou, m.chamfer_l1, m.normal_consistency, m.fscore[-1])
                                                             for m in rows]))
-        print(f"{name:<38} | {iou:6.3f} {cd:6.3f} {nc:6.3f} {f:6.3f}")
+        print(f"{name:<42} | {iou:6.3f} {cd:6.3f} {nc:6.3f} {f:6.3f}")
 
 
 if __name__ == "__main__":

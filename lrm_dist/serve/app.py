@@ -162,6 +162,9 @@ class LRMService:
             "Density grid side for meshing (at most serve.max_mesh_resolution); default serve.mesh_resolution.")),
         threshold: float | None = Query(None, gt=0, description=(
             "Density iso-level of the surface; default serve.density_threshold, else the model's calibrated one.")),
+        framing: Literal["recentre", "keep"] | None = Query(None, description=(
+            "recentre: crop to the object and rescale it (photos); keep: the image as framed (renders); "
+            "default serve.framing.")),
     ) -> Response:
         """Image in, mesh out (raw or multipart body; options in the query)."""
         from lrm_dist.reconstruct.mesh_files import mesh_bytes
@@ -175,7 +178,8 @@ class LRMService:
         start = time.perf_counter()
 
         def work() -> tuple[bytes, dict[str, float]]:  # CPU/GPU-heavy: off the event loop
-            image = prepare_image(body, recon.source_size, recon.foreground_ratio, self.cfg.remove_background, name=name)
+            image = prepare_image(body, recon.source_size, recon.foreground_ratio, self.cfg.remove_background, name=name,
+                                  framing=framing or self.cfg.framing)
             result = recon.reconstruct(image, name=name)
             encode_start = time.perf_counter()
             data = mesh_bytes(result.mesh, fmt)

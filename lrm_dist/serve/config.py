@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lrm_dist.device import DEVICE_HELP, PRECISION_HELP, Device, Precision
@@ -39,6 +41,12 @@ class ServeConfig(BaseModel):
         None, gt=0.1, le=1.0,
         description="Object bbox side / image side after recentring; None: the model's own (how its training views "
         "were framed), else 0.8.",
+    )
+    framing: Literal["recentre", "keep"] = Field(
+        "recentre",
+        description="recentre: crop to the object and scale it to foreground_ratio of the frame (photos, any framing); "
+        "keep: use the image as it is framed, only composited on white and resized (renders framed like the training "
+        "views: the object's offset and size in the frame are kept; docs/model.md).",
     )
     remove_background: str = Field(
         "auto", pattern="^(auto|always|never)$",

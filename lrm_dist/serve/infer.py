@@ -192,7 +192,8 @@ def _infer_one(recon: ImageToMesh, path: Path, out_root: Path, stem: Path) -> di
     """One image -> its meshes (and video) under ``out_root``; the ``ok`` record for ``infer.json``."""
     serve_cfg = recon.cfg
     start = time.perf_counter()
-    image = prepare_image(path, recon.source_size, recon.foreground_ratio, serve_cfg.remove_background, name=str(path))
+    image = prepare_image(path, recon.source_size, recon.foreground_ratio, serve_cfg.remove_background, name=str(path),
+                          framing=serve_cfg.framing)
     result = recon.reconstruct(image, name=str(path))
     outputs = [str(export_mesh(result.mesh, _output(out_root, stem, fmt))) for fmt in serve_cfg.formats]
     if serve_cfg.video:

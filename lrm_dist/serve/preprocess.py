@@ -81,6 +81,20 @@ def recentre(rgba: np.ndarray, size: int, foreground_ratio: float) -> np.ndarray
     return np.asarray(canvas.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
 
 
+def keep_framing(rgba: np.ndarray, size: int) -> np.ndarray:
+    """The image as it is framed: composited on white, padded to a square (centred), resized to ``size``.
+
+    Returns float32 [3, size, size] RGB in [0, 1].
+    """
+    h, w = rgba.shape[:2]
+    side = max(h, w)
+    canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    canvas.alpha_composite(Image.fromarray(np.ascontiguousarray(rgba), "RGBA"), ((side - w) // 2, (side - h) // 2))
+    if side != size:
+        canvas = canvas.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(canvas.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
 def check_image(source: str | Path | bytes, mode: str = "auto", name: str | None = None) -> None:
     """Raise ``BadImage`` for an input ``prepare_image`` would refuse, without running rembg or the model.
 
@@ -96,11 +110,18 @@ def check_image(source: str | Path | bytes, mode: str = "auto", name: str | None
 
 def prepare_image(
     source: str | Path | bytes, size: int, foreground_ratio: float = 0.8, mode: str = "auto", name: str | None = None,
+    framing: str = "recentre",
 ) -> np.ndarray:
-    """Load, cut out, recentre: the LRM's input [3, size, size] float32 in [0, 1] on white."""
+    """Load, cut out, recentre (``framing="recentre"``) or keep the framing (``"keep"``): the LRM's input
+    [3, size, size] float32 in [0, 1] on white."""
     name = name or (str(source) if not isinstance(source, bytes) else "image bytes")
     rgba, has_alpha = load_rgba(source, name)
-    return recentre(foreground(rgba, has_alpha, mode, name), size, foreground_ratio)
+    cut = foreground(rgba, has_alpha, mode, name)
+    if framing == "keep":
+        return keep_framing(cut, size)
+    if framing != "recentre":
+        raise ValueError(f"framing must be 'recentre' or 'keep', got {framing!r}")
+    return recentre(cut, size, foreground_ratio)
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:

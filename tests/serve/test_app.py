@@ -108,9 +108,15 @@ def test_post_image_get_mesh(tmp_path, tiny_model_dir, surface_threshold):
             assert resp.headers["Content-Type"] == "model/obj"
             obj = trimesh.load(io.BytesIO(resp.read()), file_type="obj", force="mesh")
         assert len(obj.faces) == len(glb.faces)
+        with _post(f"{url}?framing=keep", png, "image/png") as resp:  # the image as framed, not recentred
+            kept = trimesh.load(io.BytesIO(resp.read()), file_type="glb", force="mesh")
+        assert len(kept.faces) > 0  # another input image than the recentred one, so another field
+        assert kept.vertices.shape != glb.vertices.shape or not (kept.vertices == glb.vertices).all()
 
         code, error = _refused(f"{url}?format=fbx", png)
         assert code == 400 and error.startswith("format: Input should be 'glb', 'ply' or 'obj'")
+        code, error = _refused(f"{url}?framing=centre", png)
+        assert code == 400 and error.startswith("framing: Input should be 'recentre' or 'keep'")
         assert _refused(f"{url}?resolution=8", png) == (400, "resolution: Input should be greater than or equal to 16")
         assert _refused(f"{url}?resolution=64", png) == (400, "resolution: at most 32 (serve.max_mesh_resolution)")
         code, error = _refused(f"{url}?threshold=1e9", png)
@@ -136,7 +142,7 @@ def test_post_image_get_mesh(tmp_path, tiny_model_dir, surface_threshold):
         with urllib.request.urlopen(f"{url}openapi.json", timeout=60) as resp:
             post = json.loads(resp.read())["paths"]["/"]["post"]
         params = {p["name"]: p for p in post["parameters"]}
-        assert set(params) == {"format", "resolution", "threshold"}
+        assert set(params) == {"format", "resolution", "threshold", "framing"}
         assert params["format"]["schema"]["enum"] == ["glb", "ply", "obj"] and params["format"]["schema"]["default"] == "glb"
         assert (params["resolution"]["schema"]["anyOf"][0]["minimum"], params["resolution"]["schema"]["anyOf"][0]["maximum"]) == (16, 1024)
         assert post["requestBody"]["content"]["multipart/form-data"]["schema"]["required"] == ["image"]

@@ -25,6 +25,20 @@ def test_rgba_object_is_centred_scaled_and_put_on_white(tmp_path):
     assert np.allclose(out[:, 0, 0], 1.0) and np.allclose(out[:, -1, -1], 1.0)
 
 
+def test_kept_framing_keeps_the_object_where_it_is(tmp_path):
+    """framing="keep": the 80x64 image is padded to 80x80 (8 rows of white above and below) and resized, so the
+    red square keeps its offset and its share of the frame."""
+    out = prepare_image(rgba_image(tmp_path / "a.png"), size=40, framing="keep")
+    assert out.shape == (3, 40, 40) and out.dtype == np.float32
+    rows, cols = np.nonzero((out[0] > 0.6) & (out[1] < 0.3))
+    # x 20..50 of 80 -> 10..25 of 40; y 10..40 of 64, +8 padding -> 18..48 of 80 -> 9..24 of 40
+    assert abs(cols.min() - 10) <= 1 and abs(cols.max() - 24) <= 1
+    assert abs(rows.min() - 9) <= 1 and abs(rows.max() - 23) <= 1
+    assert np.allclose(out[:, 0, 0], 1.0) and np.allclose(out[:, -1, -1], 1.0)
+    with pytest.raises(ValueError, match="framing"):
+        prepare_image(rgba_image(tmp_path / "b.png"), size=40, framing="centre")
+
+
 def test_not_an_image(tmp_path):
     bad = tmp_path / "x.png"
     bad.write_text("hello")
