@@ -255,7 +255,11 @@ class ShardSample:
         """View ``view``'s world normals, float32 [H, W, 3], zero outside ``mask`` (default: where depth is set)."""
         if mask is None:
             mask = self.depth_steps(view) > 0
-        return decode_normal(self._png(f"{view:03d}.normal.png", "normal"), mask)
+        encoded = self._png(f"{view:03d}.normal.png", "normal")
+        if encoded.shape[:2] != mask.shape:
+            raise BadSample(f"{self.name(f'{view:03d}.normal.png')} is {encoded.shape[1]}x{encoded.shape[0]} px, its view's "
+                            f"depth {mask.shape[1]}x{mask.shape[0]}")
+        return decode_normal(encoded, mask)
 
     def occupancy(self) -> np.ndarray | None:
         """The ground-truth occupancy grid, bool [R, R, R] (no pickle, size checked), or None without the member."""

@@ -162,3 +162,21 @@ def test_training_reads_depth_under_either_schema_name(synthetic_shards, small_r
     assert normal_mask.any() and np.allclose(np.linalg.norm(new["render_normal"], axis=1)[normal_mask[:, 0]], 1.0, atol=1e-4)
     plain = sample_from_raw(raw, small_recipe.model_copy(update={"normal": False}), 28, np.random.default_rng(5))
     assert not plain["render_normal_mask"].any()
+
+
+def test_a_normal_map_of_another_size_is_a_bad_sample(synthetic_shards, small_recipe):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lrm_dist.shards.sample import BadSample
+    from lrm_dist.train.decode import sample_from_raw
+
+    spec = StreamSpec((str(synthetic_shards[0]),), seed=0, consumer=0, consumers=1, shuffle_buffer=1)
+    _, _, raw = next(raw_stream(spec))
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8), "RGB").save(buf, format="PNG")
+    hostile = {k: (buf.getvalue() if k.endswith(".normal.png") else v) for k, v in raw.items()}
+    with pytest.raises(BadSample, match=r"normal\.png is 8x8 px, its view's depth"):
+        sample_from_raw(hostile, small_recipe, 28, np.random.default_rng(0))
