@@ -35,7 +35,9 @@ class SampleConfig(BaseModel):
         "the vertical only; the source camera keeps its elevation). Saved in the model's config.json.",
     )
     depth: bool = Field(True, description="Decode each supervision view's depth map (for train.loss.depth).")
-    normal: bool = Field(True, description="Decode each supervision view's normal map (for train.loss.normal).")
+    normal: bool | None = Field(
+        None, description="Decode each supervision view's normal map; None: when train.loss.normal is on."
+    )
     occupancy_points: int = Field(
         4096, ge=0, le=1 << 20,
         description="Labelled ground-truth occupancy points per sample (for train.loss.occupancy); 0: none.",
@@ -157,3 +159,10 @@ class TrainConfig(BaseModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+
+    @model_validator(mode="after")
+    def _resolve_normals(self) -> "TrainConfig":
+        """Decode normal maps only for a run that trains on them (unless ``sample.normal`` says otherwise)."""
+        if self.sample.normal is None:
+            self.sample = self.sample.model_copy(update={"normal": self.loss.normal > 0})
+        return self

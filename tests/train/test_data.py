@@ -152,15 +152,16 @@ def test_training_reads_depth_under_either_schema_name(synthetic_shards, small_r
     assert "000.depth.png16" in raw and "000.normal.png" in raw
     schema2 = {k.removesuffix("16") if k.endswith(".depth.png16") else k: v for k, v in raw.items()}
     assert "000.depth.png" in schema2
-    new = sample_from_raw(raw, small_recipe, 28, np.random.default_rng(5))
-    old = sample_from_raw(schema2, small_recipe, 28, np.random.default_rng(5))
+    recipe = small_recipe.model_copy(update={"normal": True})
+    new = sample_from_raw(raw, recipe, 28, np.random.default_rng(5))
+    old = sample_from_raw(schema2, recipe, 28, np.random.default_rng(5))
     mask = new["render_depth_mask"] > 0
     assert mask.any() and np.allclose(new["render_depth"][mask], 1.5, atol=1e-3)  # the synthetic disc's depth
     for key in ("render_depth", "render_depth_mask", "source_depth", "render_image", "render_normal"):
         np.testing.assert_array_equal(old[key], new[key])
     normal_mask = new["render_normal_mask"] > 0  # normals decoded where the depth is set, unit length there
     assert normal_mask.any() and np.allclose(np.linalg.norm(new["render_normal"], axis=1)[normal_mask[:, 0]], 1.0, atol=1e-4)
-    plain = sample_from_raw(raw, small_recipe.model_copy(update={"normal": False}), 28, np.random.default_rng(5))
+    plain = sample_from_raw(raw, small_recipe, 28, np.random.default_rng(5))  # normal None outside a TrainConfig: off
     assert not plain["render_normal_mask"].any()
 
 
@@ -179,4 +180,4 @@ def test_a_normal_map_of_another_size_is_a_bad_sample(synthetic_shards, small_re
     Image.fromarray(np.full((8, 8, 3), 128, np.uint8), "RGB").save(buf, format="PNG")
     hostile = {k: (buf.getvalue() if k.endswith(".normal.png") else v) for k, v in raw.items()}
     with pytest.raises(BadSample, match=r"normal\.png is 8x8 px, its view's depth"):
-        sample_from_raw(hostile, small_recipe, 28, np.random.default_rng(0))
+        sample_from_raw(hostile, small_recipe.model_copy(update={"normal": True}), 28, np.random.default_rng(0))

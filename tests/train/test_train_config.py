@@ -61,3 +61,11 @@ def test_train_device_follows_the_one_device_rule_against_the_cluster(monkeypatc
         _use_gpu("cuda")
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
     assert _use_gpu("auto") and _use_gpu("cuda") and not _use_gpu("cpu")
+
+
+def test_normal_maps_are_decoded_only_for_the_normal_term():
+    from lrm_dist.train.config import TrainConfig
+
+    assert TrainConfig().sample.normal is False
+    assert TrainConfig.model_validate({"loss": {"normal": 0.5}}).sample.normal is True
+    assert TrainConfig.model_validate({"loss": {"normal": 0.5}, "sample": {"normal": False}}).sample.normal is False
