@@ -1,6 +1,7 @@
 """What one view can give: reference predictors built from the ground truth, scored like the eval stage scores a model.
 
 Usage: python benchmarks/single_view_bounds.py CONFIG [--set KEY=VALUE ...] [--per-category 4] [--input-view 0]
+       [--model FOLDER]
 
 For held-out assets of a rendered workdir (shards plus ground-truth meshes), the input view's camera and
 silhouette, and its depth map, build occupancy on a grid over [-1, 1]^3, meshed at 0.5 and scored with
@@ -13,6 +14,9 @@ the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
 * ``interval``: from the first to the last ground-truth surface along each pixel's ray: one interval per
   ray, exact (what a model would reach if it knew the hidden back of every pixel).
 * ``exact``: the ground-truth occupancy itself on the same grid (what the grid and the mesher lose).
+* ``model layers`` (with ``--model FOLDER``): ``interval`` with a trained model's own predicted first and last
+  surface (its image lift's depth layers) instead of the truth: how much of the shape its layers hold,
+  against what its field makes of them (the eval stage's score of the same model).
 
 A trained model's held-out class mean sits between these rows; docs/train.md reads it against them.
 """
@@ -70,6 +74,27 @@ def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) 
     return out
 
 
+def model_layers(model, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
+    """``interval`` with the model's predicted depth layers: points (object frame) between its front and back."""
+    from lrm_dist.eval.reconstruct import prepare_input
+    from lrm_dist.model.lift import project_points
+
+    distance = model.config.canonical_distance
+    distance = cfg.train.sample.source_distance if distance is None else distance
+    prepared = prepare_input(sample["rgba"][view], sample["c2w"], sample["intrinsics"], model.source_size, view,
+                             distance, model.config.source_frame)
+    camera = torch.from_numpy(prepared.camera)[None]
+    with torch.no_grad():
+        _, layers = model.lift(torch.from_numpy(prepared.image)[None], camera)
+    to_model = np.linalg.inv(prepared.model_to_object)
+    in_model = torch.from_numpy((points @ to_model[:3, :3].T + to_model[:3, 3]).astype(np.float32))[None]
+    coords, depth = project_points(in_model, camera)
+    front, back = F.grid_sample(layers.float(), coords[:, None], mode="bilinear", padding_mode="border",
+                                align_corners=False)[0, :, 0]
+    on_image = (coords[0].abs() <= 1).all(-1) & (depth[0] > 0)
+    return (on_image & (depth[0] >= front) & (depth[0] <= back)).numpy()
+
+
 def score(occupancy: np.ndarray, gt) -> tuple[float, float, float, float]:
     """IoU, Chamfer-L1, NC, F@0.05 of the mesh of a cell-centre occupancy grid (GRID^3, x-major)."""
     grid = torch.from_numpy(occupancy.reshape(GRID, GRID, GRID).astype(np.float32))[None, None]
@@ -89,6 +114,8 @@ def main() -> None:
     parser.add_argument("--per-category", type=int, default=4, help="Held-out assets per category.")
     parser.add_argument("--input-view", type=int, default=None,
                         help="View fed to the predictors (default: eval.input_view).")
+    parser.add_argument("--model", default=None,
+                        help="A trained model folder with an image lift: also score its own depth layers.")
     args = parser.parse_args()
     import trimesh
 
@@ -96,6 +123,13 @@ def main() -> None:
 
     cfg = load_config(args.config, args.overrides)
     layout = cfg.layout()
+    model = None
+    if args.model:
+        from lrm_dist.model.pretrained import from_pretrained
+
+        model = from_pretrained(args.model).eval()
+        if model.lift is None:
+            raise SystemExit(f"{args.model}: the model has no image lift, so no depth layers to score")
     view = cfg.eval.input_view if args.input_view is None else args.input_view
     assets = read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()
     meshes = {r["asset_id"]: r["mesh_path"] for r in assets}
@@ -112,7 +146,10 @@ def main() -> None:
         mesh = trimesh.load(meshes[asset], process=False)
         v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
-        for name, occupancy in predictors(sample, view, contains(v, f, points), points).items():
+        found = predictors(sample, view, contains(v, f, points), points)
+        if model is not None:
+            found["model layers"] = model_layers(model, sample, view, points, cfg)
+        for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
         print(f"scored {asset}", flush=True)
     if not rows:
