@@ -51,6 +51,13 @@ class _Meter:
         return dict(zip(keys, values.cpu().tolist()))
 
 
+def _terms_without_a_lift(loss, model: torch.nn.Module) -> list[str]:
+    """Loss terms that are on but need the image lift's depth layers, which ``model`` does not have."""
+    if getattr(model, "lift", None) is not None:
+        return []
+    return [name for name in ("source_depth", "source_layers") if getattr(loss, name) > 0]
+
+
 class _MissingMembers:
     """Samples trained without depth, normal or occupancy members that an active loss term needs (the term
     is off for them): warns once per member."""
@@ -146,6 +153,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     dtype = input_dtype(precision)
     loss_fn = LossFn(tcfg.loss, device)
+    for name in _terms_without_a_lift(tcfg.loss, model) if rank == 0 else ():
+        log.warning("train.loss.%s is on but the model has no image lift (model.image_lift, or a pretrained "
+                    "checkpoint without one): the term is off", name)
     torch.manual_seed(config["seed"] + 1 + rank)  # render jitter differs per rank
 
     step, start_batch = 0, 0

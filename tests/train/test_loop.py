@@ -24,3 +24,17 @@ def test_missing_members_are_counted_only_for_active_terms(caplog):
     assert on.check(batch) == {"data/no_depth": 0.0, "data/no_normal": 1.0}
     on.check(batch)
     assert caplog.text.count("no normal supervision") == 1
+
+
+def test_lift_terms_without_a_lift_are_named():
+    from lrm_dist.model.config import SIZES
+    from lrm_dist.model.lrm import LRM
+    from lrm_dist.train.config import LossConfig
+    from lrm_dist.train.loop import _terms_without_a_lift
+
+    plain = LRM(SIZES["tiny"].model_copy(update={"image_lift": False}))
+    lifted = LRM(SIZES["tiny"].model_copy(update={"image_lift": True}))
+    loss = LossConfig(source_layers=1.0)
+    assert _terms_without_a_lift(loss, plain) == ["source_layers"]
+    assert _terms_without_a_lift(loss, lifted) == []
+    assert _terms_without_a_lift(LossConfig(source_depth=0.5, source_layers=1.0), plain) == ["source_depth", "source_layers"]
