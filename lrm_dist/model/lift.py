@@ -92,6 +92,11 @@ class ImageLift(nn.Module):
         distance = camera[:, [3, 7, 11]].float().norm(dim=-1).view(-1, 1, 1, 1)
         return distance + 1.5 * torch.tanh(raw[:, :1]), F.softplus(raw[:, 1:] - 1.0)
 
+    def source_layers(self, image: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+        """Only the source view's front and back depth [N, 2, S/2, S/2]: the 2D part, without the volume."""
+        front, thickness = self.depth_layers(self.cnn(image), camera)
+        return torch.cat([front, front + thickness], 1)
+
     def forward(self, image: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image [N, 3, S, S] in [0, 1] on white; camera [N, 16] -> (volume [N, C, G, G, G],
         the source view's predicted front and back depth [N, 2, S/2, S/2])."""

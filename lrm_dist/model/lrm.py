@@ -161,17 +161,23 @@ class LRM(nn.Module):
         return torch.tensor([y0, x0], device=device).expand(n, v, 2), (h, w)
 
     def forward(
-        self, image: torch.Tensor, source_camera_features: torch.Tensor, render_cameras: torch.Tensor,
+        self, image: torch.Tensor, source_camera_features: torch.Tensor, render_cameras: torch.Tensor | None,
         height: int, width: int, patch: Patch | None = None, bg_color: float | torch.Tensor = 1.0,
-        points: torch.Tensor | None = None,
+        points: torch.Tensor | None = None, layers_only: bool = False,
     ) -> dict[str, torch.Tensor]:
         """``forward_planes`` then ``render``; render_cameras: [N, V, 25] (``render_camera_features``).
 
         Returns ``planes`` plus ``render``'s ``rgb``, ``opacity`` and ``depth``; with ``points`` [N, M, 3]
         (model frame) also ``points_raw_density`` [N, M], the field's density before its activation there; with
         an image lift also ``source_front_depth`` and ``source_back_depth`` [N, 1, S/2, S/2], its predicted first
-        and last surface depth of the source view.
+        and last surface depth of the source view. ``layers_only`` (a lift's warm-up, ``train.lift_warmup_steps``)
+        returns only those two, from the lift's 2D encoder alone (render_cameras, height and width unused).
         """
+        if layers_only:
+            if self.lift is None:
+                raise ValueError("layers_only needs a model with an image lift")
+            layers = self.lift.source_layers(image, source_camera_features)
+            return {"source_front_depth": layers[:, :1], "source_back_depth": layers[:, 1:]}
         planes, layers = self._planes(image, source_camera_features)
         c2w, intrinsics = split_render_cameras(render_cameras)
         out = {"planes": planes, **self.render(planes, c2w, intrinsics, height, width, patch, bg_color)}

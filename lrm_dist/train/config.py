@@ -131,6 +131,12 @@ class TrainConfig(BaseModel):
     lr: float = Field(4e-4, gt=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Cosine floor as a fraction of lr.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up from 0 to lr over these optimizer steps.")
+    lift_warmup_steps: int = Field(
+        0, ge=0,
+        description="The first steps train only the image lift's depth layers (its 2D encoder, on train.loss.source_layers' "
+        "targets): steps many times cheaper than full ones. Counted in max_steps and the lr schedule; needs a model with "
+        "an image lift and occupancy grids in the shards.",
+    )
     weight_decay: float = Field(0.05, ge=0, description="AdamW decay (biases and norm weights excluded).")
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0)

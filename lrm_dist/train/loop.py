@@ -129,7 +129,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_train_precision
     from lrm_dist.train.losses import LossFn
     from lrm_dist.train.optim import build_optimizer, build_scheduler
-    from lrm_dist.train.step import forward_batch, to_device
+    from lrm_dist.train.step import forward_batch, forward_layers, to_device
     from lrm_dist.tensorboard import Board, view_grid
 
     cfg = PipelineConfig.model_validate(config["cfg"])
@@ -153,6 +153,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     dtype = input_dtype(precision)
     loss_fn = LossFn(tcfg.loss, device)
+    if tcfg.lift_warmup_steps and model.lift is None:
+        raise ValueError(f"train.lift_warmup_steps={tcfg.lift_warmup_steps} trains the image lift's depth layers, "
+                         "and this model has no image lift")
     for name in _terms_without_a_lift(tcfg.loss, model) if rank == 0 else ():
         log.warning("train.loss.%s is on but the model has no image lift (model.image_lift, or a pretrained "
                     "checkpoint without one): the term is off", name)
@@ -193,8 +196,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             batch = to_device(batch, device)
             data_s += time.perf_counter() - t_data
             batches_done += 1
-            out = forward_batch(engine, batch, dtype, points=loss_fn.needs_points)
-            loss, terms = loss_fn(out, batch)
+            if step < tcfg.lift_warmup_steps:
+                out = forward_layers(engine, batch, dtype)
+                loss, terms = loss_fn.layers_only(out, batch)
+            else:
+                out = forward_batch(engine, batch, dtype, points=loss_fn.needs_points)
+                loss, terms = loss_fn(out, batch)
             data_shares = missing.check(batch)
             if rank == 0 and "points_raw_density" in out:  # only rank 0 writes the config it calibrates
                 calibrator.add(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
@@ -225,7 +232,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0:
                 board.scalars(metrics, step)
                 log.info(_progress_line(step, tcfg.max_steps, metrics))
-        if rank == 0 and (step % tcfg.image_every == 0 or last):
+        if rank == 0 and (step % tcfg.image_every == 0 or last) and "rgb" in out:
             board.image("views/target|rendered|alpha|opacity", view_grid(
                 batch["render_image"][0], out["rgb"][0], out["opacity"][0], batch["render_alpha"][0]
             ), step)

@@ -128,6 +128,12 @@ class LossFn:
         """Whether the model must also evaluate the field at the batch's occupancy points."""
         return self.cfg.occupancy > 0
 
+    def layers_only(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The lift's warm-up loss (``train.lift_warmup_steps``): the depth-layer term alone, weight 1."""
+        value = layers_loss(out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],
+                            batch["source_last_depth"], batch["source_layers_mask"])
+        return value, {"source_layers": float(value.detach())}
+
     def __call__(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:

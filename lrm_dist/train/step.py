@@ -36,3 +36,9 @@ def forward_batch(
         patch, patch, None, batch["render_bg"].float(),
         batch["occupancy_points"].float() if points else None,
     )
+
+
+def forward_layers(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The lift's warm-up pass: only the source view's predicted depth layers (``LRM.forward(layers_only=True)``,
+    through the module itself as ``forward_batch``)."""
+    return model(batch["source_image"].to(dtype), batch["source_camera"].to(dtype), None, 0, 0, layers_only=True)

@@ -98,3 +98,21 @@ def test_meshing_grid_reads_the_volume_like_the_field():
         without = model.synthesizer.density(planes[:, :3], points).view(9, 9, 9)
     assert torch.allclose(grid, direct, atol=1e-5)
     assert not torch.allclose(direct, without, atol=1e-3)  # the volume term is really in there
+
+
+def test_layers_only_pass_is_the_full_pass_layers_and_trains_only_the_2d_part():
+    """LRM.forward(layers_only=True) gives the same depth layers as the full pass, and its gradient reaches only
+    the lift's image encoder and layer head (the warm-up of train.lift_warmup_steps)."""
+    torch.manual_seed(0)
+    model = LRM(ModelConfig(size="tiny").arch())
+    image, cam = torch.rand(2, 3, 56, 56), _source_camera(focal=30.0, size=56).expand(2, -1)
+    only = model(image, cam, None, 0, 0, layers_only=True)
+    assert set(only) == {"source_front_depth", "source_back_depth"}
+    full_layers = model._planes(image, cam)[1]
+    assert torch.allclose(only["source_front_depth"], full_layers[:, :1]) and torch.allclose(only["source_back_depth"], full_layers[:, 1:])
+    (only["source_front_depth"].sum() + only["source_back_depth"].sum()).backward()
+    touched = {name.split(".")[1] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert touched == {"cnn", "layers"} and all(name.startswith("lift.") for name, p in model.named_parameters()
+                                               if p.grad is not None and p.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match="image lift"):
+        LRM(ModelConfig(size="tiny", image_lift=False).arch())(image, cam, None, 0, 0, layers_only=True)

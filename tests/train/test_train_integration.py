@@ -55,6 +55,7 @@ def _config(workdir: Path, shards: list[Path], run_name: str, max_steps: int = 3
         "train.torch_extensions_dir": str(EXTENSIONS), "train.sample.supervision_views": 2,
         "train.sample.render_res_low": 24, "train.sample.render_res_high": 32, "train.sample.patch_size": 16,
         "train.data.shards": str(shards[0].parent), "train.data.shuffle_buffer": 2, "train.data.loader_workers": 0, "train.loss.mask": 0.5,
+        "train.lift_warmup_steps": 1, "train.loss.source_layers": 1.0,  # step 1 trains the lift's layers alone
         **extra,
     }
     return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
