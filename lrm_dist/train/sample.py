@@ -204,7 +204,7 @@ def build_sample(
         "render_normal_mask": normal_mask_crop,
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
-        **source_layers(occupancy, c2w[0], intrinsics[0], half, scale),
+        **source_layers(occupancy if cfg.source_layers else None, c2w[0], intrinsics[0], half, scale),
         **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.occupancy_surface_fraction),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),

@@ -63,9 +63,12 @@ def test_train_device_follows_the_one_device_rule_against_the_cluster(monkeypatc
     assert _use_gpu("auto") and _use_gpu("cuda") and not _use_gpu("cpu")
 
 
-def test_normal_maps_are_decoded_only_for_the_normal_term():
+def test_normal_maps_and_depth_layers_are_made_only_for_their_terms():
     from lrm_dist.train.config import TrainConfig
 
-    assert TrainConfig().sample.normal is False
+    plain = TrainConfig().sample
+    assert plain.normal is False and plain.source_layers is False
     assert TrainConfig.model_validate({"loss": {"normal": 0.5}}).sample.normal is True
     assert TrainConfig.model_validate({"loss": {"normal": 0.5}, "sample": {"normal": False}}).sample.normal is False
+    assert TrainConfig.model_validate({"loss": {"source_layers": 1.0}}).sample.source_layers is True
+    assert TrainConfig.model_validate({"lift_warmup_steps": 10}).sample.source_layers is True

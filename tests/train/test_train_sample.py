@@ -112,7 +112,7 @@ def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distan
     rgba, c2w, intr = _views(3)
     c2w = c2w[[2, 0, 1]]  # a source view 20 degrees up: the two frames differ
     cfg = small_recipe.model_copy(update={"occupancy_points": 3000, "source_distance": distance,
-                                          "occupancy_surface_fraction": 0.5, "frame": frame})
+                                          "occupancy_surface_fraction": 0.5, "frame": frame, "source_layers": True})
     s = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2), occupancy=grid)
     points, labels, mask = s["occupancy_points"], s["occupancy_labels"], s["occupancy_mask"]
     assert points.shape == (3000, 3) and mask.mean() > 0.9
@@ -123,8 +123,25 @@ def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distan
     agree = (truth == (labels > 0.5))[mask > 0].mean()
     assert agree > 0.98  # only uniform points within one cell of the surface may differ
     assert 0.2 < labels[mask > 0].mean() < 0.6
+    # the source view's depth layers, in model units: "between the first and last surface" is the box (convex)
+    from lrm_dist.model.lift import project_points
+
+    fine = build_sample(rgba, c2w, intr, cfg, 112, np.random.default_rng(2), occupancy=grid)  # 56 px layers
+    coords, depth = project_points(torch.from_numpy(points)[None], torch.from_numpy(fine["source_camera"])[None])
+    layers = torch.from_numpy(np.concatenate([fine["source_first_depth"], fine["source_last_depth"],
+                                              fine["source_layers_mask"]]))
+    first, last, hit = torch.nn.functional.grid_sample(layers[None], coords[:, None], mode="nearest",
+                                                       align_corners=False)[0, :, 0]
+    between = ((hit > 0.5) & (depth[0] >= first - 0.03) & (depth[0] <= last + 0.03)).numpy()
+    keep = mask[1500:] > 0  # the uniform points (after the surface ones)
+    inside, guess = labels[1500:][keep] > 0.5, between[1500:][keep]
+    assert (inside & guess).sum() / (inside | guess).sum() > 0.85
     none = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(2))
     assert none["occupancy_points"].shape == (3000, 3) and not none["occupancy_mask"].any()
+    assert not none["source_layers_mask"].any()
+    off = build_sample(rgba, c2w, intr, cfg.model_copy(update={"source_layers": False}), 28, np.random.default_rng(2),
+                       occupancy=grid)
+    assert not off["source_layers_mask"].any() and off["occupancy_mask"].any()
 
 
 def test_depth_is_cropped_like_the_image_and_masked(small_recipe):
