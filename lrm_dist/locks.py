@@ -15,16 +15,22 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from lrm_dist.errors import WorkdirBusy
 from lrm_dist.log import get_logger
 
+if TYPE_CHECKING:
+    from lrm_dist.config import PipelineConfig
+    from lrm_dist.layout import RunLayout
+
 log = get_logger(__name__)
 
 LOCK_NAME = ".lock"
+T = TypeVar("T")
 
 
 def _is_url(folder: str) -> bool:
@@ -57,3 +63,17 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def run_locked_stage(
+    cfg: PipelineConfig, what: str, folder: Callable[[RunLayout], str | Path],
+    work: Callable[[PipelineConfig, RunLayout], T],
+) -> T:
+    """A writing stage's entry: its storage options applied, its output folder (``folder(layout)``) locked
+    for the run (a second job on the same folder is refused), then ``work(cfg, layout)``."""
+    from lrm_dist.storage import configure_from
+
+    configure_from(cfg)
+    layout = cfg.layout()
+    with folder_lock(folder(layout), what):
+        return work(cfg, layout)

@@ -71,3 +71,24 @@ def test_the_cli_refuses_a_render_of_a_busy_workdir_in_one_line(holder):
     err = [line for line in done.stderr.splitlines() if "error" in line]
     assert err == [err[0]] and "in use by another job" in err[0] and "Traceback" not in done.stderr
     assert time.perf_counter() - t0 < 60
+
+
+def test_a_locked_stage_runs_its_work_holding_its_folder(tmp_path, holder):
+    """``run_locked_stage`` passes the job's layout to the work and holds the stage folder meanwhile; a folder
+    that another job holds refuses it before any work runs."""
+    from lrm_dist.config import load_config
+    from lrm_dist.locks import run_locked_stage
+
+    cfg = load_config(None, [f"workdir={tmp_path / 'run'}"])
+    seen = []
+
+    def work(cfg_, layout):
+        seen.append(layout.eval_dir)
+        return f"pid {os.getpid()} " in (Path(layout.eval_dir) / LOCK_NAME).read_text()
+
+    assert run_locked_stage(cfg, "eval", lambda layout: layout.eval_dir, work) is True
+    assert seen == [cfg.layout().eval_dir]
+    busy, _ = holder  # tmp_path/render, held by another process
+    with pytest.raises(WorkdirBusy):
+        run_locked_stage(load_config(None, [f"workdir={tmp_path}"]), "render", lambda layout: busy, work)
+    assert len(seen) == 1

@@ -23,7 +23,7 @@ from lrm_dist.assets.sources import Candidate, iter_local, iter_objaverse, iter_
 from lrm_dist.geometry.frame import normalize_mesh, to_z_up
 from lrm_dist.geometry.mesh_io import MeshError, asset_files, load_mesh, sha256_file
 from lrm_dist.log import get_logger, progress
-from lrm_dist.storage import Storage, configure_from, is_url, local_file
+from lrm_dist.storage import Storage, is_url, local_file
 
 if TYPE_CHECKING:
     from lrm_dist.config import PipelineConfig
@@ -163,12 +163,9 @@ def build_assets(cfg: PipelineConfig) -> AssetsSummary:
 
     Holds the assets folder's lock: a second asset job on the same workdir is refused.
     """
-    from lrm_dist.locks import folder_lock
+    from lrm_dist.locks import run_locked_stage
 
-    configure_from(cfg)
-    layout = cfg.layout()
-    with folder_lock(layout.assets_dir, "assets"):
-        return _build_assets(cfg, layout)
+    return run_locked_stage(cfg, "assets", lambda layout: layout.assets_dir, _build_assets)
 
 
 def _build_assets(cfg: PipelineConfig, layout: RunLayout) -> AssetsSummary:

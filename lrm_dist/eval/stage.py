@@ -198,13 +198,9 @@ def evaluate(cfg: PipelineConfig) -> EvalSummary:
     """Evaluate ``cfg.eval.checkpoint`` (else the train stage's exported model, else ``cfg.model.pretrained``)
     on the held-out assets into ``layout().eval_dir``; see the module doc. Holds the output folder's lock:
     one eval per folder."""
-    from lrm_dist.locks import folder_lock
-    from lrm_dist.storage import configure_from
+    from lrm_dist.locks import run_locked_stage
 
-    configure_from(cfg)
-    layout = cfg.layout()
-    with folder_lock(layout.eval_dir, "eval"):
-        return _evaluate(cfg, layout)
+    return run_locked_stage(cfg, "eval", lambda layout: layout.eval_dir, _evaluate)
 
 
 def _evaluate(cfg: PipelineConfig, layout: RunLayout) -> EvalSummary:

@@ -89,13 +89,9 @@ def render_assets(cfg: PipelineConfig) -> RenderSummary:
 
     Holds the render folder's lock: a second render of the same workdir is refused, not interleaved.
     """
-    from lrm_dist.locks import folder_lock
-    from lrm_dist.storage import configure_from
+    from lrm_dist.locks import run_locked_stage
 
-    configure_from(cfg)
-    layout = cfg.layout()
-    with folder_lock(layout.render_dir, "render"):
-        return _render(cfg, layout)
+    return run_locked_stage(cfg, "render", lambda layout: layout.render_dir, _render)
 
 
 def _render(cfg: PipelineConfig, layout: RunLayout) -> RenderSummary:
