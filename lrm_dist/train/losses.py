@@ -89,16 +89,9 @@ def layers_loss(
     front: torch.Tensor, back: torch.Tensor, first: torch.Tensor, last: torch.Tensor, hit: torch.Tensor
 ) -> torch.Tensor:
     """Predicted front/back depth layers [N, 1, h, w] against the first/last surface: the mean L1 of both
-    where the ray meets the object (``hit``), plus the predicted thickness where it does not (pulled to 0).
-
-    The ground truth may be at a lower resolution than the prediction (a multiple): the prediction is
-    average-pooled to it.
-    """
+    where the ray meets the object (``hit``), plus the predicted thickness where it does not (pulled to 0)."""
     if front.shape[-2:] != first.shape[-2:]:
-        factor = front.shape[-1] // first.shape[-1]
-        if factor < 1 or front.shape[-1] != factor * first.shape[-1] or front.shape[-2] != factor * first.shape[-2]:
-            raise ValueError(f"depth layers {tuple(first.shape)} do not divide the model's {tuple(front.shape)}")
-        front, back = F.avg_pool2d(front.float(), factor), F.avg_pool2d(back.float(), factor)
+        raise ValueError(f"depth layers {tuple(first.shape)} do not match the model's {tuple(front.shape)}")
     front, back, hit = front.float(), back.float(), hit.float()
     on = ((front - first).abs() + (back - last).abs()) * hit
     off = (back - front).abs() * (1.0 - hit)
@@ -130,9 +123,13 @@ class LossFn:
 
     def layers_only(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The lift's warm-up loss (``train.lift_warmup_steps``): the depth-layer term alone, weight 1."""
-        value = layers_loss(out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],
-                            batch["source_last_depth"], batch["source_layers_mask"])
+        value = self._layers(out, batch)
         return value, {"source_layers": float(value.detach())}
+
+    @staticmethod
+    def _layers(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return layers_loss(out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],
+                           batch["source_last_depth"], batch["source_layers_mask"])
 
     def __call__(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
@@ -166,10 +163,7 @@ class LossFn:
                 out["depth"], batch["render_intrinsics"], batch["render_normal"], batch["render_normal_mask"]
             )
         if self.cfg.source_layers > 0 and "source_back_depth" in out and "source_first_depth" in batch:
-            terms["source_layers"] = layers_loss(
-                out["source_front_depth"], out["source_back_depth"], batch["source_first_depth"],
-                batch["source_last_depth"], batch["source_layers_mask"],
-            )
+            terms["source_layers"] = self._layers(out, batch)
         if self.cfg.occupancy > 0 and "points_raw_density" in out:
             terms["occupancy"] = occupancy_loss(out["points_raw_density"], batch["occupancy_labels"], batch["occupancy_mask"])
         total = sum(getattr(self.cfg, name) * value for name, value in terms.items())

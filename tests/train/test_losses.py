@@ -122,7 +122,7 @@ def test_normals_of_a_tilted_plane_and_the_normal_loss():
     assert torch.isfinite(depth.grad).all() and depth.grad.abs().sum() > 0
 
 
-def test_layers_loss_known_values_and_pooling():
+def test_layers_loss_known_values():
     """Hit pixels: |front - first| + |back - last|; missed pixels: the predicted thickness; mean over all pixels."""
     front = torch.tensor([2.0, 2.0, 3.0, 3.0]).view(1, 1, 2, 2)
     back = torch.tensor([2.5, 2.0, 3.5, 3.0]).view(1, 1, 2, 2)
@@ -130,9 +130,8 @@ def test_layers_loss_known_values_and_pooling():
     last = torch.tensor([3.0, 2.0, 0.0, 0.0]).view(1, 1, 2, 2)
     hit = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2)
     assert float(layers_loss(front, back, first, last, hit)) == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4)
-    big = front.repeat_interleave(2, -1).repeat_interleave(2, -2)  # a prediction at twice the side pools down
-    assert float(layers_loss(big, big + 1.0, first, first + 1.0, hit)) == pytest.approx((0.0 + 1.0 + 1.0 + 1.0) / 4)
-    with pytest.raises(ValueError, match="do not divide"):
+    assert float(layers_loss(front, front + 1.0, first, first + 1.0, hit)) == pytest.approx((0.0 + 1.0 + 1.0 + 1.0) / 4)
+    with pytest.raises(ValueError, match="do not match"):
         layers_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3), first, last, hit)
 
 
