@@ -9,6 +9,7 @@ also gets the per-category table and the eval report.
     # shards made on a CPU machine (Blender): lrm-dist run configs/quality.yaml --stages assets,render
     python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~6 min of training
     python benchmarks/quality.py configs/default.yaml --set train.max_steps=60   # CPU smoke
+    # a run longer than one 10-minute call: train with --no-eval, then the same command again resumes and scores
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def main() -> None:
     parser.add_argument("--training-split", type=int, default=0, metavar="N",
                         help="Also score the last checkpoint on N assets of the training split (of the renders the "
                         "held-out split comes from, N/5 per category), to print the generalisation gap.")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="Train only (a run longer than one call: a later call with the same train.run_name "
+                        "resumes from the last checkpoint and scores the curve).")
+    parser.add_argument("--eval-from", type=int, default=0, metavar="STEP",
+                        help="Score only the checkpoints at or after STEP (for example after train.lift_warmup_steps, "
+                        "whose checkpoints have an untrained field).")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
     if cfg.train.export_dir is None:  # one export folder per run: runs of one workdir can share a GPU
@@ -74,9 +81,13 @@ def main() -> None:
     start = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - start
-    checkpoints = sorted(p for p in result.run_dir.glob("checkpoint_[0-9]*") if p.is_dir())
+    checkpoints = sorted(p for p in result.run_dir.glob("checkpoint_[0-9]*")
+                         if p.is_dir() and int(p.name.split("_")[1]) >= args.eval_from)
     if not checkpoints:
-        raise SystemExit(f"quality: run {result.run_dir} kept no checkpoint")
+        raise SystemExit(f"quality: run {result.run_dir} kept no checkpoint at or after step {args.eval_from}")
+    if args.no_eval:
+        print(f"quality: trained {result.run_dir} in {wall:.0f} s wall; checkpoints {[p.name for p in checkpoints]}")
+        return
     curve, summary = [], []
     for i, folder in enumerate(checkpoints):
         progress = json.loads((folder / "progress.json").read_text())
