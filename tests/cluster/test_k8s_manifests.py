@@ -193,6 +193,7 @@ def test_pipeline_configmap_is_a_valid_config(rel, tmp_path):
     if rel != "overlays/dev":  # the GPU configs train a real size with the measured recipe
         assert cfg.model.size != "tiny" or cfg.model.pretrained, rel
         assert cfg.train.sample.occupancy_points > 0 and cfg.train.loss.occupancy > 0, rel
+        assert cfg.train.loss.source_layers > 0 and cfg.train.lift_warmup_steps > 0, rel
     else:  # the CPU config is the README demo's job, whose training is measured to learn
         demo = load_config(m.REPO / "configs" / "default.yaml")
         assert cfg.model == demo.model and cfg.train.max_steps == demo.train.max_steps, rel
