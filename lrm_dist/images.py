@@ -5,7 +5,8 @@ opened, the header's size is checked against a pixel limit before any pixel is d
 kilobytes can claim 20000x20000), and whatever goes wrong while decoding (truncated data, garbage,
 Pillow's own decompression-bomb check, an unsupported pixel mode) becomes ``BadImage``: a
 ``ValueError`` whose message is one line naming the input. ``rgba8`` and ``grey16`` turn the decoded
-image into arrays with 16-bit greyscale scaled, not clipped.
+image into arrays with 16-bit greyscale scaled, not clipped; ``encode_image`` is the one encoder of the
+images the project writes (shard members).
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ def decode_image(
         raise BadImage(f"{name}: not a readable image (not a {kinds} file)") from None
     except Exception as exc:  # truncated data, corrupt chunks, odd plugins' errors, out of memory: all the input's fault
         raise BadImage(f"{name}: not a readable image ({one_line(exc)})") from None
+
+
+def encode_image(array: np.ndarray, image_format: str = "png", quality: int | None = None) -> bytes:
+    """PNG, lossless WebP (``quality`` None: every pixel kept, colour under zero alpha included) or lossy
+    WebP (colour only; alpha stays lossless)."""
+    buf = io.BytesIO()
+    image = Image.fromarray(array)
+    if image_format == "png":
+        image.save(buf, format="PNG", compress_level=4)
+    elif quality is None:
+        image.save(buf, format="WEBP", lossless=True, exact=True, method=4)
+    else:
+        image.save(buf, format="WEBP", quality=quality, alpha_quality=100, method=4)
+    return buf.getvalue()
 
 
 def grey16(image: Image.Image) -> np.ndarray:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from lrm_dist.images import PNG_ONLY, BadImage, decode_image, one_line, rgba8
+from lrm_dist.images import PNG_ONLY, BadImage, decode_image, encode_image, one_line, rgba8
 from lrm_dist.log import get_logger
 from lrm_dist.shards.reader import read_raw_samples
-from lrm_dist.shards.sample import ShardSample
+from lrm_dist.shards.sample import RGBA_MEMBERS, ShardSample
 
 log = get_logger(__name__)
 
@@ -24,9 +24,9 @@ INPUT_COLUMNS = ("asset_id", "category", "mesh_path", "render_settings_hash", "i
                  "input_c2w", "input_intrinsics", "error")
 
 
-def input_members(view: int) -> frozenset[str]:
-    """The shard members the job needs (suffix after the key): meta, cameras, one view's RGBA."""
-    return frozenset({"meta.json", "cameras.json", f"{view:03d}.rgba.png"})
+def input_members(view: int) -> frozenset[str | tuple[str, ...]]:
+    """The shard members the job needs (suffixes after the key): meta, cameras, one view's RGBA (PNG or WebP)."""
+    return frozenset({"meta.json", "cameras.json", tuple(f"{view:03d}.{m}" for m in RGBA_MEMBERS)})
 
 
 def _input_row(asset_id: str, target: dict, view: int, error: str = "") -> dict:
@@ -53,7 +53,11 @@ def select_input(raw: dict, view: int, pending: dict[str, dict]) -> list[dict]:
         n_views = sample.n_views
         if view >= n_views:
             raise ValueError(f"eval.input_view={view} but the sample has {n_views} views")
-        row["rgba_png"] = sample.member_bytes(f"{view:03d}.rgba.png")
+        member = sample.view_member(view, "rgba") or f"{view:03d}.{RGBA_MEMBERS[0]}"
+        data = sample.member_bytes(member)
+        if not member.endswith(".png"):  # a WebP shard: the actor and the report take PNG bytes
+            data = encode_image(decode_image(data, sample.name(member), rgba8, formats=("WEBP",)))
+        row["rgba_png"] = data
         row["input_c2w"] = c2w[view].reshape(-1).tolist()
         row["input_intrinsics"] = intrinsics[view].tolist()
     except (KeyError, ValueError, TypeError, IndexError) as exc:

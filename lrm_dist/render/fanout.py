@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from lrm_dist.geometry.limits import MAX_FILE_MB
 from lrm_dist.log import get_logger
 from lrm_dist.render.config import RenderConfig
+from lrm_dist.shards.config import ShardsConfig
 
 log = get_logger(__name__)
 
@@ -76,9 +77,11 @@ def add_occupancy(sample: dict, record: dict, resolution: int) -> None:
 class RenderWorker:
     """Body of a render actor: one Blender in this process, created on ``ready()``."""
 
-    def __init__(self, cfg: dict, settings_hash: str, threads: int, encode: bool, max_file_mb: float = MAX_FILE_MB):
+    def __init__(self, cfg: dict, settings_hash: str, threads: int, encode: bool, max_file_mb: float = MAX_FILE_MB,
+                 shards: dict | None = None):
         self.cfg = RenderConfig.model_validate(cfg)
         self.settings_hash, self.threads, self.encode, self.max_file_mb = settings_hash, threads, encode, max_file_mb
+        self.shards = ShardsConfig.model_validate(shards or {})  # how the members are encoded
         self.renderer = None
 
     def ready(self) -> dict:
@@ -105,7 +108,7 @@ class RenderWorker:
                 sample = self.renderer.render(record)
             sample["meta"]["attempts"] = attempt
             add_occupancy(sample, record, self.cfg.occupancy_resolution)
-            payload = encode_sample(sample) if self.encode else sample
+            payload = encode_sample(sample, self.shards) if self.encode else sample
         except AssetInputError as exc:
             status["reason"] = str(exc)
             return status, None
@@ -120,10 +123,11 @@ class RenderWorker:
 class UpscaleWorker:
     """Body of an upscale actor: upscales a sample's rgba views, scales the intrinsics, encodes."""
 
-    def __init__(self, upscale_cfg: dict):
+    def __init__(self, upscale_cfg: dict, shards: dict | None = None):
         from lrm_dist.upscale.actor import Upscaler
 
         self.upscaler = Upscaler(upscale_cfg)
+        self.shards = ShardsConfig.model_validate(shards or {})
 
     def ready(self) -> bool:
         return True
@@ -142,7 +146,7 @@ class UpscaleWorker:
         intrinsics[:, 5] = out[0].shape[0]
         meta = dict(sample["meta"], upscaled=True, render_resolution=sample["meta"]["resolution"],
                     resolution=int(out[0].shape[1]))
-        return encode_sample(dict(sample, rgba=np.stack(out), intrinsics=intrinsics, meta=meta))
+        return encode_sample(dict(sample, rgba=np.stack(out), intrinsics=intrinsics, meta=meta), self.shards)
 
 
 def _setup_failure(exc: Exception) -> str | None:
@@ -192,7 +196,7 @@ class RenderFleet:
     """Drives assets through render (and upscale) actors; ``run(records)`` yields an ``Outcome`` per asset."""
 
     def __init__(self, cfg: RenderConfig, settings_hash: str, upscale_cfg=None, n_actors: int | None = None,
-                 worker_cls: type = RenderWorker, max_file_mb: float = MAX_FILE_MB):
+                 worker_cls: type = RenderWorker, max_file_mb: float = MAX_FILE_MB, shards: ShardsConfig | None = None):
         import ray
 
         self.ray = ray
@@ -204,7 +208,8 @@ class RenderFleet:
             num_cpus=cfg.actors.num_cpus, num_gpus=cfg.actors.num_gpus, resources=dict(cfg.actors.resources) or None,
             max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD",
         )
-        self._args = (cfg.model_dump(mode="json"), settings_hash, threads, self.upscale is None, max_file_mb)
+        self._shards = (shards or ShardsConfig()).model_dump(mode="json")  # the members' encoding
+        self._args = (cfg.model_dump(mode="json"), settings_hash, threads, self.upscale is None, max_file_mb, self._shards)
         self.slots: list[_Slot] = []
         self.upscalers: list = []
         self.replaced = 0
@@ -227,7 +232,8 @@ class RenderFleet:
 
         remote = self.ray.remote(UpscaleWorker).options(
             max_restarts=-1, max_task_retries=-1, **ray_resources(self.upscale))
-        self.upscalers = [remote.remote(self.upscale.model_dump(mode="json")) for _ in range(self.upscale.actors.count)]
+        self.upscalers = [remote.remote(self.upscale.model_dump(mode="json"), self._shards)
+                          for _ in range(self.upscale.actors.count)]
 
     def _await_upscalers(self) -> None:
         try:  # a broken upscaler (weights, device) is a configuration error: stop before rendering

@@ -119,7 +119,7 @@ def _render(cfg: PipelineConfig, layout: RunLayout) -> RenderSummary:
         if _actors_run_here(cfg.ray):  # a missing bpy is one line now, before Ray starts
             check_driver()
         init_ray(cfg.ray)
-        fleet = RenderFleet(cfg.render, digest, cfg.upscale, max_file_mb=cfg.assets.max_file_mb)
+        fleet = RenderFleet(cfg.render, digest, cfg.upscale, max_file_mb=cfg.assets.max_file_mb, shards=cfg.shards)
         summary.actors = fleet.n_actors
         bar = progress_bar(len(todo), "render", unit="asset")
         stream = fleet.run(todo)

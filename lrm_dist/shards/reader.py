@@ -68,10 +68,11 @@ class _ShardMember(tarfile.TarInfo):
 
 
 def read_raw_samples(
-    url: str, members: Collection[str] | Callable[[str], bool], max_member_bytes: int = MAX_MEMBER_BYTES,
+    url: str, members: Collection[str | tuple[str, ...]] | Callable[[str], bool], max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> Iterator[dict]:
     """Raw samples of one shard tar, streamed in order: ``__key__``, ``__url__`` and the bytes of its ``members``
-    (suffixes, or a test of the member's file name; the others are skipped unread), for
+    (suffixes, a tuple of suffixes standing for "any one of these", or a test of the member's file name; the
+    others are skipped unread), for
     ``lrm_dist.shards.sample.ShardSample``. The one tar reader of training and evaluation.
 
     A wanted member larger than ``max_member_bytes`` is not read: its value is an ``OversizedMember``, which
@@ -84,7 +85,9 @@ def read_raw_samples(
     if callable(members):
         wanted, complete = (lambda name, suffix: members(name)), (lambda s: True)
     else:
-        wanted, complete = (lambda name, suffix: suffix in members), (lambda s: all(m in s for m in members))
+        groups = [(m,) if isinstance(m, str) else tuple(m) for m in members]
+        names = {n for group in groups for n in group}
+        wanted, complete = (lambda name, suffix: suffix in names), (lambda s: all(any(n in s for n in g) for g in groups))
     sample: dict | None = None
     try:
         with fsspec.open(url, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*", tarinfo=_ShardMember) as tar:

@@ -3,11 +3,14 @@
 Members of asset ``<id>``: ``<id>.meta.json``, ``<id>.cameras.json`` and per view ``<id>.NNN.rgba.png``
 (uint8 RGBA, straight alpha), ``<id>.NNN.depth.png16`` (a 16-bit greyscale PNG of planar depth, metres =
 value * depth_scale, 0 = background; schema 2 named it ``.depth.png``, still read) and
-``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 = background) and, when the render stage had
-the canonical mesh, ``<id>.occupancy.npz`` (the ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``).
+``<id>.NNN.normal.png`` (uint8, world normal * 0.5 + 0.5, 0 = background; left out with
+``shards.normal_maps: false``) and, when the render stage had the canonical mesh, ``<id>.occupancy.npz``
+(the ground-truth occupancy grid, ``lrm_dist.geometry.occupancy``). With ``shards.image_format: webp``
+the rgba and normal members are ``.rgba.webp`` / ``.normal.webp`` (lossless, or lossy rgba with
+``shards.webp_quality``); readers take either.
 The decoded dict: asset_id, category, rgba [V,H,W,4] uint8, depth [V,h,w] float32, normal [V,h,w,3]
-float32 (zero on background), c2w [V,4,4] float32, intrinsics [V,6] float32, meta, and occupancy bool
-[R,R,R] (None without the member).
+float32 (zero on background; None without normal maps), c2w [V,4,4] float32, intrinsics [V,6] float32,
+meta, and occupancy bool [R,R,R] (None without the member).
 
 This is the one reader of the format: ``ShardSample(raw)`` decodes only the members asked for (a
 training sample needs a few views' rgba and depth, the evaluation one view's undecoded PNG and its
@@ -18,22 +21,26 @@ sample, its shard when known, and the member. ``decode_sample`` is the full deco
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping
 
 import numpy as np
 
-from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, one_line, pixels_of
+from lrm_dist.images import GREY16_MODES, PNG_ONLY, decode_image, encode_image, one_line, pixels_of
 from lrm_dist.schema import SCHEMA_VERSION
+from lrm_dist.shards.config import ShardsConfig
 
 ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 DEPTH_MEMBER = "depth.png16"
 """Per-view depth suffix: PNG bytes under an extension no standard image decoder claims (they cut 16 bits to 8)."""
 DEPTH_MEMBERS = (DEPTH_MEMBER, "depth.png")
 """Depth suffixes read, newest first: schema 2 shards name the same PNG ``depth.png``."""
-VIEW_MEMBERS = {"rgba.png": "rgba", "normal.png": "normal", **dict.fromkeys(DEPTH_MEMBERS, "depth")}
+RGBA_MEMBERS = ("rgba.png", "rgba.webp")
+NORMAL_MEMBERS = ("normal.png", "normal.webp")
+KIND_MEMBERS = {"rgba": RGBA_MEMBERS, "depth": DEPTH_MEMBERS, "normal": NORMAL_MEMBERS}
+"""Per-view member suffixes (after ``NNN.``) of each kind, the PNG name first."""
+VIEW_MEMBERS = {suffix: kind for kind, suffixes in KIND_MEMBERS.items() for suffix in suffixes}
 """Per-view member suffix (after ``NNN.``) -> kind."""
 OCCUPANCY_MEMBER = "occupancy.npz"
 JSON_MEMBERS = ("meta.json", "cameras.json")
@@ -45,18 +52,12 @@ _MEMBER_MODES = {"rgba": ("RGBA",), "depth": GREY16_MODES, "normal": ("RGB", "RG
 _VIEW_FIELD = re.compile(r"^(\d{3,})\.(.+)$")
 
 
-def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=4)
-    return buf.getvalue()
-
-
-def _unpng(data, name: str, *modes: str) -> np.ndarray:
+def _decode_member(data, name: str, kind: str) -> np.ndarray:
+    """A view member's pixels; the format its name says (``.webp``: WebP, else PNG), nothing else."""
     if isinstance(data, np.ndarray):  # already decoded (Ray Data's default decoder)
         return data
-    return decode_image(bytes(data), name, pixels_of(*modes), formats=PNG_ONLY)
+    formats = ("WEBP",) if name.endswith(".webp") else PNG_ONLY
+    return decode_image(bytes(data), name, pixels_of(*_MEMBER_MODES[kind]), formats=formats)
 
 
 def encode_depth(depth: np.ndarray, depth_scale: float) -> np.ndarray:
@@ -82,18 +83,26 @@ def decode_normal(encoded: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return n
 
 
-def encode_sample(sample: dict) -> dict[str, bytes]:
-    """Tar members (full member names) of one rendered asset, names sorted."""
+def encode_sample(sample: dict, shards: ShardsConfig | None = None) -> dict[str, bytes]:
+    """Tar members (full member names) of one rendered asset, names sorted, encoded as ``shards`` says
+    (``image_format``, ``webp_quality``, ``normal_maps``; default: PNG with normal maps)."""
+    cfg = shards or ShardsConfig()
     asset_id = sample["asset_id"]
     if not ASSET_ID_RE.match(asset_id):
         raise ValueError(f"asset_id {asset_id!r}: must match [A-Za-z0-9_-]+ (WebDataset keys end at the first dot)")
     meta = dict(sample["meta"])
     meta["schema_version"] = SCHEMA_VERSION  # what this writer writes, whatever the caller passed
+    meta.pop("rgba_webp_quality", None)  # an upscaled sample is encoded again
+    if cfg.webp_quality is not None:
+        meta["rgba_webp_quality"] = cfg.webp_quality
     depth_scale = float(meta["depth_scale"])
-    rgba, depth, normal = sample["rgba"], sample["depth"], sample["normal"]
+    rgba, depth = sample["rgba"], sample["depth"]
+    normal = sample.get("normal") if cfg.normal_maps else None
     views = len(rgba)
-    if not (len(depth) == len(normal) == len(sample["c2w"]) == len(sample["intrinsics"]) == views == meta["n_views"]):
+    counts = {len(depth), len(sample["c2w"]), len(sample["intrinsics"]), views, meta["n_views"]}
+    if len(counts) > 1 or (normal is not None and len(normal) != views):
         raise ValueError(f"sample {asset_id}: view counts disagree")
+    ext = cfg.image_format
     members = {
         f"{asset_id}.meta.json": json.dumps(meta, sort_keys=True).encode(),
         f"{asset_id}.cameras.json": json.dumps({
@@ -103,9 +112,11 @@ def encode_sample(sample: dict) -> dict[str, bytes]:
     }
     for i in range(views):
         d = encode_depth(depth[i], depth_scale)
-        members[f"{asset_id}.{i:03d}.rgba.png"] = _png(np.ascontiguousarray(rgba[i], dtype=np.uint8))
-        members[f"{asset_id}.{i:03d}.{DEPTH_MEMBER}"] = _png(d)
-        members[f"{asset_id}.{i:03d}.normal.png"] = _png(encode_normal(normal[i], d > 0))
+        members[f"{asset_id}.{i:03d}.rgba.{ext}"] = encode_image(
+            np.ascontiguousarray(rgba[i], dtype=np.uint8), ext, cfg.webp_quality)
+        members[f"{asset_id}.{i:03d}.{DEPTH_MEMBER}"] = encode_image(d)
+        if normal is not None:
+            members[f"{asset_id}.{i:03d}.normal.{ext}"] = encode_image(encode_normal(normal[i], d > 0), ext)
     if sample.get("occupancy") is not None:
         from lrm_dist.geometry.occupancy import encode_grid
 
@@ -113,9 +124,14 @@ def encode_sample(sample: dict) -> dict[str, bytes]:
     return dict(sorted(members.items()))
 
 
+def view_field(raw: Mapping[str, object], view: int, kind: str) -> str | None:
+    """The field of ``raw`` holding ``view``'s ``kind`` (rgba, depth, normal) under any of its names, None without one."""
+    return next((f for f in (f"{view:03d}.{m}" for m in KIND_MEMBERS[kind]) if raw.get(f) is not None), None)
+
+
 def depth_field(raw: Mapping[str, object], view: int) -> str | None:
     """The field of ``raw`` holding ``view``'s depth under either schema's name (None without one)."""
-    return next((f for f in (f"{view:03d}.{m}" for m in DEPTH_MEMBERS) if f in raw), None)
+    return view_field(raw, view, "depth")
 
 
 class OversizedMember:
@@ -225,21 +241,25 @@ class ShardSample:
             self._cameras = c2w, intrinsics
         return self._cameras
 
-    def _png(self, member: str, kind: str) -> np.ndarray:
-        return _unpng(self.member(member), self.name(member), *_MEMBER_MODES[kind])
+    def view_member(self, view: int, kind: str) -> str | None:
+        """The member holding ``view``'s ``kind`` (rgba, depth, normal) under any of its names, None without one."""
+        return view_field(self.raw, view, kind)
+
+    def _image(self, view: int, kind: str) -> tuple[np.ndarray, str]:
+        member = self.view_member(view, kind) or f"{view:03d}.{KIND_MEMBERS[kind][0]}"  # missing: named as PNG
+        return _decode_member(self.member(member), self.name(member), kind), member
 
     def rgba(self, view: int) -> np.ndarray:
         """View ``view``'s RGBA image, uint8 [H, W, 4]."""
-        return self._png(f"{view:03d}.rgba.png", "rgba")
+        return self._image(view, "rgba")[0]
 
     def depth_member(self, view: int) -> str | None:
         """The member holding ``view``'s depth (either schema's name), None without one."""
-        return depth_field(self.raw, view)
+        return self.view_member(view, "depth")
 
     def depth_steps(self, view: int) -> np.ndarray:
         """View ``view``'s depth as stored: uint16 steps of ``meta.depth_scale`` [H, W], 0 = background."""
-        member = self.depth_member(view) or f"{view:03d}.{DEPTH_MEMBER}"
-        return self._png(member, "depth")
+        return self._image(view, "depth")[0]
 
     def depth_scale(self) -> float:
         try:
@@ -255,9 +275,9 @@ class ShardSample:
         """View ``view``'s world normals, float32 [H, W, 3], zero outside ``mask`` (default: where depth is set)."""
         if mask is None:
             mask = self.depth_steps(view) > 0
-        encoded = self._png(f"{view:03d}.normal.png", "normal")
+        encoded, member = self._image(view, "normal")
         if encoded.shape[:2] != mask.shape:
-            raise BadSample(f"{self.name(f'{view:03d}.normal.png')} is {encoded.shape[1]}x{encoded.shape[0]} px, its view's "
+            raise BadSample(f"{self.name(member)} is {encoded.shape[1]}x{encoded.shape[0]} px, its view's "
                             f"depth {mask.shape[1]}x{mask.shape[0]}")
         return decode_normal(encoded, mask)
 
@@ -289,12 +309,12 @@ def decode_sample(raw: dict) -> dict:
             fields[VIEW_MEMBERS[m.group(2)]].add(int(m.group(1)))
     views = sample.n_views
     for kind, got in fields.items():
-        if sorted(got) != list(range(views)):
+        if sorted(got) != list(range(views)) and (kind != "normal" or got):  # normal maps: all views, or none
             raise ValueError(f"{sample.label}: {kind} views {sorted(got)} != 0..{views - 1}")
     rgba = np.stack([sample.rgba(i) for i in range(views)]).astype(np.uint8)
     depth_raw = np.stack([sample.depth_steps(i) for i in range(views)]).astype(np.float32)
     depth = depth_raw * np.float32(sample.depth_scale())
-    normal = np.stack([sample.normal(i, depth_raw[i] > 0) for i in range(views)])
+    normal = np.stack([sample.normal(i, depth_raw[i] > 0) for i in range(views)]) if fields["normal"] else None
     return {
         "asset_id": meta["asset_id"],
         "category": meta["category"],

@@ -1,6 +1,6 @@
 """Decode just the views a training sample needs from one raw shard sample (the shard contract's members).
 
-A shard sample holds every view's rgba, depth and normal PNGs; training uses the rgba, depth and normals
+A shard sample holds every view's rgba, depth and normal images; training uses the rgba, depth and normals
 of a few views and the occupancy grid, so only those are read (``lrm_dist.shards.sample.ShardSample``
 decodes member by member; decoding all of them costs several times the whole recipe). A sample
 without depth, normal or occupancy members trains without those terms.
@@ -12,17 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from lrm_dist.shards.sample import DEPTH_MEMBERS, JSON_MEMBERS, OCCUPANCY_MEMBER, ShardSample
+from lrm_dist.shards.sample import JSON_MEMBERS, OCCUPANCY_MEMBER, VIEW_MEMBERS, ShardSample
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.sample import build_sample, choose_views
 
-_WANTED = (
-    *(f".{m}" for m in JSON_MEMBERS), ".rgba.png", ".normal.png", *(f".{m}" for m in DEPTH_MEMBERS), f".{OCCUPANCY_MEMBER}",
-)
+_WANTED = (*(f".{m}" for m in (*JSON_MEMBERS, *VIEW_MEMBERS)), f".{OCCUPANCY_MEMBER}")
 
 
 def wanted_member(name: str) -> bool:
-    """Members the trainer reads (select_files/fileselect filter): json, rgba, normal and depth (either name), occupancy."""
+    """Members the trainer reads (select_files/fileselect filter): json, rgba, normal and depth (any of their
+    names), occupancy."""
     return name.endswith(_WANTED)
 
 
@@ -44,7 +43,7 @@ def sample_from_raw(
     if cfg.depth and "depth_scale" in meta and all(shard_sample.depth_member(int(v)) for v in views):
         depth = np.stack([shard_sample.depth(int(v)) for v in views])
     normal = None
-    if cfg.normal and all(shard_sample.has(f"{int(v):03d}.normal.png") for v in views):
+    if cfg.normal and all(shard_sample.view_member(int(v), "normal") for v in views):
         # the normal map is set where the depth pass is (background 0); without depth, trust the alpha
         masks = [(depth[i] > 0) if depth is not None else (rgba[i][..., 3] > 127) for i in range(len(views))]
         normal = np.stack([shard_sample.normal(int(v), masks[i]) for i, v in enumerate(views)])

@@ -110,3 +110,18 @@ def test_hostile_input_views_are_failed_rows_and_the_others_are_reconstructed(tm
                 "save_meshes": False}
     scored = score_row({k: v[i] for k, v in out.items()}, str(tmp_path / "eval"), settings)
     assert scored["status"] == "failed" and scored["reason"] == errors["bomb"] and scored["input_file"] is None
+
+
+def test_a_webp_shard_gives_the_input_view_as_png_with_the_same_pixels(tmp_path):
+    from lrm_dist.images import decode_image, rgba8
+    from lrm_dist.shards.config import ShardsConfig
+    from lrm_dist.shards.sample import encode_sample
+    from tests.shards.shard_helpers import fake_sample
+
+    samples = {k: encode_sample(fake_sample(k, seed=i), ShardsConfig(image_format="webp")) for i, k in enumerate(KEYS)}
+    assert "a.000.rgba.webp" in samples["a"] and "a.000.rgba.png" not in samples["a"]
+    rows = _inputs(tmp_path, _tar(samples), _pending())
+    for k in KEYS:
+        assert rows[k]["error"] == "" and rows[k]["rgba_png"][:4] == b"\x89PNG"
+        want = fake_sample(k, seed=KEYS.index(k))["rgba"][0]
+        np.testing.assert_array_equal(decode_image(rows[k]["rgba_png"], k, rgba8), want)

@@ -123,3 +123,21 @@ def test_bad_inputs_fail_with_reasons_without_retry(tmp_path):
         status, payload = worker.render(record, attempt=1)
         assert not status["ok"] and not status["retryable"] and payload is None, (name, status)
         assert needle in status["reason"], (name, status["reason"])
+
+
+def test_a_render_actor_writes_the_members_the_shards_settings_ask_for(tmp_path):
+    from lrm_dist.shards.sample import decode_sample
+
+    glb = tmp_path / "sofa.glb"
+    write_procedural_glb(generate_furniture("sofa", 2, seed=3), glb)
+    record = _record(tmp_path, "sofa-2", glb, "y")
+    worker = RenderWorker(RenderConfig.model_validate(TINY).model_dump(mode="json"), "test", 1, encode=True,
+                          shards={"image_format": "webp", "normal_maps": False})
+    status, members = worker.render(record, attempt=1)
+    assert status["ok"], status
+    suffixes = {name.split(".", 2)[2] for name in members if name.startswith("sofa-2.000.")}
+    assert suffixes == {"rgba.webp", "depth.png16"}  # lossless WebP colour, no normal map
+    sample = decode_sample({"__key__": "sofa-2", **{k.split(".", 1)[1]: v for k, v in members.items()}})
+    assert sample["normal"] is None and sample["rgba"].shape == (4, 64, 64, 4)
+    fg = sample["rgba"][..., 3] == 255
+    assert fg.sum() > 800 and (sample["depth"][fg] > 0).all()  # the colour and depth of the same object

@@ -20,7 +20,7 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers canno
 class StandInWorker:
     """Behaves as the asset's ``behaviour`` says; marker files make 'once' behaviours happen once."""
 
-    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb):
+    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb, shards):
         self.pid, self.max_file_mb = os.getpid(), max_file_mb
 
     def ready(self):

@@ -77,7 +77,7 @@ def test_render_without_importable_bpy_fails_in_seconds(tmp_path):
 class BrokenInitWorker:
     """A render actor whose construction fails, as on a node without the package."""
 
-    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb):
+    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb, shards):
         raise ModuleNotFoundError("No module named 'lrm_dist' (test)")
 
     def ready(self):
@@ -87,7 +87,7 @@ class BrokenInitWorker:
 class NoGpuWorker:
     """A render actor whose preflight fails, as ``RenderWorker.ready`` does without the GPU it was told to use."""
 
-    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb):
+    def __init__(self, cfg, settings_hash, threads, encode, max_file_mb, shards):
         pass
 
     def ready(self):

@@ -10,6 +10,7 @@ import webdataset as wds
 
 from lrm_dist.geometry.occupancy import decode_grid
 from lrm_dist.images import BadImage
+from lrm_dist.shards.config import ShardsConfig
 from lrm_dist.shards.sample import decode_sample, encode_depth, encode_sample
 from lrm_dist.shards.writer import ShardBuilder
 from tests.hostile_images import grey16_png, png_bomb, png_bytes, truncated_png
@@ -181,3 +182,85 @@ def test_plain_webdataset_occupancy_and_schema_2_depth_as_documented(tmp_path):
     r = int(occ["resolution"])
     np.testing.assert_array_equal(np.unpackbits(occ["bits"], count=r**3).reshape(r, r, r).astype(bool), grid)
     np.testing.assert_array_equal(decode_grid(raw["occupancy.npz"]), grid)
+
+
+def _smooth_rgba(views: int, res: int) -> np.ndarray:
+    """Render-like views: smooth colour gradients, a disc of opaque alpha with a soft edge, zero outside."""
+    yy, xx = np.mgrid[0:res, 0:res] / (res - 1)
+    r = np.hypot(xx - 0.5, yy - 0.5)
+    alpha = np.clip((0.4 - r) * 40, 0, 1) * 255
+    out = np.zeros((views, res, res, 4), np.uint8)
+    for v in range(views):
+        out[v, ..., 0], out[v, ..., 1], out[v, ..., 2] = 200 * xx + 20 * v, 180 * yy + 30, 120 + 60 * xx * yy
+        out[v, ..., 3] = alpha
+    return out
+
+
+def test_lossless_webp_members_decode_to_the_same_arrays():
+    s = fake_sample("webp-1", views=2, res=16)
+    members = encode_sample(s, ShardsConfig(image_format="webp"))
+    assert sorted(k.split(".", 1)[1] for k in members if k.startswith("webp-1.000.")) == [
+        "000.depth.png16", "000.normal.webp", "000.rgba.webp"]
+    got, png = decode_sample(_raw(members)), decode_sample(_raw(encode_sample(s)))
+    np.testing.assert_array_equal(got["rgba"], s["rgba"])  # every pixel, colour under zero alpha included
+    np.testing.assert_array_equal(got["normal"], png["normal"])
+    np.testing.assert_array_equal(got["depth"], png["depth"])
+    assert "rgba_webp_quality" not in json.loads(members["webp-1.meta.json"])
+
+
+def test_lossy_webp_keeps_the_alpha_and_most_of_the_colour():
+    s = dict(fake_sample("lossy-1", views=2, res=64), rgba=_smooth_rgba(2, 64))
+    members = encode_sample(s, ShardsConfig(image_format="webp", webp_quality=95))
+    got = decode_sample(_raw(members))["rgba"]
+    np.testing.assert_array_equal(got[..., 3], s["rgba"][..., 3])
+    fg = s["rgba"][..., 3] == 255
+    err = got[..., :3].astype(float)[fg] - s["rgba"][..., :3][fg]
+    assert 10 * np.log10(255**2 / (err**2).mean()) > 38  # PSNR over the opaque pixels
+    assert json.loads(members["lossy-1.meta.json"])["rgba_webp_quality"] == 95
+    png = encode_sample(s)
+    assert len(members["lossy-1.000.rgba.webp"]) < len(png["lossy-1.000.rgba.png"]) / 2
+
+
+def test_without_normal_maps_the_sample_decodes_with_none():
+    s = fake_sample("nonormal-1", views=2, res=16)
+    members = encode_sample(s, ShardsConfig(normal_maps=False))
+    assert not any(".normal." in k for k in members) and len(members) == 2 * 2 + 2
+    d = decode_sample(_raw(members))
+    assert d["normal"] is None
+    np.testing.assert_array_equal(d["rgba"], s["rgba"])
+
+
+def test_some_views_without_a_normal_map_are_an_error():
+    raw = _raw(encode_sample(fake_sample("partial-1", views=2, res=16)))
+    del raw["001.normal.png"]
+    with pytest.raises(ValueError, match=r"^sample partial-1: normal views \[0\] != 0\.\.1"):
+        decode_sample(raw)
+
+
+def test_a_broken_webp_member_is_a_bad_image_naming_it():
+    raw = _raw(encode_sample(fake_sample("bad-webp", views=2, res=16), ShardsConfig(image_format="webp")))
+    raw["001.rgba.webp"] = raw["001.rgba.webp"][:40]
+    with pytest.raises(BadImage, match=r"^sample bad-webp member 001\.rgba\.webp: "):
+        decode_sample(raw)
+
+
+def test_webp_quality_needs_the_webp_format():
+    with pytest.raises(ValueError, match="shards.webp_quality=90 needs shards.image_format: webp"):
+        ShardsConfig(webp_quality=90)
+
+
+@pytest.mark.parametrize("settings", [{"image_format": "webp"}, {"image_format": "webp", "normal_maps": False}])
+def test_the_documented_plain_webdataset_reader_reads_lean_shards(tmp_path, settings):
+    written = [fake_sample("lean-a", views=3, res=16, seed=3), fake_sample("lean-b", views=2, res=16, seed=4)]
+    shard = _write_shard(tmp_path / "shard-000000.tar", [encode_sample(s, ShardsConfig(**settings)) for s in written])
+    namespace: dict = {}
+    exec(compile(_doc_snippet(), "docs/render.md", "exec"), namespace)
+    got = list(namespace["read_shard"](str(shard)))
+    assert [g["asset_id"] for g in got] == ["lean-a", "lean-b"]
+    for s, g in zip(written, got):
+        np.testing.assert_array_equal(g["rgba"], s["rgba"])
+        if settings.get("normal_maps", True):
+            fg = s["depth"] > 0
+            assert (g["normal"] * s["normal"]).sum(-1)[fg].min() > 0.999 and (g["normal"][~fg] == 0).all()
+        else:
+            assert g["normal"] is None

@@ -181,3 +181,29 @@ def test_a_normal_map_of_another_size_is_a_bad_sample(synthetic_shards, small_re
     hostile = {k: (buf.getvalue() if k.endswith(".normal.png") else v) for k, v in raw.items()}
     with pytest.raises(BadSample, match=r"normal\.png is 8x8 px, its view's depth"):
         sample_from_raw(hostile, small_recipe.model_copy(update={"normal": True}), 28, np.random.default_rng(0))
+
+
+def test_training_reads_a_lean_webp_shard_the_same_and_trains_without_normals(synthetic_shards, small_recipe):
+    import numpy as np
+
+    from lrm_dist.shards.config import ShardsConfig
+    from lrm_dist.shards.sample import decode_sample, encode_sample
+    from lrm_dist.train.decode import sample_from_raw, wanted_member
+
+    assert wanted_member("a.000.rgba.webp") and wanted_member("a.000.normal.webp")
+    spec = StreamSpec((str(synthetic_shards[0]),), seed=0, consumer=0, consumers=1, shuffle_buffer=1)
+    _, _, raw = next(raw_stream(spec))
+    decoded = decode_sample(raw)
+    recipe = small_recipe.model_copy(update={"normal": True})
+    for settings, has_normal in (({"image_format": "webp"}, True), ({"image_format": "webp", "normal_maps": False}, False)):
+        members = encode_sample(decoded, ShardsConfig(**settings))
+        lean = {"__key__": raw["__key__"], **{k.split(".", 1)[1]: v for k, v in members.items()}}
+        assert "000.rgba.webp" in lean and "000.rgba.png" not in lean
+        new = sample_from_raw(raw, recipe, 28, np.random.default_rng(5))
+        got = sample_from_raw(lean, recipe, 28, np.random.default_rng(5))
+        for key in ("render_image", "render_alpha", "render_depth", "source_image"):
+            np.testing.assert_array_equal(got[key], new[key])  # lossless WebP: the same training sample
+        if has_normal:
+            np.testing.assert_array_equal(got["render_normal"], new["render_normal"])
+        else:  # no normal maps: the term is off for this sample (its mask is empty), the rest trains
+            assert new["render_normal_mask"].any() and not got["render_normal_mask"].any()
