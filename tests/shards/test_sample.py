@@ -143,15 +143,20 @@ def _doc_snippet() -> str:
     return snippet
 
 
+def _read_as_documented(shard: Path) -> list[dict]:
+    """The samples of ``shard`` as the plain-webdataset reader of docs/render.md gives them."""
+    namespace: dict = {}
+    exec(compile(_doc_snippet(), "docs/render.md", "exec"), namespace)
+    return list(namespace["read_shard"](str(shard)))
+
+
 def test_the_documented_plain_webdataset_reader_reads_every_member(tmp_path):
     grid = np.zeros((8, 8, 8), bool)
     grid[1:5, 2:7, 3:6] = True
     written = [dict(fake_sample("doc-a", views=3, res=16, seed=1), occupancy=grid),
                fake_sample("doc-b", views=2, res=16, seed=2)]
     shard = _write_shard(tmp_path / "shard-000000.tar", [encode_sample(s) for s in written])
-    namespace: dict = {}
-    exec(compile(_doc_snippet(), "docs/render.md", "exec"), namespace)
-    got = list(namespace["read_shard"](str(shard)))
+    got = _read_as_documented(shard)
     assert [g["asset_id"] for g in got] == ["doc-a", "doc-b"]
     for s, g in zip(written, got):
         np.testing.assert_array_equal(g["rgba"], s["rgba"])
@@ -253,9 +258,7 @@ def test_webp_quality_needs_the_webp_format():
 def test_the_documented_plain_webdataset_reader_reads_lean_shards(tmp_path, settings):
     written = [fake_sample("lean-a", views=3, res=16, seed=3), fake_sample("lean-b", views=2, res=16, seed=4)]
     shard = _write_shard(tmp_path / "shard-000000.tar", [encode_sample(s, ShardsConfig(**settings)) for s in written])
-    namespace: dict = {}
-    exec(compile(_doc_snippet(), "docs/render.md", "exec"), namespace)
-    got = list(namespace["read_shard"](str(shard)))
+    got = _read_as_documented(shard)
     assert [g["asset_id"] for g in got] == ["lean-a", "lean-b"]
     for s, g in zip(written, got):
         np.testing.assert_array_equal(g["rgba"], s["rgba"])
