@@ -28,7 +28,7 @@ class ShardsConfig(BaseModel):
     webp_quality: int | None = Field(
         None, ge=1, le=100,
         description="rgba only, with image_format webp: lossy WebP at this quality (alpha stays lossless; "
-        "95: 3.8x smaller than PNG at 41.6 dB); None: lossless. Normal maps are always lossless.",
+        "95: the rgba 3.8x smaller than PNG, 41 dB; docs/render.md); None: lossless. Normal maps are always lossless.",
     )
     normal_maps: bool = Field(
         True, description="Write each view's normal map (train.loss.normal's target); false: about 16% smaller shards.",
