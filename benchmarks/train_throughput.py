@@ -14,6 +14,9 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     python benchmarks/train_throughput.py --sizes small base --precision bf16      # bf16 weights
     python benchmarks/train_throughput.py --sizes small base --engine torch
     python benchmarks/train_throughput.py --sizes small --fresh --patch 32          # today's fresh model and crops
+    # a config's whole recipe (model, batch, crops, every loss term on; occupancy and layers from synthetic
+    # targets), with the 25 CUDA ops that take most of a profiled step
+    python benchmarks/train_throughput.py --recipe configs/quality.yaml --profile
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
 """
@@ -39,15 +42,34 @@ from lrm_dist.train.step import forward_batch, render_cameras, to_device
 from lrm_dist.train.synthetic import synthetic_asset
 
 
-def make_batch(batch: int, views: int, patch: int, source: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """A recipe batch from SYNTHETIC 256 px views (real cameras, so rays cross the object box)."""
-    cfg = SampleConfig(supervision_views=views, render_res_low=max(patch, 192), render_res_high=max(patch, 192), patch_size=patch)
+def make_batch(batch: int, views: int, patch: int, source: int, device: torch.device,
+               cfg: SampleConfig | None = None) -> dict[str, torch.Tensor]:
+    """A recipe batch from SYNTHETIC 256 px views (real cameras, so rays cross the object box); with a
+    ``cfg`` (``--recipe``), also depth, normal and a random 64^3 occupancy grid, so every loss term runs."""
+    recipe = cfg is not None
+    cfg = cfg or SampleConfig(supervision_views=views, render_res_low=max(patch, 192), render_res_high=max(patch, 192),
+                              patch_size=patch)
     rng = np.random.default_rng(0)
     samples = []
     for i in range(batch):
-        a = synthetic_asset(f"bench-{i}", views, 256, seed=i)
-        samples.append(build_sample(a["rgba"], a["c2w"], a["intrinsics"], cfg, source, rng))
+        a = synthetic_asset(f"bench-{i}", cfg.supervision_views, 256, seed=i)
+        extra = {"depth": a["depth"], "normal": a["normal"], "occupancy": rng.random((64, 64, 64)) < 0.3} if recipe else {}
+        samples.append(build_sample(a["rgba"], a["c2w"], a["intrinsics"], cfg, source, rng, **extra))
     return to_device(collate(samples), device)
+
+
+def print_profile(full_step, steps: int, device: torch.device, top: int = 25) -> None:
+    """The ``top`` ops by self device time over ``steps`` full steps (torch.profiler), as a table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            full_step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=top, max_name_column_width=60))
 
 
 class Timer:
@@ -93,7 +115,7 @@ def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_o
     total = 0.0
     for i in range(args.steps + 1):
         with step_autocast:
-            loss = loss_of(forward_batch(runner, batch, dtype))
+            loss = loss_of(forward_batch(runner, batch, dtype, points=args.points))
         if args.engine == "deepspeed":
             runner.backward(loss)
         else:
@@ -113,18 +135,22 @@ def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_o
 
 def bench(size: str, args, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
-    update = {} if args.fresh else {"image_lift": args.image_lift}
+    update = {} if args.fresh or args.recipe else {"image_lift": args.image_lift}
     if args.samples:
         update["rendering_samples_per_ray"] = args.samples
     # --fresh: what a fresh model of this size is by default (image lift, refiner, lift encoder), not OpenLRM's
-    arch = (ModelConfig(size=size).arch() if args.fresh else SIZES[size]).model_copy(update=update)
+    model_cfg = args.recipe.model if args.recipe else ModelConfig(size=size)
+    arch = (model_cfg.arch() if args.fresh or args.recipe else SIZES[size]).model_copy(update=update)
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
-    batch = make_batch(args.batch, args.views, args.patch, model.source_size, device)
+    sample_cfg = args.recipe.train.sample if args.recipe else None
+    batch = make_batch(args.batch, args.views, args.patch, model.source_size, device, sample_cfg)
     optimizer = build_optimizer(model, 4e-4, 0.05, (0.9, 0.95), 1e-8, fused=device.type == "cuda")
-    loss_fn = LossFn(LossConfig(perceptual=0.0, mask=0.5), device)
+    loss_cfg = args.recipe.train.loss.model_copy(update={"perceptual": 0.0}) if args.recipe else LossConfig(perceptual=0.0, mask=0.5)
+    loss_fn = LossFn(loss_cfg, device)
+    args.points = loss_fn.needs_points  # the occupancy term's point queries ride in every full step
     # Under DeepSpeed, autocast_bf16 is the engine's own; for the isolated parts (which bypass the
     # engine) and for the plain torch engine it is applied here.
     use_autocast = precision in ("bf16", "autocast_bf16") if args.engine == "torch" else precision == "autocast_bf16"
@@ -142,7 +168,8 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
 
     def full_step():
         with step_autocast:
-            loss = loss_of(forward_batch(runner, batch, dtype))
+            out = forward_batch(runner, batch, dtype, points=args.points)
+            loss = loss_of(out)
         if args.engine == "deepspeed":
             runner.backward(loss)
             runner.step()
@@ -154,6 +181,9 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
 
     timer = Timer(device)
     step_s = timer(full_step, args.steps)
+    if args.profile:
+        print(f"\n{size}: the ops of {args.profile} profiled full steps, by self device time")
+        print_profile(full_step, args.profile, device)
 
     # Parts, each forward + backward alone (inputs detached); the module is the engine's (bf16 under DeepSpeed).
     m = runner.module if args.engine == "deepspeed" else model
@@ -234,9 +264,23 @@ def main() -> None:
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
     parser.add_argument("--fresh", action="store_true",
                         help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
+    parser.add_argument("--recipe", metavar="CONFIG",
+                        help="a pipeline config whose model, train.micro_batch_size, train.sample and train.loss "
+                        "(every term on, the perceptual one off) replace --sizes/--batch/--views/--patch")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a value of the --recipe config")
+    parser.add_argument("--profile", type=int, nargs="?", const=3, default=0, metavar="STEPS",
+                        help="also print the ops that take most of STEPS (3) profiled full steps")
     parser.add_argument("--peak-tflops", type=float, default=790.0 if cuda else 0.0,
                         help="MFU denominator (H100: 790 measured bf16 matmul peak, 989 spec)")
     args = parser.parse_args()
+    if args.recipe:
+        from lrm_dist.config import load_config
+
+        config_path, args.recipe = args.recipe, load_config(args.recipe, args.overrides)
+        args.sizes, args.batch = [args.recipe.model.size], args.recipe.train.micro_batch_size
+        args.views, args.patch = args.recipe.train.sample.supervision_views, args.recipe.train.sample.patch_size
+        print(f"recipe {config_path} {' '.join(args.overrides)}: loss {args.recipe.train.loss.model_dump()}")
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
