@@ -14,8 +14,8 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     python benchmarks/train_throughput.py --sizes small base --precision bf16      # bf16 weights
     python benchmarks/train_throughput.py --sizes small base --engine torch
     python benchmarks/train_throughput.py --sizes small --fresh --patch 32          # today's fresh model and crops
-    # a config's whole recipe (model, batch, crops, every loss term on; occupancy and layers from synthetic
-    # targets), with the 25 CUDA ops that take most of a profiled step
+    # a config's whole recipe (model, batch, crops and loss terms; depth, occupancy and layer targets from
+    # synthetic views), with the 25 CUDA ops that take most of a profiled step
     python benchmarks/train_throughput.py --recipe configs/quality.yaml --profile
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
@@ -109,13 +109,13 @@ def _deepspeed_engine(model, optimizer, precision: str, batch: int, zero_stage: 
     return engine
 
 
-def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_of, args, device) -> float:
+def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_of, args, device, points: bool) -> float:
     """Seconds of the optimizer step alone (clipping included), after an untimed forward + backward."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     total = 0.0
     for i in range(args.steps + 1):
         with step_autocast:
-            loss = loss_of(forward_batch(runner, batch, dtype, points=args.points))
+            loss = loss_of(forward_batch(runner, batch, dtype, points=points))
         if args.engine == "deepspeed":
             runner.backward(loss)
         else:
@@ -150,7 +150,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     optimizer = build_optimizer(model, 4e-4, 0.05, (0.9, 0.95), 1e-8, fused=device.type == "cuda")
     loss_cfg = args.recipe.train.loss.model_copy(update={"perceptual": 0.0}) if args.recipe else LossConfig(perceptual=0.0, mask=0.5)
     loss_fn = LossFn(loss_cfg, device)
-    args.points = loss_fn.needs_points  # the occupancy term's point queries ride in every full step
+    points = loss_fn.needs_points  # the occupancy term's point queries ride in every full step
     # Under DeepSpeed, autocast_bf16 is the engine's own; for the isolated parts (which bypass the
     # engine) and for the plain torch engine it is applied here.
     use_autocast = precision in ("bf16", "autocast_bf16") if args.engine == "torch" else precision == "autocast_bf16"
@@ -168,8 +168,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
 
     def full_step():
         with step_autocast:
-            out = forward_batch(runner, batch, dtype, points=args.points)
-            loss = loss_of(out)
+            loss = loss_of(forward_batch(runner, batch, dtype, points=points))
         if args.engine == "deepspeed":
             runner.backward(loss)
             runner.step()
@@ -222,7 +221,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
 
     parts = {name: timer(fn, args.steps) for name, fn in
              (("encoder", encoder_part), ("transformer", transformer_part), ("rendering", render_part))}
-    parts["optimizer"] = optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_of, args, device)
+    parts["optimizer"] = optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_of, args, device, points)
     model.zero_grad(set_to_none=True)
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -266,7 +265,7 @@ def main() -> None:
                         help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
     parser.add_argument("--recipe", metavar="CONFIG",
                         help="a pipeline config whose model, train.micro_batch_size, train.sample and train.loss "
-                        "(every term on, the perceptual one off) replace --sizes/--batch/--views/--patch")
+                        "(the perceptual term off) replace --sizes/--batch/--views/--patch")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value of the --recipe config")
     parser.add_argument("--profile", type=int, nargs="?", const=3, default=0, metavar="STEPS",
