@@ -124,16 +124,6 @@ def encode_sample(sample: dict, shards: ShardsConfig | None = None) -> dict[str,
     return dict(sorted(members.items()))
 
 
-def view_field(raw: Mapping[str, object], view: int, kind: str) -> str | None:
-    """The field of ``raw`` holding ``view``'s ``kind`` (rgba, depth, normal) under any of its names, None without one."""
-    return next((f for f in (f"{view:03d}.{m}" for m in KIND_MEMBERS[kind]) if raw.get(f) is not None), None)
-
-
-def depth_field(raw: Mapping[str, object], view: int) -> str | None:
-    """The field of ``raw`` holding ``view``'s depth under either schema's name (None without one)."""
-    return view_field(raw, view, "depth")
-
-
 class OversizedMember:
     """A member the tar reader left unread because it is larger than its limit (``ShardSample`` refuses it)."""
 
@@ -243,7 +233,7 @@ class ShardSample:
 
     def view_member(self, view: int, kind: str) -> str | None:
         """The member holding ``view``'s ``kind`` (rgba, depth, normal) under any of its names, None without one."""
-        return view_field(self.raw, view, kind)
+        return next((f for f in (f"{view:03d}.{m}" for m in KIND_MEMBERS[kind]) if self.raw.get(f) is not None), None)
 
     def _image(self, view: int, kind: str) -> tuple[np.ndarray, str]:
         member = self.view_member(view, kind) or f"{view:03d}.{KIND_MEMBERS[kind][0]}"  # missing: named as PNG
