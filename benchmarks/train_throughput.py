@@ -144,6 +144,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
+    model.synthesizer.exact_gradient = args.field_gradient == "grid_sample"
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
     sample_cfg = args.recipe.train.sample if args.recipe else None
     batch = make_batch(args.batch, args.views, args.patch, model.source_size, device, sample_cfg)
@@ -260,6 +261,8 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
+    parser.add_argument("--field-gradient", choices=["rows", "grid_sample"], default=None,
+                        help="the field sampling's backward, as train.field_gradient (default: the recipe's, else rows)")
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
     parser.add_argument("--fresh", action="store_true",
                         help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
@@ -279,6 +282,7 @@ def main() -> None:
         config_path, args.recipe = args.recipe, load_config(args.recipe, args.overrides)
         args.sizes, args.batch = [args.recipe.model.size], args.recipe.train.micro_batch_size
         args.views, args.patch = args.recipe.train.sample.supervision_views, args.recipe.train.sample.patch_size
+        args.field_gradient = args.field_gradient or args.recipe.train.field_gradient
         print(f"recipe {config_path} {' '.join(args.overrides)}: loss {args.recipe.train.loss.model_dump()}")
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
@@ -289,7 +293,7 @@ def main() -> None:
     precision = args.precision or ("autocast_bf16" if cuda else "fp32")
     print(f"\n{name}, torch {torch.__version__}, engine {args.engine} (ZeRO-{args.zero_stage}), {precision}, "
           f"batch {args.batch}, {args.views} views, "
-          f"{args.patch}px patches, checkpointing {args.checkpointing}")
+          f"{args.patch}px patches, checkpointing {args.checkpointing}, field gradient {args.field_gradient or 'rows'}")
     cols = ["params_M", "samples_s", "step_ms", "encoder_ms", "transformer_ms", "rendering_ms", "optimizer_ms",
             "tflop_step", "tflops", "transformer_tflops", "peak_mem_gb"]
     head = "| size | " + " | ".join(cols) + (" | MFU | transformer MFU |" if args.peak_tflops else " |")

@@ -13,32 +13,29 @@ trilinearly at each point and added to the first layer's pre-activation through 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lrm_dist.model.field_sampling import sample_grid
 from lrm_dist.model.lift import unpack
 from lrm_dist.model.renderer import activate_density
 
 
-def sample_triplane(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """planes [N, 3, C, H, W] (extra packed slices ignored), points [N, M, 3] in [-1, 1]^3 -> [N, M, 3*C] (plane-major)."""
+def sample_triplane(planes: torch.Tensor, points: torch.Tensor, exact: bool = False) -> torch.Tensor:
+    """planes [N, 3, C, H, W] (extra packed slices ignored), points [N, M, 3] in [-1, 1]^3 -> [N, M, 3*C] (plane-major).
+
+    ``exact``: ``F.grid_sample``'s own backward instead of ``field_sampling``'s row-wise one (the same values)."""
     planes = planes[:, :3]
     n, _, c, _, _ = planes.shape
     m = points.shape[1]
-    x, y, z = points.to(planes.dtype).unbind(-1)
+    x, y, z = points.unbind(-1)
     coords = torch.stack([torch.stack(pair, dim=-1) for pair in ((x, y), (x, z), (z, y))], dim=1)
-    feats = F.grid_sample(
-        planes.flatten(0, 1), coords.flatten(0, 1).unsqueeze(1), mode="bilinear", padding_mode="zeros",
-        align_corners=False,
-    )  # [N*3, C, 1, M]
+    feats = sample_grid(planes.flatten(0, 1), coords.flatten(0, 1), exact)  # [N*3, C, M]
     return feats.view(n, 3, c, m).permute(0, 3, 1, 2).reshape(n, m, 3 * c)
 
 
-def sample_volume(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def sample_volume(volume: torch.Tensor, points: torch.Tensor, exact: bool = False) -> torch.Tensor:
     """volume [N, C, G(z), G(y), G(x)], points [N, M, 3] in [-1, 1]^3 -> trilinear features [N, M, C]."""
-    grid = points.to(volume.dtype).view(points.shape[0], 1, 1, -1, 3)
-    feats = F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # [N, C, 1, 1, M]
-    return feats.flatten(2).transpose(1, 2)
+    return sample_grid(volume, points, exact).transpose(1, 2)
 
 
 class TriplaneDecoder(nn.Module):
@@ -72,6 +69,8 @@ class Synthesizer(nn.Module):
     def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False):
         super().__init__()
         self.samples_per_ray = samples_per_ray
+        # True: F.grid_sample's own backward for the field's sampling (the reference; train.field_gradient)
+        self.exact_gradient = False
         self.decoder = TriplaneDecoder(triplane_dim)
         hidden = self.decoder.net[0].out_features
         self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
@@ -81,11 +80,11 @@ class Synthesizer(nn.Module):
         _, volume = unpack(planes)
         if volume is None or self.volume_proj is None:
             return None
-        return self.volume_proj(sample_volume(volume, points))
+        return self.volume_proj(sample_volume(volume, points, self.exact_gradient))
 
     def raw(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output [N, M, 4] at points [N, M, 3]."""
-        return self.decoder(sample_triplane(planes, points), self.volume_term(planes, points))
+        return self.decoder(sample_triplane(planes, points, self.exact_gradient), self.volume_term(planes, points))
 
     def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """points [N, M, 3] -> (rgb [N, M, 3] in [-0.001, 1.001], raw density [N, M])."""

@@ -26,8 +26,10 @@ def _plane_tables(planes: torch.Tensor, coords: torch.Tensor) -> list[torch.Tens
     r = coords.numel()
     first = coords.view(r, 1).expand(r, r)
     second = coords.view(1, r).expand(r, r)
-    grid = torch.stack([first, second], dim=-1).unsqueeze(0).to(planes.dtype)  # [1, R, R, 2]: (u=width, v=height)
-    tables = F.grid_sample(planes, grid.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False)
+    grid = torch.stack([first, second], dim=-1).unsqueeze(0).float()  # [1, R, R, 2]: (u=width, v=height)
+    # float32 as the field's own sampling (model/field_sampling.py): bf16 coordinates would round off the grid
+    tables = F.grid_sample(planes.float(), grid.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros",
+                           align_corners=False)
     return list(tables.permute(0, 2, 3, 1).unbind(0))  # 3 x [R, R, C]
 
 

@@ -152,6 +152,10 @@ class TrainConfig(BaseModel):
         "only); 'fp32'; 'auto': autocast_bf16 on CUDA (fastest step measured, docs/train.md), fp32 on CPU.",
     )
     activation_checkpointing: bool = Field(False, description="Recompute encoder/transformer blocks in backward.")
+    field_gradient: Literal["rows", "grid_sample"] = Field(
+        "rows", description="The gradient of the field's triplane and volume sampling: 'rows' adds each corner's "
+        "feature row at once (model/field_sampling.py, faster on GPU); 'grid_sample': torch's own backward, the reference.",
+    )
     seed: int | None = Field(None, description="Data/recipe seed (None: the pipeline seed).")
     # checkpoints, logging, failures
     checkpoint_every: int = Field(1000, ge=1, description="Report a checkpoint every this many steps (and at the end).")
