@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 def sample_grid(source: torch.Tensor, coords: torch.Tensor, exact: bool = False) -> torch.Tensor:
     """source [B, C, *S] (S = (H, W) or (D, H, W)), coords [B, M, len(S)] in [-1, 1] (x along the last axis)
-    -> [B, C, M]; bilinear/trilinear, ``align_corners=False``, zeros outside (``F.grid_sample``'s values)."""
+    -> [B, C, M] in float32 (float64 for float64 grids); bilinear/trilinear, ``align_corners=False``, zeros
+    outside (``F.grid_sample``'s values). The gradient reaches ``source`` in its own dtype."""
     if exact or coords.requires_grad or not (source.requires_grad and torch.is_grad_enabled()):
         return _grid_sample(source, coords)
     return _RowGradientSample.apply(source, coords)
