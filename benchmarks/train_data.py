@@ -91,7 +91,7 @@ def main() -> None:
     print(f"\nshards: {label}; recipe: {cfg.supervision_views} views, {cfg.render_res_low}-{cfg.render_res_high} px, "
           f"{cfg.patch_size} px patches, source {source} px; batch {args.batch_size}, {args.batches} batches, "
           f"median of {args.repeat}, {os.cpu_count()} CPUs")
-    print(f"| reader | samples/s |\n|---|---|")
+    print("| reader | samples/s |\n|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:.1f} |")
 

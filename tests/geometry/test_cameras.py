@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import trimesh
 
 from lrm_dist.geometry import cameras as C
 
