@@ -17,6 +17,8 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     # a config's whole recipe (model, batch, crops and loss terms; depth, occupancy and layer targets from
     # synthetic views), with the 25 CUDA ops that take most of a profiled step
     python benchmarks/train_throughput.py --recipe configs/quality.yaml --profile
+    # the field sampling's reference backward (torch's grid_sample) against the default row-wise one
+    python benchmarks/train_throughput.py --recipe configs/quality.yaml --field-gradient grid_sample
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
 """
