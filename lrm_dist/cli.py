@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lrm-dist {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="keep Ray's internal warnings (silenced by default when they are known to be harmless)")
+                        help="keep Ray's, Ray Train's, Ray Data's and DeepSpeed's own console chatter (start-up and progress lines, "
+                        "known-harmless warnings, op-build notes), which is held back by default")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
     _register_config(sub)
     for stage in _STAGES:

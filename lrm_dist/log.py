@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -37,9 +39,25 @@ _NOISY_RAY_LOGGERS = (
 )
 
 
+def verbose() -> bool:
+    """Whether Ray's INFO chatter and known-harmless warnings stay on (LRM_DIST_VERBOSE=1, ``lrm-dist --verbose``)."""
+    return os.environ.get("LRM_DIST_VERBOSE", "0") == "1"
+
+
+def quiet_ray_driver() -> None:
+    """This process's share of the quiet console, unless verbose: Ray Data's INFO lines (its executor's start
+    and finish, a per-operator progress report every few seconds) and Ray's note that token authentication
+    is on. Warnings and errors stay. ``init_ray`` calls it; the eval and train stages show their own progress."""
+    if verbose():
+        return
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read where ray.data is first imported (workers too)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # where it already is
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+
+
 def quiet_ray_internals() -> None:
     """A Ray worker setup hook: point the worker's State API at its own cluster and silence Ray's
-    known-harmless repeated warnings (LRM_DIST_VERBOSE=1, ``lrm-dist --verbose``, keeps them)."""
+    known-harmless repeated warnings and chatter (LRM_DIST_VERBOSE=1, ``lrm-dist --verbose``, keeps them)."""
     try:  # Ray's State API client in this worker finds its own cluster, not "the latest" on the machine
         import ray
 
@@ -47,10 +65,17 @@ def quiet_ray_internals() -> None:
             os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
     except Exception:  # noqa: BLE001 - not inside a connected Ray worker: nothing to pin
         pass
-    if os.environ.get("LRM_DIST_VERBOSE", "0") == "1":
+    if verbose():
         return
     for name in _NOISY_RAY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    try:  # each rank's "Reporting training result N: TrainingReport(...)": its logger is named by file path,
+        import ray  # so Ray Train's LoggingConfig (by logger name) misses it
+
+        context = os.path.join(os.path.dirname(ray.__file__), "train", "v2", "_internal", "execution", "context.py")
+        logging.getLogger(context).setLevel(logging.WARNING)
+    except ImportError:
+        pass
     # DeepSpeed's collectives call torch.distributed names torch has deprecated: one warning per call
     warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
 
@@ -65,3 +90,15 @@ def progress_bar(total: int, desc: str, unit: str = "it") -> tqdm:
     """A manual progress bar (``.update(n)``) for work that completes out of order."""
     disable = os.environ.get("LRM_DIST_PROGRESS", "1") == "0"
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def quiet_prints() -> Iterator[None]:
+    """Hold back what a library prints to stdout/stderr inside the block (DeepSpeed's op build and checkpoint
+    merge notes, their progress bars) unless verbose; the lrm_dist logger and exceptions still come through."""
+    if verbose():
+        yield
+        return
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield

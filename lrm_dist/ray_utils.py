@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lrm_dist.log import get_logger
+from lrm_dist.log import get_logger, quiet_ray_driver, verbose
 
 log = get_logger(__name__)
 
@@ -50,7 +51,9 @@ def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True}
+    quiet_ray_driver()
+    kwargs: dict[str, Any] = {"namespace": cfg.namespace, "log_to_driver": True,
+                              "logging_level": logging.INFO if verbose() else logging.WARNING}
     if not address:  # a local Ray's workers silence Ray's known-harmless repeated warnings (lrm_dist.log)
         runtime_env = {"worker_process_setup_hook": "lrm_dist.log.quiet_ray_internals", **runtime_env}
     from lrm_dist.storage import storage_env

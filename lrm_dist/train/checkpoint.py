@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from lrm_dist.log import quiet_prints
+
 DS_TAG = "ds"
 CONFIG_NAME = "lrm_config.json"
 
@@ -35,6 +37,9 @@ def _deepspeed_types() -> list[type]:
     Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on CPU checkpoints of stages 0-3
     (tests/train/test_checkpoint_safety.py keeps the list exact); ``fragment_address`` also comes from bf16.
     """
+    from lrm_dist.train.deepspeed_config import name_deepspeed_accelerator
+
+    name_deepspeed_accelerator(torch.cuda.is_available())
     from deepspeed.runtime.fp16.loss_scaler import LossScaler
     from deepspeed.runtime.zero.config import ZeroStageEnum
     from deepspeed.utils.tensor_fragment import fragment_address
@@ -152,9 +157,13 @@ def consolidated_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint {folder}: no {DS_TAG}/ folder")
     verify_folder(folder)
     if any(name.endswith("optim_states.pt") for name in os.listdir(ds_dir)):
+        from lrm_dist.train.deepspeed_config import name_deepspeed_accelerator
+
+        name_deepspeed_accelerator(torch.cuda.is_available())
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        state = get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=DS_TAG)
+        with quiet_prints():  # its notes on each partition it reads, and a progress bar
+            state = get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=DS_TAG)
     else:
         model_file = ds_dir / "mp_rank_00_model_states.pt"
         if not model_file.is_file():

@@ -7,9 +7,17 @@ also what lets the same code run on CPU, where DeepSpeed's fused optimizers do n
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lrm_dist.train.config import TrainConfig
+
+
+def name_deepspeed_accelerator(use_gpu: bool) -> None:
+    """Name DeepSpeed's accelerator before DeepSpeed is imported: without CUDA it otherwise guesses CPU and
+    warns "unable to detect" in every process that imports it. A DS_ACCELERATOR already set wins."""
+    if not use_gpu:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def resolve_train_precision(cfg: TrainConfig, use_gpu: bool) -> str:

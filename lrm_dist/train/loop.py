@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lrm_dist.log import get_logger
+from lrm_dist.log import get_logger, quiet_prints
 
 log = get_logger(__name__)
 
@@ -118,6 +118,9 @@ def _progress_line(step: int, max_steps: int, m: dict[str, float]) -> str:
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry: ``config`` holds the pipeline config (dict), shard urls, seed and resolved paths."""
     os.environ["TORCH_EXTENSIONS_DIR"] = config["torch_extensions_dir"]
+    from lrm_dist.train.deepspeed_config import name_deepspeed_accelerator
+
+    name_deepspeed_accelerator(bool(config["use_gpu"]))
     import deepspeed
     import ray.train
     import ray.train.torch
@@ -148,10 +151,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     source_size = tcfg.sample.source_size or model.source_size
     optimizer = build_optimizer(model, tcfg.lr, tcfg.weight_decay, tuple(tcfg.betas), tcfg.eps, fused=use_gpu)
     scheduler = build_scheduler(optimizer, tcfg.max_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler,
-        config=build_deepspeed_config(tcfg, world, use_gpu),
-    )
+    with quiet_prints():  # DeepSpeed prints each op it builds (the CPU comm op) and its config
+        engine, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=build_deepspeed_config(tcfg, world, use_gpu),
+        )
     dtype = input_dtype(precision)
     loss_fn = LossFn(tcfg.loss, device)
     if tcfg.lift_warmup_steps and model.lift is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lrm_dist.config import PipelineConfig, dump_config
 from lrm_dist.layout import RunLayout
-from lrm_dist.log import get_logger
+from lrm_dist.log import get_logger, verbose
 from lrm_dist.storage import Storage, arrow_filesystem, configure_from, is_url
 
 log = get_logger(__name__)
@@ -132,6 +132,9 @@ def _train(cfg: PipelineConfig, layout: RunLayout) -> TrainResult:
             name=tcfg.run_name, **_ray_storage(storage),
             failure_config=ray.train.FailureConfig(max_failures=tcfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=tcfg.keep_checkpoints),
+            # Ray Train's own INFO lines (resources requested, worker group started, each checkpoint and
+            # report) repeat what the progress lines say; `lrm-dist --verbose` keeps them
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
         ),
         datasets=datasets,
     )

@@ -1,11 +1,13 @@
 """Train config validation, the DeepSpeed config builder and the CLI registration."""
 
+import os
+
 import pytest
 
 from lrm_dist.cli import build_parser
 from lrm_dist.config import ConfigError, load_config
 from lrm_dist.train.config import TrainConfig
-from lrm_dist.train.deepspeed_config import build_deepspeed_config, resolve_train_precision
+from lrm_dist.train.deepspeed_config import build_deepspeed_config, name_deepspeed_accelerator, resolve_train_precision
 
 
 def test_deepspeed_config_per_device_and_stage():
@@ -72,3 +74,14 @@ def test_normal_maps_and_depth_layers_are_made_only_for_their_terms():
     assert TrainConfig.model_validate({"loss": {"normal": 0.5}, "sample": {"normal": False}}).sample.normal is False
     assert TrainConfig.model_validate({"loss": {"source_layers": 1.0}}).sample.source_layers is True
     assert TrainConfig.model_validate({"lift_warmup_steps": 10}).sample.source_layers is True
+
+
+def test_deepspeed_is_told_its_accelerator_on_cpu_only(monkeypatch):
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
+    name_deepspeed_accelerator(use_gpu=True)
+    assert "DS_ACCELERATOR" not in os.environ  # CUDA: DeepSpeed's own detection, which finds it without a warning
+    name_deepspeed_accelerator(use_gpu=False)
+    assert os.environ["DS_ACCELERATOR"] == "cpu"
+    monkeypatch.setenv("DS_ACCELERATOR", "xpu")
+    name_deepspeed_accelerator(use_gpu=False)
+    assert os.environ["DS_ACCELERATOR"] == "xpu"  # a user's choice wins
