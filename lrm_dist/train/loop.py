@@ -151,7 +151,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     source_size = tcfg.sample.source_size or model.source_size
     optimizer = build_optimizer(model, tcfg.lr, tcfg.weight_decay, tuple(tcfg.betas), tcfg.eps, fused=use_gpu)
     scheduler = build_scheduler(optimizer, tcfg.max_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
-    with quiet_prints():  # DeepSpeed prints each op it builds (the CPU comm op) and its config
+    with quiet_prints():  # DeepSpeed prints each op it builds (on CPU, its shared-memory comm op)
         engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler,
             config=build_deepspeed_config(tcfg, world, use_gpu),
