@@ -10,6 +10,7 @@ also gets the per-category table and the eval report.
     python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~6 min of training
     python benchmarks/quality.py configs/default.yaml --set train.max_steps=60   # CPU smoke
     # a run longer than one 10-minute call: train with --no-eval, then the same command again resumes and scores
+    # (or, with --no-train, scores what the run kept without resuming it)
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def print_categories(summary: list[dict]) -> None:
 def main() -> None:
     from lrm_dist.config import load_config
     from lrm_dist.eval import evaluate
+    from lrm_dist.layout import RunLayout
     from lrm_dist.train import train
     from lrm_dist.train.export import export_checkpoint
 
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true",
                         help="Train only (a run longer than one call: a later call with the same train.run_name "
                         "resumes from the last checkpoint and scores the curve).")
+    parser.add_argument("--no-train", action="store_true",
+                        help="Score the checkpoints the run already kept, without resuming it (a run that stopped at "
+                        "train.max_minutes before max_steps would otherwise train on).")
     parser.add_argument("--eval-from", type=int, default=0, metavar="STEP",
                         help="Score only the checkpoints at or after STEP (for example after train.lift_warmup_steps, "
                         "whose checkpoints have an untrained field).")
@@ -78,15 +83,17 @@ def main() -> None:
     if cfg.train.export_dir is None:  # one export folder per run: runs of one workdir can share a GPU
         cfg.train.export_dir = f"{cfg.stage_dir('train')}/curve/{cfg.train.run_name}/final"
 
+    if args.no_train and args.no_eval:
+        parser.error("--no-train and --no-eval leave nothing to do")
     start = time.perf_counter()
-    result = train(cfg)
+    run_dir = Path(RunLayout.from_config(cfg).train_run_dir) if args.no_train else train(cfg).run_dir
     wall = time.perf_counter() - start
-    checkpoints = sorted(p for p in result.run_dir.glob("checkpoint_[0-9]*")
+    checkpoints = sorted(p for p in Path(run_dir).glob("checkpoint_[0-9]*")
                          if p.is_dir() and int(p.name.split("_")[1]) >= args.eval_from)
     if not checkpoints:
-        raise SystemExit(f"quality: run {result.run_dir} kept no checkpoint at or after step {args.eval_from}")
+        raise SystemExit(f"quality: run {run_dir} kept no checkpoint at or after step {args.eval_from}")
     if args.no_eval:
-        print(f"quality: trained {result.run_dir} in {wall:.0f} s wall; checkpoints {[p.name for p in checkpoints]}")
+        print(f"quality: trained {run_dir} in {wall:.0f} s wall; checkpoints {[p.name for p in checkpoints]}")
         return
     curve, summary = [], []
     for i, folder in enumerate(checkpoints):
@@ -113,7 +120,8 @@ def main() -> None:
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         gap = [{**curve[-1], "label": "held-out"},
                {**curve[-1], **_row("training", evaluate(train_cfg).per_category), "label": "training"}]
-    print(f"\nquality: {args.config} {' '.join(args.overrides)}; train stage {wall:.0f} s wall (start-up included)")
+    trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
+    print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
     print_curve(curve)
     print_categories(summary)
     if gap:
