@@ -35,7 +35,7 @@ import torch
 
 from lrm_dist.model.config import SIZES, ModelConfig
 from lrm_dist.model.lrm import LRM
-from lrm_dist.train.config import LossConfig, SampleConfig
+from lrm_dist.train.config import LossConfig, SampleConfig, TrainConfig
 from lrm_dist.train.deepspeed_config import input_dtype
 from lrm_dist.train.losses import LossFn
 from lrm_dist.train.optim import build_optimizer
@@ -97,7 +97,6 @@ def _deepspeed_engine(model, optimizer, precision: str, batch: int, zero_stage: 
     import deepspeed
     import torch.distributed as dist
 
-    from lrm_dist.train.config import TrainConfig
     from lrm_dist.train.deepspeed_config import build_deepspeed_config
 
     if not dist.is_initialized():
@@ -146,7 +145,8 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
-    model.synthesizer.exact_gradient = args.field_gradient == "grid_sample"
+    gradient = TrainConfig(field_gradient=args.field_gradient or "auto")
+    model.synthesizer.exact_gradient = gradient.exact_field_gradient(device.type == "cuda")
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
     sample_cfg = args.recipe.train.sample if args.recipe else None
     batch = make_batch(args.batch, args.views, args.patch, model.source_size, device, sample_cfg)
@@ -263,8 +263,9 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
-    parser.add_argument("--field-gradient", choices=["rows", "grid_sample"], default=None,
-                        help="the field sampling's backward, as train.field_gradient (default: the recipe's, else rows)")
+    parser.add_argument("--field-gradient", choices=["auto", "rows", "grid_sample"], default=None,
+                        help="the field sampling's backward, as train.field_gradient (default: the recipe's, else auto: "
+                        "rows on CUDA, grid_sample on CPU)")
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
     parser.add_argument("--fresh", action="store_true",
                         help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
@@ -295,7 +296,7 @@ def main() -> None:
     precision = args.precision or ("autocast_bf16" if cuda else "fp32")
     print(f"\n{name}, torch {torch.__version__}, engine {args.engine} (ZeRO-{args.zero_stage}), {precision}, "
           f"batch {args.batch}, {args.views} views, "
-          f"{args.patch}px patches, checkpointing {args.checkpointing}, field gradient {args.field_gradient or 'rows'}")
+          f"{args.patch}px patches, checkpointing {args.checkpointing}, field gradient {args.field_gradient or 'auto'}")
     cols = ["params_M", "samples_s", "step_ms", "encoder_ms", "transformer_ms", "rendering_ms", "optimizer_ms",
             "tflop_step", "tflops", "transformer_tflops", "peak_mem_gb"]
     head = "| size | " + " | ".join(cols) + (" | MFU | transformer MFU |" if args.peak_tflops else " |")

@@ -85,3 +85,11 @@ def test_deepspeed_is_told_its_accelerator_on_cpu_only(monkeypatch):
     monkeypatch.setenv("DS_ACCELERATOR", "xpu")
     name_deepspeed_accelerator(use_gpu=False)
     assert os.environ["DS_ACCELERATOR"] == "xpu"  # a user's choice wins
+
+
+def test_field_gradient_auto_is_rows_on_cuda_and_grid_sample_on_cpu():
+    assert TrainConfig().field_gradient == "auto"
+    assert TrainConfig().exact_field_gradient(use_gpu=False)  # CPU: grid_sample's own backward, the faster there
+    assert not TrainConfig().exact_field_gradient(use_gpu=True)
+    assert not TrainConfig(field_gradient="rows").exact_field_gradient(use_gpu=False)
+    assert TrainConfig(field_gradient="grid_sample").exact_field_gradient(use_gpu=True)
