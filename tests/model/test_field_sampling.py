@@ -1,5 +1,10 @@
 """field_sampling.sample_grid: grid_sample's values, and a row-wise gradient equal to grid_sample's own."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -80,3 +85,34 @@ def test_cuda_row_gradient_matches_grid_sample(spatial):
     fast = torch.autograd.grad((sample_grid(half, coords) * upstream).sum(), half)[0]
     assert fast.dtype == torch.bfloat16
     torch.testing.assert_close(fast.float(), grads[1], rtol=1e-2, atol=1e-2)
+
+
+SCATTER_CHECK = """
+import math, torch
+from lrm_dist.model.field_sampling import _corners
+from lrm_dist.model.field_sampling_triton import scatter_rows
+device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: Triton's interpreter
+gen = torch.Generator(device=device).manual_seed(4)
+for spatial in ((9, 11), (5, 6, 7)):
+    # C = 40: a masked channel block; points inside, on and outside the grid; a non-contiguous gradient
+    coords = (torch.rand(6, 300, len(spatial), device=device, generator=gen) * 2.4 - 1.2).contiguous()
+    grad = torch.randn(6, 300, 40, device=device, generator=gen).transpose(1, 2)
+    out = scatter_rows(grad, coords, spatial)
+    rows = grad.transpose(1, 2).reshape(-1, 40)
+    ref = rows.new_zeros(6 * math.prod(spatial), 40)
+    for index, weight in _corners(coords, tuple(reversed(spatial))):
+        ref.index_add_(0, index, rows * weight[:, None])
+    assert out.shape == (6, *spatial, 40), out.shape
+    torch.testing.assert_close(out.view(-1, 40), ref, rtol=1e-5, atol=1e-5)
+print("ok")
+"""
+
+
+def test_triton_scatter_matches_the_index_add_backward():
+    """The Triton kernel against the index_add_ form of the same backward: on CUDA, or in Triton's CPU interpreter."""
+    pytest.importorskip("triton")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
+    done = subprocess.run([sys.executable, "-c", SCATTER_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
