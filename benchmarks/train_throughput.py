@@ -17,8 +17,8 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     # a config's whole recipe (model, batch, crops and loss terms; depth, occupancy and layer targets from
     # synthetic views), with the 25 CUDA ops that take most of a profiled step
     python benchmarks/train_throughput.py --recipe configs/quality.yaml --profile
-    # the field sampling's reference backward (torch's grid_sample) against the default row-wise one
-    python benchmarks/train_throughput.py --recipe configs/quality.yaml --field-gradient grid_sample
+    # the field sampling's reference (torch's grid_sample) against the default row kernels
+    python benchmarks/train_throughput.py --recipe configs/quality.yaml --field-sampling grid_sample
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
 """
@@ -145,8 +145,8 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
-    gradient = TrainConfig(field_gradient=args.field_gradient or "auto")
-    model.synthesizer.exact_gradient = gradient.exact_field_gradient(device.type == "cuda")
+    sampling = TrainConfig(field_sampling=args.field_sampling or "auto")
+    model.synthesizer.exact_sampling = sampling.exact_field_sampling(device.type == "cuda")
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
     sample_cfg = args.recipe.train.sample if args.recipe else None
     batch = make_batch(args.batch, args.views, args.patch, model.source_size, device, sample_cfg)
@@ -263,8 +263,8 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
-    parser.add_argument("--field-gradient", choices=["auto", "rows", "grid_sample"], default=None,
-                        help="the field sampling's backward, as train.field_gradient (default: the recipe's, else auto: "
+    parser.add_argument("--field-sampling", choices=["auto", "rows", "grid_sample"], default=None,
+                        help="the field's feature sampling, as train.field_sampling (default: the recipe's, else auto: "
                         "rows on CUDA, grid_sample on CPU)")
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
     parser.add_argument("--fresh", action="store_true",
@@ -285,7 +285,7 @@ def main() -> None:
         config_path, args.recipe = args.recipe, load_config(args.recipe, args.overrides)
         args.sizes, args.batch = [args.recipe.model.size], args.recipe.train.micro_batch_size
         args.views, args.patch = args.recipe.train.sample.supervision_views, args.recipe.train.sample.patch_size
-        args.field_gradient = args.field_gradient or args.recipe.train.field_gradient
+        args.field_sampling = args.field_sampling or args.recipe.train.field_sampling
         print(f"recipe {config_path} {' '.join(args.overrides)}: loss {args.recipe.train.loss.model_dump()}")
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
@@ -296,7 +296,7 @@ def main() -> None:
     precision = args.precision or ("autocast_bf16" if cuda else "fp32")
     print(f"\n{name}, torch {torch.__version__}, engine {args.engine} (ZeRO-{args.zero_stage}), {precision}, "
           f"batch {args.batch}, {args.views} views, "
-          f"{args.patch}px patches, checkpointing {args.checkpointing}, field gradient {args.field_gradient or 'auto'}")
+          f"{args.patch}px patches, checkpointing {args.checkpointing}, field sampling {args.field_sampling or 'auto'}")
     cols = ["params_M", "samples_s", "step_ms", "encoder_ms", "transformer_ms", "rendering_ms", "optimizer_ms",
             "tflop_step", "tflops", "transformer_tflops", "peak_mem_gb"]
     head = "| size | " + " | ".join(cols) + (" | MFU | transformer MFU |" if args.peak_tflops else " |")

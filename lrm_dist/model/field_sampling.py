@@ -1,14 +1,15 @@
-"""Bilinear and trilinear sampling of feature grids in float32, with a backward that adds whole feature rows.
+"""Bilinear and trilinear sampling of feature grids in float32, as whole channels-last feature rows.
 
 Sampling runs in float32 whatever the grid's dtype: in bf16 a point's coordinates round to 1/256 of the box
 (1/8 of a triplane texel near its edges) and the backward's sums lose every contribution under 1/256 of
-the running total. ``F.grid_sample``'s CUDA backward also adds each point's gradient into the [C, *S] input
-one channel at a time, C atomic adds prod(S) elements apart; in the recipe's training step its two calls
-(triplanes and the lift's volume) were the largest device ops (70 of 307 ms on an H200, docs/train.md).
-``sample_grid``'s forward is ``F.grid_sample`` itself; its backward adds each corner's weighted gradient row
-into a channels-last float32 buffer (on CUDA one Triton kernel, ``field_sampling_triton``; elsewhere
-``index_add_``), so the C adds of one corner land side by side. ``exact=True``, or sample points that need
-a gradient themselves, use ``F.grid_sample``'s own backward.
+the running total. ``sample_rows`` returns the field's layout, [items, points, grids x channels], and on
+CUDA reads and writes whole rows (``field_sampling_triton``): one kernel gathers the C features of each
+corner (adjacent in a channels-last copy of the grid) straight into that layout, one adds each point's
+gradient row into its corners. ``F.grid_sample`` instead writes [grids, C, points], which then needs a
+permuted copy each way, and its backward adds one channel at a time, H x W elements apart: on OpenLRM-small's
+settings those were the largest device costs of the step (docs/train.md). Elsewhere the forward is
+``F.grid_sample`` and the backward ``index_add_`` of whole rows. ``exact=True``, or sample points that need a
+gradient themselves, use ``F.grid_sample`` forward and backward (the reference).
 """
 
 from __future__ import annotations
@@ -21,13 +22,25 @@ import torch
 import torch.nn.functional as F
 
 
-def sample_grid(source: torch.Tensor, coords: torch.Tensor, exact: bool = False) -> torch.Tensor:
+def sample_rows(source: torch.Tensor, coords: torch.Tensor, group: int = 1, exact: bool = False) -> torch.Tensor:
     """source [B, C, *S] (S = (H, W) or (D, H, W)), coords [B, M, len(S)] in [-1, 1] (x along the last axis)
-    -> [B, C, M] in float32 (float64 for float64 grids); bilinear/trilinear, ``align_corners=False``, zeros
-    outside (``F.grid_sample``'s values). The gradient reaches ``source`` in its own dtype."""
-    if exact or coords.requires_grad or not (source.requires_grad and torch.is_grad_enabled()):
-        return _grid_sample(source, coords)
-    return _RowGradientSample.apply(source, coords)
+    -> [B // group, M, group * C]: each point's features, the ``group`` consecutive grids of an item side by
+    side (a triplane's three planes: group 3). Bilinear/trilinear, ``align_corners=False``, zeros outside
+    (``F.grid_sample``'s values), in float32; under CUDA autocast the Triton path writes the autocast dtype, the
+    value the next Linear casts them to. The gradient reaches ``source`` in its own dtype."""
+    if exact or coords.requires_grad:
+        return _as_rows(_grid_sample(source, coords), group)
+    if source.is_cuda and source.dtype != torch.float64:
+        return _TritonRows.apply(source, coords, group)
+    if source.requires_grad and torch.is_grad_enabled():
+        return _as_rows(_RowGradientSample.apply(source, coords), group)
+    return _as_rows(_grid_sample(source, coords), group)
+
+
+def _as_rows(sampled: torch.Tensor, group: int) -> torch.Tensor:
+    """[B, C, M] -> [B // group, M, group * C]."""
+    b, c, m = sampled.shape
+    return sampled.view(b // group, group, c, m).permute(0, 3, 1, 2).reshape(b // group, m, group * c)
 
 
 def _grid_sample(source: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -61,7 +74,7 @@ def _corners(coords: torch.Tensor, sizes: tuple[int, ...]) -> Iterator[tuple[tor
 
 
 class _RowGradientSample(torch.autograd.Function):
-    """``F.grid_sample`` forward; backward by adding [C] gradient rows into a channels-last buffer."""
+    """``F.grid_sample`` forward ([B, C, M]); backward by ``index_add_`` of [C] gradient rows, channels last."""
 
     @staticmethod
     def forward(ctx, source: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -74,13 +87,31 @@ class _RowGradientSample(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (coords,) = ctx.saved_tensors
         b, c, *spatial = ctx.source_shape
-        if grad.is_cuda and coords.dtype == torch.float32:
-            from lrm_dist.model.field_sampling_triton import scatter_rows
-
-            total = scatter_rows(grad, coords, tuple(spatial))
-        else:
-            rows = grad.to(coords.dtype).transpose(1, 2).reshape(-1, c)
-            total = rows.new_zeros(b * math.prod(spatial), c)
-            for index, weight in _corners(coords, tuple(reversed(spatial))):
-                total.index_add_(0, index, rows * weight[:, None])
+        rows = grad.to(coords.dtype).transpose(1, 2).reshape(-1, c)
+        total = rows.new_zeros(b * math.prod(spatial), c)
+        for index, weight in _corners(coords, tuple(reversed(spatial))):
+            total.index_add_(0, index, rows * weight[:, None])
         return total.view(b, *spatial, c).movedim(-1, 1).to(ctx.source_dtype), None
+
+
+class _TritonRows(torch.autograd.Function):
+    """CUDA: one Triton kernel gathers the rows in their final layout, one scatters their gradient."""
+
+    @staticmethod
+    def forward(ctx, source: torch.Tensor, coords: torch.Tensor, group: int) -> torch.Tensor:
+        from lrm_dist.model.field_sampling_triton import gather_rows
+
+        coords = coords.float().contiguous()
+        device = source.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+        ctx.save_for_backward(coords)
+        ctx.group, ctx.source_shape, ctx.source_dtype = group, source.shape, source.dtype
+        return gather_rows(source, coords, group, dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        from lrm_dist.model.field_sampling_triton import scatter_rows
+
+        (coords,) = ctx.saved_tensors
+        spatial = tuple(ctx.source_shape[2:])
+        return scatter_rows(grad, coords, spatial, ctx.group).movedim(-1, 1).to(ctx.source_dtype), None, None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lrm_dist.model.field_sampling import sample_grid
+from lrm_dist.model.field_sampling import sample_rows
 from lrm_dist.model.lift import unpack
 from lrm_dist.model.renderer import activate_density
 
@@ -23,19 +23,15 @@ from lrm_dist.model.renderer import activate_density
 def sample_triplane(planes: torch.Tensor, points: torch.Tensor, exact: bool = False) -> torch.Tensor:
     """planes [N, 3, C, H, W] (extra packed slices ignored), points [N, M, 3] in [-1, 1]^3 -> [N, M, 3*C] (plane-major).
 
-    ``exact``: ``F.grid_sample``'s own backward instead of ``field_sampling``'s row-wise one (the same values)."""
-    planes = planes[:, :3]
-    n, _, c, _, _ = planes.shape
-    m = points.shape[1]
+    ``exact``: ``F.grid_sample`` forward and backward instead of ``field_sampling``'s row kernels (the same values)."""
     x, y, z = points.unbind(-1)
     coords = torch.stack([torch.stack(pair, dim=-1) for pair in ((x, y), (x, z), (z, y))], dim=1)
-    feats = sample_grid(planes.flatten(0, 1), coords.flatten(0, 1), exact)  # [N*3, C, M]
-    return feats.view(n, 3, c, m).permute(0, 3, 1, 2).reshape(n, m, 3 * c)
+    return sample_rows(planes[:, :3].flatten(0, 1), coords.flatten(0, 1), 3, exact)
 
 
 def sample_volume(volume: torch.Tensor, points: torch.Tensor, exact: bool = False) -> torch.Tensor:
     """volume [N, C, G(z), G(y), G(x)], points [N, M, 3] in [-1, 1]^3 -> trilinear features [N, M, C]."""
-    return sample_grid(volume, points, exact).transpose(1, 2)
+    return sample_rows(volume, points, 1, exact)
 
 
 class TriplaneDecoder(nn.Module):
@@ -69,8 +65,8 @@ class Synthesizer(nn.Module):
     def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False):
         super().__init__()
         self.samples_per_ray = samples_per_ray
-        # True: F.grid_sample's own backward for the field's sampling (the reference; train.field_gradient)
-        self.exact_gradient = False
+        # True: F.grid_sample forward and backward for the field's sampling (the reference; train.field_sampling)
+        self.exact_sampling = False
         self.decoder = TriplaneDecoder(triplane_dim)
         hidden = self.decoder.net[0].out_features
         self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
@@ -80,11 +76,11 @@ class Synthesizer(nn.Module):
         _, volume = unpack(planes)
         if volume is None or self.volume_proj is None:
             return None
-        return self.volume_proj(sample_volume(volume, points, self.exact_gradient))
+        return self.volume_proj(sample_volume(volume, points, self.exact_sampling))
 
     def raw(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output [N, M, 4] at points [N, M, 3]."""
-        return self.decoder(sample_triplane(planes, points, self.exact_gradient), self.volume_term(planes, points))
+        return self.decoder(sample_triplane(planes, points, self.exact_sampling), self.volume_term(planes, points))
 
     def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """points [N, M, 3] -> (rgb [N, M, 3] in [-0.001, 1.001], raw density [N, M])."""

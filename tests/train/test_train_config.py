@@ -87,9 +87,9 @@ def test_deepspeed_is_told_its_accelerator_on_cpu_only(monkeypatch):
     assert os.environ["DS_ACCELERATOR"] == "xpu"  # a user's choice wins
 
 
-def test_field_gradient_auto_is_rows_on_cuda_and_grid_sample_on_cpu():
-    assert TrainConfig().field_gradient == "auto"
-    assert TrainConfig().exact_field_gradient(use_gpu=False)  # CPU: grid_sample's own backward, the faster there
-    assert not TrainConfig().exact_field_gradient(use_gpu=True)
-    assert not TrainConfig(field_gradient="rows").exact_field_gradient(use_gpu=False)
-    assert TrainConfig(field_gradient="grid_sample").exact_field_gradient(use_gpu=True)
+def test_field_sampling_auto_is_rows_on_cuda_and_grid_sample_on_cpu():
+    assert TrainConfig().field_sampling == "auto"
+    assert TrainConfig().exact_field_sampling(use_gpu=False)  # CPU: grid_sample's own backward, the faster there
+    assert not TrainConfig().exact_field_sampling(use_gpu=True)
+    assert not TrainConfig(field_sampling="rows").exact_field_sampling(use_gpu=False)
+    assert TrainConfig(field_sampling="grid_sample").exact_field_sampling(use_gpu=True)
