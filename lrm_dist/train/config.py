@@ -51,6 +51,10 @@ class SampleConfig(BaseModel):
         description="Share of the occupancy points drawn at the surface (the rest: uniform in the box; measured in docs/train.md).",
     )
 
+    def surface_point_count(self) -> int:
+        """How many of each sample's occupancy points are surface points (they come first, ``sample.occupancy_sample``)."""
+        return int(round(self.occupancy_points * self.occupancy_surface_fraction))
+
     @model_validator(mode="after")
     def _check_sizes(self) -> "SampleConfig":
         if self.render_res_low > self.render_res_high:

@@ -44,10 +44,10 @@ def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Te
 
 
 def occupancy_sample(
-    grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, surface_fraction: float,
+    grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, n_surface: int,
 ) -> dict[str, np.ndarray]:
-    """``n`` labelled points in the model frame (``to_model``: 4x4 object -> model): ``surface_fraction`` of them
-    at the ground truth's surface, the rest uniform over the model's [-1, 1]^3 box (every part of the
+    """``n`` labelled points in the model frame (``to_model``: 4x4 object -> model): first ``n_surface`` of them
+    at the ground truth's surface, then the rest uniform over the model's [-1, 1]^3 box (every part of the
     box the field is rendered and meshed in gets labels, also corners the object frame's grid misses).
 
     Without a grid all points get mask 0; surface points that the canonicalisation moves out of the
@@ -56,7 +56,7 @@ def occupancy_sample(
     if grid is None or n == 0:
         return {"occupancy_points": np.zeros((n, 3), np.float32), "occupancy_labels": np.zeros(n, np.float32),
                 "occupancy_mask": np.zeros(n, np.float32)}
-    near, near_inside = surface_points(grid, int(round(n * surface_fraction)), rng)
+    near, near_inside = surface_points(grid, n_surface, rng)
     near_model = near.astype(np.float64) @ to_model[:3, :3].T + to_model[:3, 3]
     uniform = rng.uniform(-1.0, 1.0, size=(n - len(near), 3))
     from_model = np.linalg.inv(to_model)
@@ -205,7 +205,7 @@ def build_sample(
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
         **source_layers(occupancy if cfg.source_layers else None, c2w[0], intrinsics[0], half, scale),
-        **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.occupancy_surface_fraction),
+        **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.surface_point_count()),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),
     }

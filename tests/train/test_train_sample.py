@@ -123,6 +123,12 @@ def test_occupancy_points_in_the_model_frame_match_the_mesh(small_recipe, distan
     agree = (truth == (labels > 0.5))[mask > 0].mean()
     assert agree > 0.98  # only uniform points within one cell of the surface may differ
     assert 0.2 < labels[mask > 0].mean() < 0.6
+    # the surface points come first (training calibrates its iso-level on the uniform ones after them)
+    from lrm_dist.geometry.occupancy import lookup, surface_cells
+
+    assert cfg.surface_point_count() == 1500
+    at_surface = lookup(surface_cells(grid), in_object)
+    assert at_surface[:1500][mask[:1500] > 0].all() and at_surface[1500:].mean() < 0.2
     # the source view's depth layers, in model units: "between the first and last surface" is the box (convex)
     from lrm_dist.model.lift import project_points
 
