@@ -153,4 +153,4 @@ def test_one_default_the_cli_without_a_config_runs_the_demo(capsys):
     shown = capsys.readouterr().out
     assert main(["config", "show", str(DEFAULT_CONFIG)]) == 0
     assert capsys.readouterr().out == shown
-    assert any(line.split("=")[0].strip() == "train.max_steps" and "= 300 " in line for line in shown.splitlines())
+    assert any(line.split("=")[0].strip() == "train.max_steps" and "= 360 " in line for line in shown.splitlines())
