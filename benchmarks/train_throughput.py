@@ -145,6 +145,8 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     model = LRM(arch).to(device).train()
     if args.checkpointing:
         model.set_gradient_checkpointing(True)
+    if args.compile_blocks:
+        model.compile_blocks()
     sampling = TrainConfig(field_sampling=args.field_sampling or "auto")
     model.synthesizer.exact_sampling = sampling.exact_field_sampling(device.type == "cuda")
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
@@ -263,6 +265,7 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
+    parser.add_argument("--compile-blocks", action="store_true", help="torch.compile each encoder/transformer block")
     parser.add_argument("--field-sampling", choices=["auto", "rows", "grid_sample"], default=None,
                         help="the field's feature sampling, as train.field_sampling (default: the recipe's, else auto: "
                         "rows on CUDA, grid_sample on CPU)")
@@ -296,7 +299,7 @@ def main() -> None:
     precision = args.precision or ("autocast_bf16" if cuda else "fp32")
     print(f"\n{name}, torch {torch.__version__}, engine {args.engine} (ZeRO-{args.zero_stage}), {precision}, "
           f"batch {args.batch}, {args.views} views, "
-          f"{args.patch}px patches, checkpointing {args.checkpointing}, field sampling {args.field_sampling or 'auto'}")
+          f"{args.patch}px patches, checkpointing {args.checkpointing}, compiled blocks {args.compile_blocks}, field sampling {args.field_sampling or 'auto'}")
     cols = ["params_M", "samples_s", "step_ms", "encoder_ms", "transformer_ms", "rendering_ms", "optimizer_ms",
             "tflop_step", "tflops", "transformer_tflops", "peak_mem_gb"]
     head = "| size | " + " | ".join(cols) + (" | MFU | transformer MFU |" if args.peak_tflops else " |")

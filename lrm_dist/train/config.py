@@ -156,6 +156,10 @@ class TrainConfig(BaseModel):
         "only); 'fp32'; 'auto': autocast_bf16 on CUDA (fastest step measured, docs/train.md), fp32 on CPU.",
     )
     activation_checkpointing: bool = Field(False, description="Recompute encoder/transformer blocks in backward.")
+    compile_blocks: bool = Field(
+        False, description="torch.compile each encoder and transformer block (LRM.compile_blocks; the first steps "
+        "pay the compilation). Not yet measured on a GPU.",
+    )
     field_sampling: Literal["auto", "rows", "grid_sample"] = Field(
         "auto", description="How the field samples its triplanes and volume: 'rows' reads and adds whole channels-last "
         "feature rows (model/field_sampling.py: Triton kernels on CUDA; OpenLRM-small's step 363 -> 247 ms on an H200, "

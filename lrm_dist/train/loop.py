@@ -147,6 +147,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = build_model(cfg.model, device=device)
     if tcfg.activation_checkpointing:
         model.set_gradient_checkpointing(True)
+    if tcfg.compile_blocks:
+        model.compile_blocks()
     model.synthesizer.exact_sampling = tcfg.exact_field_sampling(use_gpu)
     source_size = tcfg.sample.source_size or model.source_size
     optimizer = build_optimizer(model, tcfg.lr, tcfg.weight_decay, tuple(tcfg.betas), tcfg.eps, fused=use_gpu)

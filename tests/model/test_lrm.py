@@ -59,6 +59,25 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny: LRM):
         torch.testing.assert_close(dict(tiny.named_parameters())[n].grad, g)
 
 
+def test_compiled_blocks_keep_names_values_and_gradients(tiny: LRM):
+    tiny.train()
+    image, cam = torch.rand(1, 3, 56, 56), source_camera(1)
+    names = list(tiny.state_dict())
+    tiny.forward_planes(image, cam).square().mean().backward()
+    ref = {n: p.grad.clone() for n, p in tiny.named_parameters() if p.grad is not None}
+    planes = tiny.forward_planes(image, cam).detach()
+    tiny.zero_grad()
+    torch._dynamo.reset()
+    tiny.compile_blocks(backend="aot_eager")  # the graphs and their autograd; inductor's kernels need a GPU to pay
+    assert list(tiny.state_dict()) == names  # checkpoints and OpenLRM's keys are unchanged
+    out = tiny.forward_planes(image, cam)
+    torch.testing.assert_close(out.detach(), planes)
+    out.square().mean().backward()
+    for n, g in ref.items():
+        torch.testing.assert_close(dict(tiny.named_parameters())[n].grad, g)
+    assert all(block._compiled_call_impl is not None for block in tiny.transformer.layers)
+
+
 def _features(c2w: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     kk = torch.zeros(*k.shape[:2], 9)
     kk[..., 0], kk[..., 4], kk[..., 2], kk[..., 5], kk[..., 8] = k[..., 0], k[..., 1], k[..., 2], k[..., 3], 1
