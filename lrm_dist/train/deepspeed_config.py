@@ -43,6 +43,13 @@ def input_dtype(precision: str):
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
+def loop_clips_gradients(cfg: TrainConfig, use_gpu: bool) -> bool:
+    """Whether the training loop, not DeepSpeed, clips the gradients: ZeRO-0 with fp32 weights (``fp32``,
+    ``autocast_bf16``). DeepSpeed clips those too but never records the norm, so the loop clips (the same
+    ``clip_grad_norm_``) and logs the norm it gets."""
+    return cfg.grad_clip > 0 and cfg.zero_stage == 0 and resolve_train_precision(cfg, use_gpu) != "bf16"
+
+
 def build_deepspeed_config(cfg: TrainConfig, world_size: int, use_gpu: bool) -> dict[str, Any]:
     """DeepSpeed's JSON config for ``world_size`` data-parallel workers."""
     if world_size < 1:
@@ -55,7 +62,7 @@ def build_deepspeed_config(cfg: TrainConfig, world_size: int, use_gpu: bool) -> 
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.grad_accum_steps,
         "train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps * world_size,
-        "gradient_clipping": cfg.grad_clip,
+        "gradient_clipping": 0.0 if loop_clips_gradients(cfg, use_gpu) else cfg.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": precision == "bf16"},
         "fp16": {"enabled": False},

@@ -129,10 +129,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from lrm_dist.model.pretrained import build_model
     from lrm_dist.train.calibrate import IsoCalibrator, SourceFraming
     from lrm_dist.train.checkpoint import load_checkpoint, save_checkpoint
-    from lrm_dist.train.deepspeed_config import build_deepspeed_config, input_dtype, resolve_train_precision
+    from lrm_dist.train.deepspeed_config import (
+        build_deepspeed_config, input_dtype, loop_clips_gradients, resolve_train_precision,
+    )
     from lrm_dist.train.losses import LossFn
     from lrm_dist.train.optim import build_optimizer, build_scheduler
-    from lrm_dist.train.step import forward_batch, forward_layers, to_device
+    from lrm_dist.train.step import forward_batch, forward_layers, optimizer_step, to_device
     from lrm_dist.tensorboard import Board, view_grid
 
     cfg = PipelineConfig.model_validate(config["cfg"])
@@ -159,6 +161,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             config=build_deepspeed_config(tcfg, world, use_gpu),
         )
     dtype = input_dtype(precision)
+    clip = tcfg.grad_clip if loop_clips_gradients(tcfg, use_gpu) else 0.0
     loss_fn = LossFn(tcfg.loss, device)
     if tcfg.lift_warmup_steps and model.lift is None:
         raise ValueError(f"train.lift_warmup_steps={tcfg.lift_warmup_steps} trains the image lift's depth layers, "
@@ -219,17 +222,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0 and "source_extent" in batch:
                 framing.add(batch["source_camera"], batch["source_extent"])
             engine.backward(loss)
-            engine.step()
+            grad_norm = optimizer_step(engine, clip)
         step += 1
         if use_gpu:
             torch.cuda.synchronize(device)
         step_s = time.perf_counter() - t0
         train_seconds += step_s
-        grad_norm = engine.get_global_grad_norm()
         meter.add({
             "loss/total": float(loss.detach()), **{f"loss/{k}": v for k, v in terms.items()},
             "lr": scheduler.get_last_lr()[0],
-            "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "grad_norm": grad_norm,
             "time/step_s": step_s, "time/data_s": data_s,
             "throughput/samples_per_s": tcfg.micro_batch_size * tcfg.grad_accum_steps * world / step_s,
             "epoch": float(epoch), **data_shares,

@@ -42,3 +42,20 @@ def forward_layers(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype
     """The lift's warm-up pass: only the source view's predicted depth layers (``LRM.forward(layers_only=True)``,
     through the module itself as ``forward_batch``)."""
     return model(batch["source_image"].to(dtype), batch["source_camera"].to(dtype), None, 0, 0, layers_only=True)
+
+
+def optimizer_step(engine, clip: float = 0.0) -> float:
+    """``engine.step()`` after the micro-batch's backward; returns the global gradient norm before clipping
+    (nan while accumulating, or where DeepSpeed does not report it).
+
+    ``clip`` > 0 clips here first, at the accumulation boundary (the gradients are all-reduced by then): for
+    the runs whose DeepSpeed config leaves clipping to the loop (``deepspeed_config.loop_clips_gradients``).
+    """
+    norm = None
+    if clip > 0 and engine.is_gradient_accumulation_boundary():
+        norm = torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip)
+    engine.step()
+    if norm is None:
+        norm = engine.get_global_grad_norm()
+    return float(norm) if norm is not None else float("nan")
+

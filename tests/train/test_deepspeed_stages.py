@@ -119,3 +119,29 @@ def test_zero_stage_checkpoint_resume_and_export(stage, process_group, batches, 
     exported = from_pretrained(export_checkpoint(tmp_path / "straight", tmp_path / "model"))
     for key, value in exported.state_dict().items():
         assert torch.equal(value, straight[key]), key
+
+
+@pytest.mark.parametrize("stage", [0, 2])
+def test_optimizer_step_clips_and_reports_the_gradient_norm(stage, process_group, batches):
+    from lrm_dist.train.deepspeed_config import loop_clips_gradients
+    from lrm_dist.train.step import optimizer_step
+
+    cfg = TrainConfig(micro_batch_size=2, zero_stage=stage, grad_clip=1e-3)
+    loop_clips = loop_clips_gradients(cfg, use_gpu=False)
+    assert loop_clips == (stage == 0)  # ZeRO-0 with fp32 weights: DeepSpeed clips without recording the norm
+    assert build_deepspeed_config(cfg, 1, use_gpu=False)["gradient_clipping"] == (0.0 if loop_clips else 1e-3)
+    engine, model = _engine(stage)  # the helper's config clips at 1.0
+    out = forward_batch(engine, batches[0], torch.float32)
+    engine.backward(LossFn(LossConfig(mask=0.5))(out, batches[0])[0])
+    if stage == 0:
+        seen = []
+        engine.optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: seen.append(torch.stack([p.grad.norm() for p in model.parameters()
+                                                               if p.grad is not None]).norm().item()))
+        before = torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm().item()
+        norm = optimizer_step(engine, clip=1e-3)
+        assert norm == pytest.approx(before, rel=1e-5) and before > 1e-3
+        assert seen and seen[0] == pytest.approx(1e-3, rel=1e-3)  # the optimizer stepped on clipped gradients
+    else:
+        norm = optimizer_step(engine)  # ZeRO-2 clips and records the norm itself
+        assert np.isfinite(norm) and norm > 0
