@@ -19,6 +19,8 @@ transformer + upsampler; rendering + loss) and the optimizer step; FLOPs are cou
     python benchmarks/train_throughput.py --recipe configs/quality.yaml --profile
     # the field sampling's reference (torch's grid_sample) against the default row kernels
     python benchmarks/train_throughput.py --recipe configs/quality.yaml --field-sampling grid_sample
+    # the encoder and transformer blocks eager (compiled by default on CUDA: train.compile_blocks)
+    python benchmarks/train_throughput.py --sizes small --no-compile-blocks
     # CPU smoke
     python benchmarks/train_throughput.py --sizes tiny --batch 2 --patch 16 --steps 3
 """
@@ -265,7 +267,8 @@ def main() -> None:
                         help="bf16 weights, fp32 weights under bf16 autocast, fp32 (default: the trainer's, autocast_bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
-    parser.add_argument("--compile-blocks", action="store_true", help="torch.compile each encoder/transformer block")
+    parser.add_argument("--compile-blocks", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile each encoder/transformer block (default: as train.compile_blocks, on CUDA only)")
     parser.add_argument("--field-sampling", choices=["auto", "rows", "grid_sample"], default=None,
                         help="the field's feature sampling, as train.field_sampling (default: the recipe's, else auto: "
                         "rows on CUDA, grid_sample on CPU)")
@@ -291,6 +294,8 @@ def main() -> None:
         args.field_sampling = args.field_sampling or args.recipe.train.field_sampling
         print(f"recipe {config_path} {' '.join(args.overrides)}: loss {args.recipe.train.loss.model_dump()}")
     device = torch.device("cuda" if cuda else "cpu")
+    if args.compile_blocks is None:
+        args.compile_blocks = cuda and (args.recipe.train if args.recipe else TrainConfig()).compile_blocks
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
