@@ -25,6 +25,8 @@ The volume travels in the same tensor as the triplanes, as G extra "planes" of C
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -82,6 +84,15 @@ class ImageLift(nn.Module):
         cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)
         self.cell_mlp = nn.Sequential(nn.Linear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
         self.refiner = VolumeRefiner(feature_dim) if refine else None
+        centres = torch.from_numpy(cell_centres(resolution)).float()  # as align_corners=False sees them
+        self.register_buffer("cell_points", centres.permute(2, 1, 0, 3).reshape(1, -1, 3), persistent=False)  # z-major
+
+    def compile_parts(self, **options: Any) -> None:
+        """``torch.compile`` the per-cell arithmetic and MLP and the refiner (``options``: torch.compile's
+        keywords); the image encoder and the samplings stay eager. Parameter names are unchanged."""
+        self._cells = torch.compile(self._cells, **options)
+        if self.refiner is not None:
+            self.refiner.compile(**options)
 
     def depth_layers(self, features: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel (front depth, thickness) [N, 1, h, w] each, in scene units along the camera's axis.
@@ -103,25 +114,32 @@ class ImageLift(nn.Module):
         n, g = image.shape[0], self.resolution
         features = self.cnn(image)
         front, thickness = self.depth_layers(features, camera)
-        centres = torch.from_numpy(cell_centres(g)).float().to(image.device)  # as align_corners=False sees them
-        points = centres.permute(2, 1, 0, 3).reshape(1, -1, 3).expand(n, -1, -1)  # z-major
+        points = self.cell_points.float().expand(n, -1, -1)
         coords, depth = project_points(points, camera.float())
-        inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
         grid = coords.to(features.dtype).unsqueeze(1)
         sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, :, 0]
         pixels = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
                                align_corners=False)[:, :, 0]
         layers = F.grid_sample(torch.cat([front, thickness], 1), grid.float(), mode="bilinear", padding_mode="border",
                                align_corners=False)[:, :, 0]  # [N, 2, P]
+        cells = self._cells(features, sampled, pixels, layers, coords, depth, points)
+        volume = cells.transpose(1, 2).reshape(n, -1, g, g, g)
+        return (volume if self.refiner is None else self.refiner(volume)), torch.cat([front, front + thickness], 1)
+
+    def _cells(self, features: torch.Tensor, sampled: torch.Tensor, pixels: torch.Tensor, layers: torch.Tensor,
+               coords: torch.Tensor, depth: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Each cell's feature [N, P, C] from what it samples in the image (features, pixel, depth layers
+        [N, *, P]), where it projects (coords [N, P, 2], depth [N, P]), the image summary and its position."""
+        inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
         behind_front = depth - layers[:, 0]
         before_back = layers[:, 0] + layers[:, 1] - depth
         between = torch.sigmoid(behind_front / 0.03) * torch.sigmoid(before_back / 0.03)
         context = self.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
         cell = torch.cat([
-            sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, points.shape[1], -1), pixels.transpose(1, 2).to(features.dtype), inside.unsqueeze(-1),
+            sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, points.shape[1], -1),
+            pixels.transpose(1, 2).to(features.dtype), inside.unsqueeze(-1),
             (depth - depth.mean(1, keepdim=True)).unsqueeze(-1).to(features.dtype),
             torch.stack([behind_front, before_back, between], -1).to(features.dtype),
             _fourier(points, self.frequencies).to(features.dtype),
         ], dim=-1)
-        volume = self.cell_mlp(cell).transpose(1, 2).reshape(n, -1, g, g, g)
-        return (volume if self.refiner is None else self.refiner(volume)), torch.cat([front, front + thickness], 1)
+        return self.cell_mlp(cell)

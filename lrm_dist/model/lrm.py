@@ -73,10 +73,12 @@ class LRM(nn.Module):
 
     def compile_blocks(self, **options: Any) -> None:
         """``torch.compile`` each encoder and transformer block in place (``nn.Module.compile``, ``options`` its
-        keywords): fewer, fused kernels for the step's largest part; parameter names, checkpoints and DeepSpeed
-        see the same modules."""
+        keywords), and the image lift's per-cell part and refiner: fewer, fused kernels for the step's largest
+        parts; parameter names, checkpoints and DeepSpeed see the same modules."""
         for block in (*self.encoder.model.blocks, *self.transformer.layers):
             block.compile(**options)
+        if self.lift is not None:
+            self.lift.compile_parts(**options)
 
     def forward_planes(self, image: torch.Tensor, source_cam_features: torch.Tensor) -> torch.Tensor:
         """Triplanes from images.

@@ -59,7 +59,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny: LRM):
         torch.testing.assert_close(dict(tiny.named_parameters())[n].grad, g)
 
 
-def test_compiled_blocks_keep_names_values_and_gradients(tiny: LRM):
+@pytest.mark.parametrize("lift", [False, True], ids=["triplanes", "lift+refiner"])
+def test_compiled_blocks_keep_names_values_and_gradients(tiny: LRM, lift: bool):
+    if lift:
+        from lrm_dist.model.config import SIZES
+
+        torch.manual_seed(0)
+        tiny = LRM(SIZES["tiny"].model_copy(update={"image_lift": True, "lift_refine": True}))
+        torch.nn.init.normal_(tiny.lift.refiner.out.weight, std=0.1)  # a trained refiner: its gradients flow back
     tiny.train()
     image, cam = torch.rand(1, 3, 56, 56), source_camera(1)
     names = list(tiny.state_dict())
@@ -76,6 +83,9 @@ def test_compiled_blocks_keep_names_values_and_gradients(tiny: LRM):
     for n, g in ref.items():
         torch.testing.assert_close(dict(tiny.named_parameters())[n].grad, g)
     assert all(block._compiled_call_impl is not None for block in tiny.transformer.layers)
+    if lift:
+        assert tiny.lift.refiner._compiled_call_impl is not None
+        assert {"lift.cell_mlp.0.weight", "lift.refiner.enc0.0.weight"} <= ref.keys()  # compared above
 
 
 def _features(c2w: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
