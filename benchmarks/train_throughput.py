@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing of blocks")
     parser.add_argument("--compile-blocks", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile each encoder/transformer block (default: as train.compile_blocks, on CUDA only)")
+                        help="torch.compile the model's blocks (default: as train.compile_blocks resolves on this device and ZeRO stage)")
     parser.add_argument("--field-sampling", choices=["auto", "rows", "grid_sample"], default=None,
                         help="the field's feature sampling, as train.field_sampling (default: the recipe's, else auto: "
                         "rows on CUDA, grid_sample on CPU)")
@@ -295,7 +295,8 @@ def main() -> None:
         print(f"recipe {config_path} {' '.join(args.overrides)}: loss {args.recipe.train.loss.model_dump()}")
     device = torch.device("cuda" if cuda else "cpu")
     if args.compile_blocks is None:
-        args.compile_blocks = cuda and (args.recipe.train if args.recipe else TrainConfig()).compile_blocks
+        train = args.recipe.train if args.recipe else TrainConfig()
+        args.compile_blocks = train.model_copy(update={"zero_stage": args.zero_stage}).compiles_blocks(cuda)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -156,9 +156,10 @@ class TrainConfig(BaseModel):
         "only); 'fp32'; 'auto': autocast_bf16 on CUDA (fastest step measured, docs/train.md), fp32 on CPU.",
     )
     activation_checkpointing: bool = Field(False, description="Recompute encoder/transformer blocks in backward.")
-    compile_blocks: bool = Field(
-        True, description="torch.compile each encoder and transformer block (LRM.compile_blocks; GPU only, the first "
-        "full step pays about 15 s): OpenLRM-small's step 231 -> 194 ms on an H200 (docs/train.md). false: eager blocks.",
+    compile_blocks: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile each encoder and transformer block and the image lift's cell MLP and refiner "
+        "(LRM.compile_blocks; the first full step pays about 15 s). 'auto': on GPU with ZeRO 0 or 1 (OpenLRM-small's step "
+        "231 -> 194 ms on an H200, docs/train.md); true: on GPU at any ZeRO stage (2 and 3 not measured); false: eager.",
     )
     field_sampling: Literal["auto", "rows", "grid_sample"] = Field(
         "auto", description="How the field samples its triplanes and volume: 'rows' reads and adds whole channels-last "
@@ -184,6 +185,12 @@ class TrainConfig(BaseModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+
+    def compiles_blocks(self, use_gpu: bool) -> bool:
+        """Whether training compiles the model's blocks (``compile_blocks`` resolved for the device and ZeRO stage)."""
+        if not use_gpu or self.compile_blocks is False:
+            return False
+        return self.compile_blocks is True or self.zero_stage <= 1
 
     def exact_field_sampling(self, use_gpu: bool) -> bool:
         """Whether the field samples with torch's own grid_sample (``field_sampling`` resolved for the device)."""

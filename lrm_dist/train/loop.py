@@ -149,7 +149,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = build_model(cfg.model, device=device)
     if tcfg.activation_checkpointing:
         model.set_gradient_checkpointing(True)
-    if tcfg.compile_blocks and use_gpu:
+    if tcfg.compiles_blocks(use_gpu):
         model.compile_blocks()
     model.synthesizer.exact_sampling = tcfg.exact_field_sampling(use_gpu)
     source_size = tcfg.sample.source_size or model.source_size

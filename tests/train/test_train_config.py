@@ -93,3 +93,16 @@ def test_field_sampling_auto_is_rows_on_cuda_and_grid_sample_on_cpu():
     assert not TrainConfig().exact_field_sampling(use_gpu=True)
     assert not TrainConfig(field_sampling="rows").exact_field_sampling(use_gpu=False)
     assert TrainConfig(field_sampling="grid_sample").exact_field_sampling(use_gpu=True)
+
+
+def test_compiled_blocks_resolve_by_device_and_zero_stage():
+    auto = TrainConfig()
+    assert auto.compile_blocks == "auto"
+    assert not auto.compiles_blocks(use_gpu=False)  # CPU: always eager
+    assert [TrainConfig(zero_stage=z).compiles_blocks(True) for z in range(4)] == [True, True, False, False]
+    assert TrainConfig(zero_stage=3, compile_blocks=True).compiles_blocks(True)
+    assert not TrainConfig(zero_stage=0, compile_blocks=False).compiles_blocks(True)
+    cfg = load_config(None, ["train.compile_blocks=false"])
+    assert cfg.train.compile_blocks is False
+    with pytest.raises(ConfigError, match="compile_blocks"):
+        load_config(None, ["train.compile_blocks=sometimes"])
