@@ -50,15 +50,20 @@ def _corner(x0, y0, z0, fx, fy, fz, in_range, W, H, D, corner: tl.constexpr):
 
 
 @triton.jit
+def _program_rows(M, C, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's grid b, its points p and channels c, with their in-range masks."""
+    b = tl.program_id(1).to(tl.int64)
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.arange(0, BLOCK_C)
+    return b, p, p < M, c, c < C
+
+
+@triton.jit
 def _gather_rows(
     src_ptr, coords_ptr, out_ptr, stride_on, stride_om, M, C, W, H, D, G,
     DIMS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    b = tl.program_id(1).to(tl.int64)
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    in_range = p < M
-    c = tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    b, p, in_range, c, c_ok = _program_rows(M, C, BLOCK_P, BLOCK_C)
     x0, y0, z0, fx, fy, fz = _corner_frame(coords_ptr, b, p, in_range, M, W, H, D, DIMS)
     src = src_ptr + b * (W * H * D) * C
     acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
@@ -75,11 +80,7 @@ def _scatter_rows(
     grad_ptr, stride_gn, stride_gm, stride_gc, coords_ptr, out_ptr, M, C, W, H, D, G,
     DIMS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    b = tl.program_id(1).to(tl.int64)
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    in_range = p < M
-    c = tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    b, p, in_range, c, c_ok = _program_rows(M, C, BLOCK_P, BLOCK_C)
     x0, y0, z0, fx, fy, fz = _corner_frame(coords_ptr, b, p, in_range, M, W, H, D, DIMS)
     rows = tl.load(
         grad_ptr + (b // G) * stride_gn + p[:, None] * stride_gm + ((b % G) * C + c[None, :]) * stride_gc,
