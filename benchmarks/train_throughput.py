@@ -42,7 +42,7 @@ from lrm_dist.train.deepspeed_config import input_dtype
 from lrm_dist.train.losses import LossFn
 from lrm_dist.train.optim import build_optimizer
 from lrm_dist.train.sample import build_sample, collate
-from lrm_dist.train.step import forward_batch, render_cameras, to_device
+from lrm_dist.train.step import forward_batch, optimizer_step, render_cameras, to_device
 from lrm_dist.train.synthetic import synthetic_asset
 
 
@@ -95,11 +95,12 @@ class Timer:
 
 
 def _deepspeed_engine(model, optimizer, precision: str, batch: int, zero_stage: int):
-    """The trainer's DeepSpeed engine (its config builder) on a one-process group."""
+    """The trainer's DeepSpeed engine (its config builder) on a one-process group, and the clip the loop
+    applies itself (``optimizer_step``; 0 where DeepSpeed clips)."""
     import deepspeed
     import torch.distributed as dist
 
-    from lrm_dist.train.deepspeed_config import build_deepspeed_config
+    from lrm_dist.train.deepspeed_config import build_deepspeed_config, loop_clips_gradients
 
     if not dist.is_initialized():
         for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0", "LOCAL_RANK": "0",
@@ -109,7 +110,7 @@ def _deepspeed_engine(model, optimizer, precision: str, batch: int, zero_stage: 
     cfg = TrainConfig(micro_batch_size=batch, zero_stage=zero_stage, precision=precision)
     config = build_deepspeed_config(cfg, world_size=1, use_gpu=torch.cuda.is_available())
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=config)
-    return engine
+    return engine, (cfg.grad_clip if loop_clips_gradients(cfg, torch.cuda.is_available()) else 0.0)
 
 
 def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_of, args, device, points: bool) -> float:
@@ -126,7 +127,7 @@ def optimizer_time(runner, optimizer, model, batch, dtype, step_autocast, loss_o
         sync()
         t = time.perf_counter()
         if args.engine == "deepspeed":
-            runner.step()
+            optimizer_step(runner, args.loop_clip)
         else:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -163,7 +164,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
     use_autocast = precision in ("bf16", "autocast_bf16") if args.engine == "torch" else precision == "autocast_bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_autocast else nullcontext()
     if args.engine == "deepspeed":
-        runner = _deepspeed_engine(model, optimizer, precision, args.batch, args.zero_stage)
+        runner, args.loop_clip = _deepspeed_engine(model, optimizer, precision, args.batch, args.zero_stage)
         dtype = input_dtype(precision)
         step_autocast = nullcontext()
     else:
@@ -178,7 +179,7 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
             loss = loss_of(forward_batch(runner, batch, dtype, points=points))
         if args.engine == "deepspeed":
             runner.backward(loss)
-            runner.step()
+            optimizer_step(runner, args.loop_clip)
         else:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
