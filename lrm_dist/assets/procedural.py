@@ -48,6 +48,24 @@ class _Builder:
         part = mf.Manifold.cylinder(float(height) + grow, float(radius) + grow / 2, float(top) + grow / 2, segments, True)
         self.parts.append((part.translate(list(map(float, center))).as_original(), material))
 
+    def add(self, part: mf.Manifold, material: int = 0) -> None:
+        """Any closed part, already placed."""
+        self.parts.append((part.as_original(), material))
+
+    def rod(self, start, end, radius: float, material: int = 0, segments: int = 16) -> None:
+        """A capsule from ``start`` to ``end`` (the hull of two balls): a turned leg, post or rail at any angle."""
+        ball = mf.Manifold.sphere(float(radius) + self._grow() / 2, segments)
+        ends = [ball.translate(list(map(float, p))) for p in (start, end)]
+        self.add(mf.Manifold.batch_hull(ends), material)
+
+    def rounded_box(self, center, size, radius: float, tilt: float = 0.0, material: int = 0, segments: int = 12) -> None:
+        """A box with rounded edges and corners (the hull of eight balls), its top leaning ``tilt`` degrees to +y."""
+        r = min(float(radius), *(float(v) / 2 - 1e-3 for v in size))
+        half = [float(v) / 2 - r for v in size]
+        ball = mf.Manifold.sphere(r + self._grow() / 2, segments)
+        corners = [ball.translate([sx * half[0], sy * half[1], sz * half[2]]) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
+        self.add(mf.Manifold.batch_hull(corners).rotate([-float(tilt), 0.0, 0.0]).translate(list(map(float, center))), material)
+
     def mesh(self, colors: bool) -> trimesh.Trimesh:
         union = mf.Manifold.batch_boolean([p for p, _ in self.parts], mf.OpType.Add)
         gl = union.to_mesh()
@@ -231,12 +249,24 @@ def _sofa(b: _Builder) -> None:
 _BUILDERS = {"table": _table, "chair": _chair, "bookshelf": _bookshelf, "bed": _bed, "sofa": _sofa}
 
 
-def generate_furniture(category: str, index: int, seed: int = 0, colors: bool = True) -> trimesh.Trimesh:
-    """One watertight piece of ``category`` (z up, metres, front facing -y), the same for (seed, index)."""
+STYLES = ("blocks", "shaped")
+"""``blocks``: axis-aligned boxes and upright cylinders (this module); ``shaped``: the same categories
+built differently (``procedural_shaped.py``: capsules at any angle, rounded and tilted parts)."""
+
+
+def generate_furniture(category: str, index: int, seed: int = 0, colors: bool = True,
+                       style: str = "blocks") -> trimesh.Trimesh:
+    """One watertight piece of ``category`` (z up, metres, front facing -y), the same for (seed, index, style)."""
     check_categories([category])
-    rng = np.random.default_rng([seed, sorted(_BUILDERS).index(category), index])
-    builder = _Builder(rng)
-    _BUILDERS[category](builder)
+    if style not in STYLES:
+        raise ValueError(f"unknown procedural style {style!r}; choose one of {list(STYLES)}")
+    if style == "shaped":
+        from lrm_dist.assets.procedural_shaped import BUILDERS
+    else:
+        BUILDERS = _BUILDERS
+    stream = [seed, sorted(_BUILDERS).index(category), index] + ([1] if style == "shaped" else [])
+    builder = _Builder(np.random.default_rng(stream))
+    BUILDERS[category](builder)
     return builder.mesh(colors)
 
 

@@ -43,6 +43,12 @@ def safe_asset_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "asset"
 
 
+def procedural_asset_id(src: ProceduralSource, category: str, index: int) -> str:
+    """``proc-<category>-s<seed>-<index>`` for the blocks style, ``shaped-...`` for the shaped one."""
+    prefix = "proc" if src.style == "blocks" else src.style
+    return f"{prefix}-{category}-s{src.seed}-{index:05d}"
+
+
 def iter_procedural(src: ProceduralSource, out_dir: Path | str) -> Iterator[Candidate]:
     """Generate the procedural pieces as GLBs under ``out_dir`` (skipping ones already written); an
     object-store ``out_dir`` gets each GLB written locally, then uploaded."""
@@ -55,10 +61,10 @@ def iter_procedural(src: ProceduralSource, out_dir: Path | str) -> Iterator[Cand
     out_dir = Path(out_dir)
     for category in src.categories:
         for index in range(src.per_category):
-            asset_id = f"proc-{category}-s{src.seed}-{index:05d}"
+            asset_id = procedural_asset_id(src, category, index)
             path = out_dir / category / f"{asset_id}.glb"
             if not path.is_file():
-                mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
+                mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors, style=src.style)
                 replace_atomically(path, lambda tmp, mesh=mesh: write_procedural_glb(mesh, tmp))
             yield Candidate(asset_id, "procedural", category, str(path), "y")
 
@@ -73,10 +79,10 @@ def _iter_procedural_remote(src: ProceduralSource, out_url: str) -> Iterator[Can
     with tempfile.TemporaryDirectory(prefix="lrm-procedural-") as tmp:
         for category in src.categories:
             for index in range(src.per_category):
-                asset_id = f"proc-{category}-s{src.seed}-{index:05d}"
+                asset_id = procedural_asset_id(src, category, index)
                 name = f"{category}/{asset_id}.glb"
                 if not store.isfile(name):
-                    mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors)
+                    mesh = generate_furniture(category, index, seed=src.seed, colors=src.colors, style=src.style)
                     local = os.path.join(tmp, f"{asset_id}.glb")
                     write_procedural_glb(mesh, local)
                     store.put_file_atomic(local, name)

@@ -72,3 +72,32 @@ def test_ray_tasks_give_the_same_manifest(make_cfg, tmp_path):
     there = read_asset_manifest(summary.manifest)
     assert summary.ok == 10 and there.column("asset_id").to_pylist() == here.column("asset_id").to_pylist()
     assert there.column("sha256").to_pylist() == here.column("sha256").to_pylist()
+
+
+def test_shaped_style_is_watertight_one_body_varied_and_its_own():
+    for category in CATEGORIES:
+        shapes = set()
+        for i in range(8):
+            mesh = generate_furniture(category, i, style="shaped")
+            assert mesh.is_watertight and mesh.is_volume and len(mesh.split(only_watertight=False)) == 1, (category, i)
+            shapes.add((len(mesh.faces), tuple(np.round(mesh.extents, 2))))
+        assert len(shapes) == 8, category
+    blocks, shaped = generate_furniture("chair", 2, seed=1), generate_furniture("chair", 2, seed=1, style="shaped")
+    assert not (len(blocks.vertices) == len(shaped.vertices) and np.allclose(blocks.vertices, shaped.vertices))
+    again = generate_furniture("chair", 2, seed=1, style="shaped")
+    assert np.array_equal(again.vertices, shaped.vertices) and np.array_equal(again.faces, shaped.faces)
+    for i in range(4):
+        sofa = generate_furniture("sofa", i, style="shaped")
+        assert np.isclose(sofa.bounds[0, 2], 0.0, atol=0.01)  # on the floor
+        top = sofa.vertices[sofa.vertices[:, 2] > 0.8 * sofa.bounds[1, 2]]
+        assert top[:, 1].mean() > 0.1  # the back cushions are behind: the front faces -y
+    with pytest.raises(ValueError, match="procedural style"):
+        generate_furniture("chair", 0, style="wobbly")
+
+
+def test_build_shaped_assets_with_their_own_ids(make_cfg):
+    summary = build_assets(make_cfg([{"kind": "procedural", "per_category": 2, "style": "shaped"},
+                                     {"kind": "procedural", "per_category": 2}]))
+    assert summary.ok == 20 and summary.rejected == 0
+    ids = read_asset_manifest(summary.manifest).column("asset_id").to_pylist()
+    assert sum(i.startswith("shaped-") for i in ids) == 10 and sum(i.startswith("proc-") for i in ids) == 10
