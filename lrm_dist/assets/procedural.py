@@ -26,7 +26,7 @@ FABRICS = [(0.20, 0.30, 0.55), (0.55, 0.15, 0.15), (0.45, 0.50, 0.42), (0.75, 0.
 
 
 @dataclass
-class _Builder:
+class PartBuilder:
     """Collects parts (each tagged with a material slot) and unions them into one mesh."""
 
     rng: np.random.Generator
@@ -85,7 +85,7 @@ class _Builder:
         return mesh
 
 
-def _legs(b: _Builder, xs: float, ys: float, height: float, style: str, thickness: float, count: int = 4) -> None:
+def _legs(b: PartBuilder, xs: float, ys: float, height: float, style: str, thickness: float, count: int = 4) -> None:
     """Legs under a rectangle of half-size (xs, ys), floor to ``height``."""
     if count == 3:
         corners = [(xs * np.cos(a), ys * np.sin(a)) for a in np.deg2rad([90, 210, 330])]
@@ -100,7 +100,7 @@ def _legs(b: _Builder, xs: float, ys: float, height: float, style: str, thicknes
             b.cylinder((x, y, height / 2), thickness / 2, height)
 
 
-def _table(b: _Builder) -> None:
+def _table(b: PartBuilder) -> None:
     r = b.rng
     height = r.uniform(0.45, 0.8)
     top_t = r.uniform(0.025, 0.05)
@@ -133,7 +133,7 @@ def _table(b: _Builder) -> None:
         b.box((0, 0, r.uniform(0.1, 0.2)), (w - 2 * inset, d - 2 * inset, 0.02))
 
 
-def _chair(b: _Builder) -> None:
+def _chair(b: PartBuilder) -> None:
     r = b.rng
     kind = r.choice(["chair", "armchair", "stool"], p=[0.5, 0.25, 0.25])
     seat_h = r.uniform(0.42, 0.5) if kind != "stool" else r.uniform(0.45, 0.75)
@@ -171,7 +171,7 @@ def _chair(b: _Builder) -> None:
             b.box((sx * (w / 2 + 0.03), -d / 2 + 0.03, z0 + arm_h / 2), (0.04, 0.04, arm_h))
 
 
-def _bookshelf(b: _Builder) -> None:
+def _bookshelf(b: PartBuilder) -> None:
     r = b.rng
     w, d, h = r.uniform(0.6, 1.4), r.uniform(0.25, 0.4), r.uniform(0.8, 2.0)
     t = r.uniform(0.018, 0.03)
@@ -192,7 +192,7 @@ def _bookshelf(b: _Builder) -> None:
         b.box((0, -d / 2 + 0.01, plinth + door_h / 2 + t / 2), (w - 2 * t, 0.02, door_h), material=1)
 
 
-def _bed(b: _Builder) -> None:
+def _bed(b: PartBuilder) -> None:
     r = b.rng
     w, length = r.uniform(0.9, 1.9), r.uniform(1.9, 2.2)
     bunk = r.random() < 0.2
@@ -221,7 +221,7 @@ def _bed(b: _Builder) -> None:
             b.box((w / 2 - 0.275, -length / 2 - 0.015, z), (0.35, 0.03, 0.03))
 
 
-def _sofa(b: _Builder) -> None:
+def _sofa(b: PartBuilder) -> None:
     r = b.rng
     seats = int(r.integers(1, 5))
     seat_w = r.uniform(0.55, 0.7)
@@ -265,7 +265,7 @@ def generate_furniture(category: str, index: int, seed: int = 0, colors: bool = 
     else:
         BUILDERS = _BUILDERS
     stream = [seed, sorted(_BUILDERS).index(category), index] + ([1] if style == "shaped" else [])
-    builder = _Builder(np.random.default_rng(stream))
+    builder = PartBuilder(np.random.default_rng(stream))
     BUILDERS[category](builder)
     return builder.mesh(colors)
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import manifold3d as mf
 import numpy as np
 
-from lrm_dist.assets.procedural import _Builder
+from lrm_dist.assets.procedural import PartBuilder
 
 
-def _splayed_legs(b: _Builder, xs: float, ys: float, top: float, splay: float, radius: float) -> None:
+def _splayed_legs(b: PartBuilder, xs: float, ys: float, top: float, splay: float, radius: float) -> None:
     """Four capsule legs from under a rectangle of half-size (xs, ys) at height ``top`` to the floor,
     their feet pushed out by ``splay`` (metres)."""
     for sx in (-1, 1):
@@ -29,7 +29,7 @@ def _splay_at(z: float, top: float, splay: float, radius: float) -> float:
     return splay * (top - z) / (top - radius)
 
 
-def _chair(b: _Builder) -> None:
+def _chair(b: PartBuilder) -> None:
     r = b.rng
     seat_h, w, d = r.uniform(0.42, 0.48), r.uniform(0.42, 0.55), r.uniform(0.4, 0.5)
     seat_t = r.uniform(0.05, 0.09)
@@ -74,7 +74,7 @@ def _chair(b: _Builder) -> None:
             b.rod((x, -d / 2 + 0.04, seat_h - seat_t / 2), (x, -d / 2 + 0.04, arm_z), leg_r)
 
 
-def _table(b: _Builder) -> None:
+def _table(b: PartBuilder) -> None:
     r = b.rng
     height, top_t = r.uniform(0.45, 0.78), r.uniform(0.025, 0.05)
     w, d = r.uniform(0.8, 1.8), r.uniform(0.55, 1.0)
@@ -100,7 +100,7 @@ def _table(b: _Builder) -> None:
         _splayed_legs(b, w / 2 - 0.1, d / 2 - 0.1, height - top_t, r.uniform(0.04, 0.1), r.uniform(0.02, 0.035))
 
 
-def _bookshelf(b: _Builder) -> None:
+def _bookshelf(b: PartBuilder) -> None:
     r = b.rng
     kind = r.choice(["ladder", "grid", "etagere"])
     w, t = r.uniform(0.6, 1.3), r.uniform(0.018, 0.03)
@@ -133,7 +133,7 @@ def _bookshelf(b: _Builder) -> None:
             b.rounded_box((0, 0, z), (w, depth, t), t / 2 - 0.002)
 
 
-def _bed(b: _Builder) -> None:
+def _bed(b: PartBuilder) -> None:
     r = b.rng
     w, length = r.uniform(0.9, 1.9), r.uniform(1.95, 2.2)
     kind = r.choice(["platform", "sleigh"])
@@ -163,7 +163,7 @@ def _swept_board(width: float, low: tuple[float, float], high: tuple[float, floa
                                    bar.translate([0.0, float(high[0]), float(high[1])])])
 
 
-def _sofa(b: _Builder) -> None:
+def _sofa(b: PartBuilder) -> None:
     r = b.rng
     seats, seat_w = int(r.integers(1, 5)), r.uniform(0.55, 0.7)
     w, d = seats * seat_w, r.uniform(0.8, 0.98)
