@@ -3,8 +3,8 @@
 ``RunLayout.from_config(cfg)`` (or ``cfg.layout()``) fills in every folder and file of a job: a local
 path (as written in the config, relative paths left relative) or an fsspec URL (``s3://bucket/run/...``,
 joined as text, never through pathlib, which would fold ``s3://`` to ``s3:/``). The config's overrides
-(``train.data.shards``, ``train.storage_path``, ``train.export_dir``, ``train.torch_extensions_dir``,
-``eval.render_dir``, ``eval.assets_manifest``, ``eval.out_dir``) replace the defaults here and nowhere
+(``train.data.shards``, ``train.storage_path``, ``train.export_dir``, ``eval.render_dir``,
+``eval.assets_manifest``, ``eval.out_dir``) replace the defaults here and nowhere
 else. The table in docs/architecture.md lists who writes and who reads each path.
 
 The file and folder names inside a stage's folder are the constants below; the modules that work inside
@@ -34,7 +34,6 @@ TRAIN_DIR = "train"
 TRAIN_RAY_DIR = "ray"                   # in TRAIN_DIR: Ray Train storage (one folder per run name)
 TRAIN_MODEL_DIR = "model"               # in TRAIN_DIR: the exported HF-layout model
 TENSORBOARD_DIR = "tensorboard"         # in TRAIN_DIR (one folder per run name), and in EVAL_DIR
-TORCH_EXTENSIONS_DIR = "torch_extensions"  # in TRAIN_DIR (local workdirs only)
 EVAL_DIR = "eval"
 EVAL_TABLE = "eval.parquet"             # in the eval folder: one row per asset
 EVAL_SUMMARY = "summary.parquet"        # in the eval folder: one row per category (+ class mean, all)
@@ -70,8 +69,6 @@ class RunLayout:
     train_storage: str           # Ray Train storage: train.storage_path, else <train_dir>/ray
     train_run_dir: str           # <train_storage>/<run_name>: the run's checkpoints and state
     train_tensorboard_dir: str   # <train_dir>/tensorboard/<run_name>
-    torch_extensions_dir: str | None  # train.torch_extensions_dir, else <train_dir>/torch_extensions (None on
-    #                                   object storage: a local temporary folder on every node)
     model_dir: str               # train exports, eval and serve read: train.export_dir, else <train_dir>/model
     eval_render_dir: str         # eval reads: eval.render_dir, else render_dir
     eval_assets_manifest: str    # eval reads the ground truth: eval.assets_manifest, else assets_manifest
@@ -102,8 +99,6 @@ class RunLayout:
             train_dir=train_dir, train_config=join(train_dir, f"{t.run_name}.config.yaml"),
             train_shards=t.data.shards or shards_dir, train_storage=storage,
             train_run_dir=join(storage, t.run_name), train_tensorboard_dir=join(train_dir, TENSORBOARD_DIR, t.run_name),
-            torch_extensions_dir=t.torch_extensions_dir or (None if is_url(train_dir)
-                                                            else join(train_dir, TORCH_EXTENSIONS_DIR)),
             model_dir=t.export_dir or join(train_dir, TRAIN_MODEL_DIR),
             eval_render_dir=e.render_dir or render_dir, eval_assets_manifest=e.assets_manifest or assets_manifest,
             eval_dir=eval_dir, eval_table=join(eval_dir, EVAL_TABLE), eval_summary=join(eval_dir, EVAL_SUMMARY),

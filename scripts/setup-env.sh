@@ -17,6 +17,8 @@ if command -v npm >/dev/null && [ ! -f node_modules/@google/model-viewer/dist/mo
   npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error @google/model-viewer@4.4.0 \
     || echo "warning: npm could not install @google/model-viewer: eval reports will lack their 3D views"
 fi
+# DeepSpeed compiles its CPU all-reduce on first use (about a minute on two cores): build it now, not in a run.
+if python -c "import torch, sys; sys.exit(torch.cuda.is_available())"; then python -m lrm_dist.train.deepspeed_ops; fi
 # Tests check the report in a real headless Chromium (Debian's package).
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

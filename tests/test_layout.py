@@ -32,7 +32,6 @@ def test_defaults_of_a_local_workdir():
         "train_storage": "runs/x/train/ray",
         "train_run_dir": "runs/x/train/ray/lrm",
         "train_tensorboard_dir": "runs/x/train/tensorboard/lrm",
-        "torch_extensions_dir": "runs/x/train/torch_extensions",
         "model_dir": "runs/x/train/model",
         "eval_render_dir": "runs/x/render",
         "eval_assets_manifest": "runs/x/assets/assets.parquet",
@@ -66,7 +65,6 @@ def test_trailing_slash_and_absolute_workdir():
     ({"train": {"export_dir": "/models/m"}}, {"model_dir": "/models/m"}),
     ({"train": {"run_name": "r2"}}, {"train_config": "runs/x/train/r2.config.yaml", "train_run_dir": "runs/x/train/ray/r2",
                                      "train_tensorboard_dir": "runs/x/train/tensorboard/r2"}),
-    ({"train": {"torch_extensions_dir": "/cache/ext"}}, {"torch_extensions_dir": "/cache/ext"}),
     ({"eval": {"render_dir": "/held/render"}}, {"eval_render_dir": "/held/render"}),
     ({"eval": {"assets_manifest": "/held/assets.parquet"}}, {"eval_assets_manifest": "/held/assets.parquet"}),
     ({"eval": {"out_dir": "/out/e1"}}, {"eval_dir": "/out/e1", "eval_table": "/out/e1/eval.parquet",
@@ -100,7 +98,6 @@ def test_an_s3_workdir_gives_urls():
     assert layout.shards_dir == "s3://bucket/runs/x/render/shards"
     assert layout.train_run_dir == "s3://bucket/runs/x/train/ray/lrm"
     assert layout.report_dir == "s3://bucket/runs/x/eval/report"
-    assert layout.torch_extensions_dir is None  # DeepSpeed's op cache: a local folder on every node instead
 
 
 def test_the_default_config_file(monkeypatch, tmp_path):

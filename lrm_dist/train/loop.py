@@ -117,8 +117,10 @@ def _progress_line(step: int, max_steps: int, m: dict[str, float]) -> str:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry: ``config`` holds the pipeline config (dict), shard urls, seed and resolved paths."""
-    os.environ["TORCH_EXTENSIONS_DIR"] = config["torch_extensions_dir"]
     from lrm_dist.train.deepspeed_config import name_deepspeed_accelerator
+    from lrm_dist.train.deepspeed_ops import use_extensions_dir
+
+    use_extensions_dir(config["torch_extensions_dir"])
 
     name_deepspeed_accelerator(bool(config["use_gpu"]))
     import deepspeed

@@ -53,13 +53,6 @@ def _folder(path: str) -> Path | str:
     return path.rstrip("/") if is_url(path) else Path(_abs(path))
 
 
-def _local_extensions_dir() -> str:
-    """Where DeepSpeed compiles its ops when the workdir is on object storage: a local folder on every node."""
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), "lrm-dist-torch-extensions")
-
-
 def train(cfg: PipelineConfig) -> TrainResult:
     """Train (or resume: same run name and storage path) to ``train.max_steps`` and export the model to
     ``layout().model_dir``.
@@ -91,7 +84,7 @@ def _train(cfg: PipelineConfig, layout: RunLayout) -> TrainResult:
     run_dir, export_dir = _folder(layout.train_run_dir), _folder(layout.model_dir)
     storage = str(run_dir).rsplit("/", 1)[0]
     tb_dir = _folder(layout.train_tensorboard_dir)
-    ext_dir = _abs(layout.torch_extensions_dir or _local_extensions_dir())
+    ext_dir = tcfg.torch_extensions_dir and _abs(tcfg.torch_extensions_dir)  # None: each node's own cache
     urls = [_abs(u) for u in resolve_shards(layout.train_shards)]
     seed = cfg.seed if tcfg.seed is None else tcfg.seed
 

@@ -60,8 +60,6 @@ def config(tmp_path_factory):
         "render": {"views": 2, "resolution": 32, "samples": 1},
         "train": {
             "num_workers": 1, "max_steps": 2, "micro_batch_size": 2, "checkpoint_every": 2, "log_every": 1,
-            # DeepSpeed's CPU comm op is compiled once and shared with tests/train.
-            "torch_extensions_dir": str(REPO / "runs" / ".test-cache" / "torch_extensions"),
             "sample": {"supervision_views": 2, "render_res_low": 24, "render_res_high": 32, "patch_size": 16},
             "data": {"shuffle_buffer": 2},
         },

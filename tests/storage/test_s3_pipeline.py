@@ -17,9 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-EXTENSIONS = REPO / "runs" / ".test-cache" / "torch_extensions"  # DeepSpeed's CPU op, compiled once, shared
-
 
 def _assets_cfg(workdir: str):
     from lrm_dist.config import load_config
@@ -81,7 +78,7 @@ def test_the_pipeline_runs_on_s3_and_a_copied_workdir_evaluates(s3_server, tmp_p
         "model": {"size": "tiny"},
         "train": {
             "num_workers": 1, "max_steps": 1, "micro_batch_size": 2, "checkpoint_every": 1, "log_every": 1,
-            "image_every": 1, "torch_extensions_dir": str(EXTENSIONS),
+            "image_every": 1,
             "sample": {"supervision_views": 2, "render_res_low": 24, "render_res_high": 32, "patch_size": 16},
             "data": {"shuffle_buffer": 2, "loader_workers": 0},
         },

@@ -23,7 +23,7 @@ from lrm_dist.train.checkpoint import (
 )
 from lrm_dist.train.export import export_checkpoint
 from tests.hostile_pickle import Payload
-from tests.train.test_deepspeed_stages import EXTENSIONS, _engine, process_group  # noqa: F401 (a fixture)
+from tests.train.test_deepspeed_stages import _engine, process_group  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -138,7 +138,6 @@ def test_lrm_dist_train_refuses_a_tampered_resume_in_one_line(synthetic_shards, 
     sets = {
         "workdir": tmp_path / "work", "shards.holdout_fraction": 0, "ray.num_cpus": 2, "train.run_name": "r",
         "train.micro_batch_size": 1, "train.checkpoint_every": 1, "train.max_failures": 0,
-        "train.torch_extensions_dir": EXTENSIONS,
         "train.sample.supervision_views": 2, "train.sample.render_res_low": 16, "train.sample.render_res_high": 16,
         "train.sample.patch_size": 16, "train.data.shards": synthetic_shards[0].parent,
         "train.data.shuffle_buffer": 1, "train.data.loader_workers": 0,

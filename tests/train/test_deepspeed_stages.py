@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from lrm_dist.model.lrm import LRM
 from lrm_dist.train.checkpoint import consolidated_state_dict, load_checkpoint, save_checkpoint
 from lrm_dist.train.config import LossConfig, TrainConfig
 from lrm_dist.train.deepspeed_config import build_deepspeed_config
+from lrm_dist.train.deepspeed_ops import use_extensions_dir
 from lrm_dist.train.export import export_checkpoint
 from lrm_dist.train.losses import LossFn
 from lrm_dist.train.optim import build_optimizer, build_scheduler
@@ -28,7 +28,6 @@ from lrm_dist.train.step import forward_batch
 from lrm_dist.train.synthetic import synthetic_asset
 
 pytestmark = pytest.mark.integration
-EXTENSIONS = Path(__file__).resolve().parents[2] / "runs" / ".test-cache" / "torch_extensions"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ def process_group():
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        os.environ["TORCH_EXTENSIONS_DIR"] = str(EXTENSIONS)
+        use_extensions_dir(None)  # the per-user cache scripts/setup-env.sh fills
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -17,10 +17,6 @@ from lrm_dist.train.checkpoint import safe_load
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-# DeepSpeed's CPU comm op is compiled once (about a minute) and reused by later test sessions.
-EXTENSIONS = REPO / "runs" / ".test-cache" / "torch_extensions"
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -52,7 +48,7 @@ def _config(workdir: Path, shards: list[Path], run_name: str, max_steps: int = 3
         "workdir": str(workdir), "shards.holdout_fraction": 0, "train.run_name": run_name, "train.num_workers": 2, "train.max_steps": max_steps,
         "train.micro_batch_size": 2, "train.checkpoint_every": 2, "train.log_every": 1, "train.image_every": 2,
         "train.zero_stage": 1, "train.warmup_steps": 1, "train.lr": 1e-3, "train.max_failures": 1,
-        "train.torch_extensions_dir": str(EXTENSIONS), "train.sample.supervision_views": 2,
+        "train.sample.supervision_views": 2,
         "train.sample.render_res_low": 24, "train.sample.render_res_high": 32, "train.sample.patch_size": 16,
         "train.data.shards": str(shards[0].parent), "train.data.shuffle_buffer": 2, "train.data.loader_workers": 0, "train.loss.mask": 0.5,
         "train.lift_warmup_steps": 1, "train.loss.source_layers": 1.0,  # step 1 trains the lift's layers alone

@@ -1,0 +1,45 @@
+"""DeepSpeed's JIT-compiled ops: one cache per user and software versions, and building the CPU op ahead of a run.
+
+On CPU, DeepSpeed compiles its shared-memory all-reduce (``ShareMemCommBuilder``) the first time a process
+group starts: about 70 s on two cores. ``scripts/setup-env.sh`` builds it into the cache once, so no run
+pays for it; ``train.torch_extensions_dir`` points a run elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import version
+
+
+def default_extensions_dir() -> str:
+    """``$XDG_CACHE_HOME`` (else ``~/.cache``)/lrm-dist/torch_extensions/<python, torch and DeepSpeed versions>:
+    a local folder on every node, never shared by builds of different versions."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}-deepspeed{version('deepspeed')}"
+    return os.path.join(base, "lrm-dist", "torch_extensions", tag)
+
+
+def use_extensions_dir(path: str | None) -> str:
+    """Point torch's extension loader (and so DeepSpeed) at ``path`` (None: the default cache); returns it."""
+    os.environ["TORCH_EXTENSIONS_DIR"] = path or default_extensions_dir()
+    return os.environ["TORCH_EXTENSIONS_DIR"]
+
+
+def build_cpu_ops(path: str | None = None) -> str | None:
+    """Compile (or find compiled) DeepSpeed's CPU shared-memory all-reduce into ``path`` (None: the default
+    cache); returns the folder, or None where DeepSpeed has no such op for this machine."""
+    folder = use_extensions_dir(path)
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    if builder is None or not builder.is_compatible():
+        return None
+    builder.load(verbose=False)
+    return folder
+
+
+if __name__ == "__main__":  # scripts/setup-env.sh
+    built = build_cpu_ops(sys.argv[1] if len(sys.argv) > 1 else None)
+    print(f"DeepSpeed CPU op ready in {built}" if built else "DeepSpeed has no CPU shared-memory op for this machine")

@@ -1,0 +1,35 @@
+"""DeepSpeed's op cache: where it is, and the CPU op that scripts/setup-env.sh builds ahead of any run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from lrm_dist.train.deepspeed_ops import build_cpu_ops, default_extensions_dir, use_extensions_dir
+
+
+def test_the_default_cache_is_per_user_and_per_version(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = Path(default_extensions_dir())
+    assert folder.parent == tmp_path / "lrm-dist" / "torch_extensions"
+    assert folder.name == (f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}"
+                           f"-deepspeed{version('deepspeed')}")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_extensions_dir().startswith(os.path.expanduser("~/.cache/lrm-dist/torch_extensions/"))
+
+
+def test_a_configured_folder_wins_over_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "elsewhere")
+    assert use_extensions_dir(str(tmp_path)) == str(tmp_path) == os.environ["TORCH_EXTENSIONS_DIR"]
+    assert use_extensions_dir(None) == default_extensions_dir() == os.environ["TORCH_EXTENSIONS_DIR"]
+
+
+def test_the_cpu_op_is_built_into_the_cache(monkeypatch):
+    """Compiles once (about a minute on two cores) unless scripts/setup-env.sh already did; then it loads."""
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    folder = build_cpu_ops()
+    assert folder == default_extensions_dir()
+    assert list(Path(folder).glob("deepspeed_shm_comm/*.so"))
