@@ -33,6 +33,7 @@ from torch import nn
 
 from lrm_dist.geometry.occupancy import cell_centres
 from lrm_dist.model.lift_encoder import lift_encoder
+from lrm_dist.model.split_linear import SplitInputLinear
 from lrm_dist.model.volume_refiner import VolumeRefiner
 
 
@@ -82,7 +83,7 @@ class ImageLift(nn.Module):
         self.layers = nn.Conv2d(width, 2, 1)  # front depth offset, thickness (before their activations)
         self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
         cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)
-        self.cell_mlp = nn.Sequential(nn.Linear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
+        self.cell_mlp = nn.Sequential(SplitInputLinear(cell_in, width), nn.GELU(), nn.Linear(width, feature_dim))
         self.refiner = VolumeRefiner(feature_dim) if refine else None
         centres = torch.from_numpy(cell_centres(resolution)).float()  # as align_corners=False sees them
         self.register_buffer("cell_points", centres.permute(2, 1, 0, 3).reshape(1, -1, 3), persistent=False)  # z-major
@@ -129,17 +130,22 @@ class ImageLift(nn.Module):
     def _cells(self, features: torch.Tensor, sampled: torch.Tensor, pixels: torch.Tensor, layers: torch.Tensor,
                coords: torch.Tensor, depth: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Each cell's feature [N, P, C] from what it samples in the image (features, pixel, depth layers
-        [N, *, P]), where it projects (coords [N, P, 2], depth [N, P]), the image summary and its position."""
+        [N, *, P]), where it projects (coords [N, P, 2], depth [N, P]), the image summary and its position
+        (points [N, P, 3], the same for every item)."""
         inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
         behind_front = depth - layers[:, 0]
         before_back = layers[:, 0] + layers[:, 1] - depth
         between = torch.sigmoid(behind_front / 0.03) * torch.sigmoid(before_back / 0.03)
         context = self.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
-        cell = torch.cat([
-            sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, points.shape[1], -1),
+        n, count = sampled.shape[0], points.shape[1]
+        per_cell = torch.cat([  # pixel, inside, depth, the three depth-layer tests, position code
             pixels.transpose(1, 2).to(features.dtype), inside.unsqueeze(-1),
             (depth - depth.mean(1, keepdim=True)).unsqueeze(-1).to(features.dtype),
             torch.stack([behind_front, before_back, between], -1).to(features.dtype),
-            _fourier(points, self.frequencies).to(features.dtype),
+            _fourier(points[:1], self.frequencies).to(features.dtype).expand(n, count, -1),
         ], dim=-1)
-        return self.cell_mlp(cell)
+        # the cell's input columns: sampled features, the image summary (one per image, so computed once), the rest
+        width = sampled.shape[1]
+        first, activation, last = self.cell_mlp
+        hidden = first([(sampled.transpose(1, 2), 0), (context.unsqueeze(1), width), (per_cell, 2 * width)])
+        return last(activation(hidden))

@@ -33,12 +33,15 @@ def test_project_points_matches_the_pinhole_model():
 def test_volume_layout_and_packing():
     """With cell features = the cell's position, the field reads each point's own position back."""
     lift = ImageLift(feature_dim=3, resolution=8, width=8)
-
-    class Position(torch.nn.Module):
-        def forward(self, cell):
-            return cell[..., -3 * (1 + 2 * lift.frequencies):][..., :3]
-
-    lift.cell_mlp = Position()
+    first, _, last = lift.cell_mlp  # hidden unit i = x_i + 10 (GELU is the identity there), output i = unit i - 10
+    position = first.in_features - 3 * (1 + 2 * lift.frequencies)  # the position code starts with x, y, z
+    with torch.no_grad():
+        for layer in (first, last):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        for i in range(3):
+            first.weight[i, position + i], first.bias[i] = 1.0, 10.0
+            last.weight[i, i], last.bias[i] = 1.0, -10.0
     volume, layers = lift(torch.rand(2, 3, 28, 28), _source_camera().expand(2, -1))
     assert volume.shape == (2, 3, 8, 8, 8) and layers.shape == (2, 2, 14, 14)
     assert (layers[:, :1] > 0).all() and (layers[:, 1:] >= layers[:, :1]).all()  # the back is never before the front
@@ -51,6 +54,47 @@ def test_volume_layout_and_packing():
     assert torch.equal(back_planes, planes) and torch.equal(back_volume, volume)
     assert unpack(planes)[1] is None
     assert torch.equal(sample_triplane(packed, point), sample_triplane(planes, point))
+
+
+def test_cell_features_equal_the_mlp_of_the_concatenated_inputs():
+    """The per-cell MLP reads its parts without concatenating them: the same values and gradients as the
+    MLP of each cell's 151 numbers in their documented order."""
+    torch.manual_seed(0)
+    lift = ImageLift(feature_dim=8, resolution=8, width=16)
+    n, p, w = 2, 512, 16
+    features = torch.randn(n, w, 7, 7, requires_grad=True)
+    sampled = torch.randn(n, w, p, requires_grad=True)
+    pixels, coords = torch.rand(n, 3, p), torch.rand(n, p, 2) * 2.4 - 1.2
+    layers = torch.rand(n, 2, p, requires_grad=True)
+    depth = torch.rand(n, p) * 2 + 1
+    points = lift.cell_points[:, :p].expand(n, -1, -1)
+
+    def reference():
+        inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).float()
+        behind, before = depth - layers[:, 0], layers[:, 0] + layers[:, 1] - depth
+        between = torch.sigmoid(behind / 0.03) * torch.sigmoid(before / 0.03)
+        context = lift.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
+        cell = torch.cat([sampled.transpose(1, 2), context.unsqueeze(1).expand(-1, p, -1), pixels.transpose(1, 2),
+                          inside.unsqueeze(-1), (depth - depth.mean(1, keepdim=True)).unsqueeze(-1),
+                          torch.stack([behind, before, between], -1),
+                          torch.cat([points, *(f(points.unsqueeze(-1) * torch.pi * 2.0 ** torch.arange(2)).flatten(-2)
+                                               for f in (torch.sin, torch.cos))], -1)], -1)
+        first, act, last = lift.cell_mlp
+        return last(act(torch.nn.functional.linear(cell, first.weight, first.bias)))
+
+    outputs = []
+    for compute in (reference, lambda: lift._cells(features, sampled, pixels, layers, coords, depth, points)):
+        out = compute()
+        grads = torch.autograd.grad(out.square().sum(), [features, sampled, layers, *lift.parameters()],
+                                    allow_unused=True)
+        outputs.append((out, grads))
+    (ref, ref_grads), (got, got_grads) = outputs
+    assert got.shape == (n, p, 8)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    for a, b in zip(got_grads, ref_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_lift_makes_planes_depend_on_the_image():
