@@ -67,16 +67,20 @@ def small_recipe_module():
     return SampleConfig(supervision_views=3, render_res_low=24, render_res_high=32, patch_size=16)
 
 
-def _engine(stage: int):
+def _engine(stage: int, arch=SIZES["tiny"], partition_all: bool = False):
+    """``partition_all``: ZeRO-3 partitions even tiny's small parameters (by default it keeps those under
+    100 K elements whole on every rank)."""
     import deepspeed
 
     torch.manual_seed(0)
-    model = LRM(SIZES["tiny"])
+    model = LRM(arch)
     cfg = TrainConfig(micro_batch_size=2, zero_stage=stage, lr=1e-3, warmup_steps=1, max_steps=10)
     opt = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps)
     sched = build_scheduler(opt, cfg.max_steps, cfg.warmup_steps)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
-                                           config=build_deepspeed_config(cfg, 1, use_gpu=False))
+    config = build_deepspeed_config(cfg, 1, use_gpu=False)
+    if partition_all:
+        config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched, config=config)
     return engine, model
 
 
@@ -118,6 +122,35 @@ def test_zero_stage_checkpoint_resume_and_export(stage, process_group, batches, 
     exported = from_pretrained(export_checkpoint(tmp_path / "straight", tmp_path / "model"))
     for key, value in exported.state_dict().items():
         assert torch.equal(value, straight[key]), key
+
+
+def test_zero3_runs_the_image_lift_with_its_gathered_weights(process_group, batches):
+    """The fresh model (image lift, refiner, split-input cell layer) under ZeRO-3 with every parameter
+    partitioned: the engine's forward equals the plain model's, and a step changes the lift's weights."""
+    from lrm_dist.model.config import ModelConfig
+
+    arch = ModelConfig(size="tiny").arch()
+    assert arch.image_lift and arch.lift_refine
+    engine, model = _engine(3, arch, partition_all=True)
+    torch.manual_seed(0)
+    plain = LRM(arch)
+    batch = batches[0]
+    with torch.no_grad():
+        for module in (engine, plain):
+            module.eval()
+        got = forward_batch(engine, batch, torch.float32)
+        want = forward_batch(plain, batch, torch.float32)
+    assert {"planes", "rgb", "opacity", "depth"} <= got.keys()
+    for key in ("planes", "rgb", "opacity", "depth"):
+        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-5, msg=key)
+    engine.train()
+    _train(engine, batches[:2])
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.lift.cell_mlp.parameters())):
+        trained = model.lift.cell_mlp[0].weight.detach().clone()
+    assert trained.shape == plain.lift.cell_mlp[0].weight.shape
+    assert not torch.equal(trained, plain.lift.cell_mlp[0].weight)
 
 
 @pytest.mark.parametrize("stage", [0, 2])
