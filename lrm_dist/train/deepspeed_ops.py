@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from importlib.metadata import version
 
 
 def default_extensions_dir() -> str:
     """``$XDG_CACHE_HOME`` (else ``~/.cache``)/lrm-dist/torch_extensions/<python, torch and DeepSpeed versions>:
-    a local folder on every node, never shared by builds of different versions."""
+    a local folder on every node, never shared by builds of different versions (created here; where the home
+    cannot be written, the same under the temporary folder)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     tag = f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}-deepspeed{version('deepspeed')}"
-    return os.path.join(base, "lrm-dist", "torch_extensions", tag)
+    folder = os.path.join(base, "lrm-dist", "torch_extensions", tag)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        folder = os.path.join(tempfile.gettempdir(), f"lrm-dist-{os.getuid()}", "torch_extensions", tag)
+        os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 def use_extensions_dir(path: str | None) -> str:

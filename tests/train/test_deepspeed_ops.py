@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,6 +19,18 @@ def test_the_default_cache_is_per_user_and_per_version(monkeypatch, tmp_path):
                            f"-deepspeed{version('deepspeed')}")
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_extensions_dir().startswith(os.path.expanduser("~/.cache/lrm-dist/torch_extensions/"))
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_folder(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    folder = Path(default_extensions_dir())
+    assert folder.is_dir() and folder.is_relative_to(tmp_path / "tmp")
+    assert folder.parent.name == "torch_extensions" and folder.name.startswith("py")
 
 
 def test_a_configured_folder_wins_over_the_cache(monkeypatch, tmp_path):
