@@ -39,6 +39,7 @@ from lrm_dist.model.config import SIZES, ModelConfig
 from lrm_dist.model.lrm import LRM
 from lrm_dist.train.config import LossConfig, SampleConfig, TrainConfig
 from lrm_dist.train.deepspeed_config import input_dtype
+from lrm_dist.train.deepspeed_ops import use_extensions_dir
 from lrm_dist.train.losses import LossFn
 from lrm_dist.train.optim import build_optimizer
 from lrm_dist.train.sample import build_sample, collate
@@ -253,8 +254,8 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
 
 
 def main() -> None:
-    # DeepSpeed's JIT ops (the CPU comm op) are built under the working directory, not the home cache.
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.abspath("runs/torch_extensions"))
+    # DeepSpeed's JIT ops (the CPU comm op): the training stage's cache unless TORCH_EXTENSIONS_DIR names another
+    use_extensions_dir(os.environ.get("TORCH_EXTENSIONS_DIR"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cuda = torch.cuda.is_available()
     parser.add_argument("--sizes", nargs="+", default=["small", "base"] if cuda else ["tiny"])
