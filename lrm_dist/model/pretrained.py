@@ -64,17 +64,24 @@ def resolve_pretrained(path_or_hub_id: str | Path, revision: str | None = None, 
             raise FileNotFoundError(f"pretrained model {name!r}: cannot download it and it is not cached ({first})") from None
 
 
-def load_config(folder: str | Path) -> LRMConfig:
-    """Read ``config.json`` (bounded sizes); keys this architecture does not know are ignored with a warning."""
-    path = Path(folder) / CONFIG_NAME
+def read_config_json(path: Path, owner: str) -> dict:
+    """The JSON object in ``path`` (a model's ``config.json``, a checkpoint's ``lrm_config.json``); one-line
+    errors naming it: FileNotFoundError ("<owner>: no <file name>"), ModelFileError (not JSON, or not an object)."""
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained model folder {folder}: no {CONFIG_NAME}")
+        raise FileNotFoundError(f"{owner}: no {path.name}")
     try:
         raw = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ModelFileError(f"{path}: holds a {type(raw).__name__}, not a JSON object")
+    return raw
+
+
+def load_config(folder: str | Path) -> LRMConfig:
+    """Read ``config.json`` (bounded sizes); keys this architecture does not know are ignored with a warning."""
+    path = Path(folder) / CONFIG_NAME
+    raw = read_config_json(path, f"pretrained model folder {folder}")
     known = {k: v for k, v in raw.items() if k in LRMConfig.model_fields}
     ignored = sorted(set(raw) - set(known))
     if ignored:

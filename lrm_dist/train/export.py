@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -22,17 +21,11 @@ def export_checkpoint(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     """
     from lrm_dist.model.config import validate_lrm_config
     from lrm_dist.model.lrm import LRM
-    from lrm_dist.model.pretrained import load_into, save_pretrained
+    from lrm_dist.model.pretrained import load_into, read_config_json, save_pretrained
 
     checkpoint_dir = Path(checkpoint_dir)
     config_file = checkpoint_dir / CONFIG_NAME
-    if not config_file.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no {CONFIG_NAME}")
-    try:
-        fields = json.loads(config_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
-    config = validate_lrm_config(fields, str(config_file))
+    config = validate_lrm_config(read_config_json(config_file, f"checkpoint {checkpoint_dir}"), str(config_file))
     with torch.device("meta"):
         model = LRM(config)
     load_into(model, consolidated_state_dict(checkpoint_dir), source=str(checkpoint_dir))

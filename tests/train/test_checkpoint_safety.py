@@ -16,7 +16,7 @@ import torch
 
 from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
-from lrm_dist.model.pretrained import from_pretrained
+from lrm_dist.model.pretrained import ModelFileError, from_pretrained
 from lrm_dist.train.checkpoint import (
     UnsafeCheckpoint, _deepspeed_types, consolidated_state_dict, load_checkpoint, safe_load, save_checkpoint,
     state_name, verify_folder,
@@ -118,6 +118,24 @@ def test_a_damaged_file_is_refused_in_one_line(clean, tmp_path):
     message = str(exc.value)
     assert message.startswith(f"checkpoint {folder / 'ds' / 'mp_rank_00_model_states.pt'}: not a loadable torch file (")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("content", "error", "message"), [
+    (None, FileNotFoundError, "checkpoint {folder}: no lrm_config.json"),
+    (b"{not json", ModelFileError, "{folder}/lrm_config.json: not valid JSON ("),
+    (b"[1, 2]", ModelFileError, "{folder}/lrm_config.json: holds a list, not a JSON object"),
+])
+def test_export_refuses_a_checkpoint_config_in_one_line(clean, tmp_path, content, error, message):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(clean[0], folder)
+    if content is None:
+        (folder / "lrm_config.json").unlink()
+    else:
+        (folder / "lrm_config.json").write_bytes(content)
+    with pytest.raises(error) as exc:
+        export_checkpoint(folder, tmp_path / "model")
+    assert str(exc.value).startswith(message.format(folder=folder)) and "\n" not in str(exc.value)
+    assert not (tmp_path / "model").exists()
 
 
 def test_clean_checkpoints_load_and_export(clean, tmp_path):
