@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lrm_dist.geometry.pairs import pair_chunks
+
 MAX_PAIRS = 3_000_000
 """Pixel-triangle candidate pairs per numpy pass (bounds memory)."""
 
@@ -50,14 +52,8 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, c2w: np.ndarray, intrinsi
                & (tri_xy.max(axis=1) >= 0).all(axis=1) & (tri_xy.min(axis=1) <= size).all(axis=1))
     keep = np.nonzero(visible)[0]
     counts = (hi[keep, 0] - lo[keep, 0] + 1) * (hi[keep, 1] - lo[keep, 1] + 1)
-    cum = np.cumsum(counts)
-    begin = 0
-    while begin < len(keep):
-        done = cum[begin - 1] if begin else 0
-        end = max(int(np.searchsorted(cum, done + MAX_PAIRS, side="right")), begin + 1)
-        c = counts[begin:end]
-        f_idx = np.repeat(keep[begin:end], c)
-        local = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+    for _, _, item, local in pair_chunks(counts, MAX_PAIRS):
+        f_idx = keep[item]
         width = hi[f_idx, 0] - lo[f_idx, 0] + 1
         px, py = lo[f_idx, 0] + local % width, lo[f_idx, 1] + local // width
         u, v = px + 0.5, py + 0.5
@@ -79,7 +75,6 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, c2w: np.ndarray, intrinsi
         nearer = z < zbuf[pix]
         zbuf[pix[nearer]] = z[nearer]
         owner[pix[nearer]] = f_idx[nearer]
-        begin = end
     return owner.reshape(size, size)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lrm_dist.geometry.pairs import pair_chunks
+
 MAX_PAIRS = 4_000_000
 """Point-triangle pairs evaluated per numpy pass (bounds memory to a few hundred MB)."""
 
@@ -63,14 +65,7 @@ def _parity_along(triangles: np.ndarray, points: np.ndarray, axis: int) -> np.nd
     pc = np.floor((p2 - low) / cell).astype(np.int64).clip(0, grid - 1)
     pcell = pc[:, 0] * grid + pc[:, 1]
     first, n_cand = starts[pcell], starts[pcell + 1] - starts[pcell]
-    cum = np.cumsum(n_cand)
-    begin = 0
-    while begin < len(points):
-        base = cum[begin - 1] if begin else 0
-        end = max(int(np.searchsorted(cum, base + MAX_PAIRS, side="right")), begin + 1)
-        counts = n_cand[begin:end]
-        p_idx = np.repeat(np.arange(begin, end), counts)
-        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    for begin, end, p_idx, offset in pair_chunks(n_cand, MAX_PAIRS):
         t_idx = tri_sorted[first[p_idx] + offset]
         a, b, c = tri2[t_idx, 0], tri2[t_idx, 1], tri2[t_idx, 2]
         p = p2[p_idx]
@@ -82,7 +77,6 @@ def _parity_along(triangles: np.ndarray, points: np.ndarray, axis: int) -> np.nd
         depth = (w_a * tri_w[t_idx, 0] + w_b * tri_w[t_idx, 1] + w_c * tri_w[t_idx, 2]) / area2[t_idx]
         hit = inside2d & (depth > points[p_idx, axis])
         odd[begin:end] = (np.bincount(p_idx[hit] - begin, minlength=end - begin) % 2).astype(bool)
-        begin = end
     return odd
 
 
