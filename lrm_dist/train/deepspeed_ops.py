@@ -7,6 +7,7 @@ pays for it; ``train.torch_extensions_dir`` points a run elsewhere.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -14,11 +15,13 @@ from importlib.metadata import version
 
 
 def default_extensions_dir() -> str:
-    """``$XDG_CACHE_HOME`` (else ``~/.cache``)/lrm-dist/torch_extensions/<python, torch and DeepSpeed versions>:
-    a local folder on every node, never shared by builds of different versions (created here; where the home
+    """``$XDG_CACHE_HOME`` (else ``~/.cache``)/lrm-dist/torch_extensions/<python, torch and DeepSpeed versions,
+    environment>: a local folder on every node, never shared by different builds (created here; where the home
     cannot be written, the same under the temporary folder)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    tag = f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}-deepspeed{version('deepspeed')}"
+    # the environment's path too: a build names its include paths, so two venvs sharing one folder rebuild in turn
+    prefix = hashlib.sha1(sys.prefix.encode()).hexdigest()[:8]
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}-deepspeed{version('deepspeed')}-{prefix}"
     folder = os.path.join(base, "lrm-dist", "torch_extensions", tag)
     try:
         os.makedirs(folder, exist_ok=True)

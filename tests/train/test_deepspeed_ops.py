@@ -15,8 +15,10 @@ def test_the_default_cache_is_per_user_and_per_version(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     folder = Path(default_extensions_dir())
     assert folder.parent == tmp_path / "lrm-dist" / "torch_extensions"
-    assert folder.name == (f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}"
-                           f"-deepspeed{version('deepspeed')}")
+    assert folder.name.startswith(f"py{sys.version_info.major}{sys.version_info.minor}-torch{version('torch')}"
+                                  f"-deepspeed{version('deepspeed')}-")
+    monkeypatch.setattr(sys, "prefix", sys.prefix + "-another-venv")
+    assert Path(default_extensions_dir()).parent == folder.parent and Path(default_extensions_dir()) != folder
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_extensions_dir().startswith(os.path.expanduser("~/.cache/lrm-dist/torch_extensions/"))
 
