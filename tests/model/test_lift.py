@@ -58,7 +58,7 @@ def test_volume_layout_and_packing():
 
 def test_cell_features_equal_the_mlp_of_the_concatenated_inputs():
     """The per-cell MLP reads its parts without concatenating them: the same values and gradients as the
-    MLP of each cell's 151 numbers in their documented order."""
+    MLP of each cell's inputs concatenated in their documented order."""
     torch.manual_seed(0)
     lift = ImageLift(feature_dim=8, resolution=8, width=16)
     n, p, w = 2, 512, 16
