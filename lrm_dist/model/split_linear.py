@@ -27,12 +27,11 @@ class SplitInputLinear(nn.Linear):
         if [start for start, _ in spans] != ends[:-1] or ends[-1] != self.in_features:
             raise ValueError(f"input parts {spans} do not tile the {self.in_features} input columns")
         n = max(x.shape[0] for x, _ in parts)
-        columns = {start: self.weight[:, start:start + x.shape[-1]] for x, start in parts}
         out = self.bias.view(1, 1, -1) if self.bias is not None else self.weight.new_zeros(1, 1, self.out_features)
-        for x, start in parts:
+        for x, start in sorted(parts, key=lambda part: part[0].shape[1] > 1):  # the once-per-item parts first
+            weight = self.weight[:, start:start + x.shape[-1]]
             if x.shape[1] == 1:
-                out = out + F.linear(x, columns[start])
-        for x, start in parts:
-            if x.shape[1] > 1:
-                out = torch.baddbmm(out, x.expand(n, -1, -1), columns[start].t().expand(n, -1, -1))
+                out = out + F.linear(x, weight)
+            else:
+                out = torch.baddbmm(out, x.expand(n, -1, -1), weight.t().expand(n, -1, -1))
         return out

@@ -177,7 +177,7 @@ class TrainConfig(BaseModel):
     image_every: int = Field(200, ge=1, description="Steps between TensorBoard image grids.")
     export_dir: str | None = Field(None, description="Final HF-layout model folder (None: <workdir>/train/model).")
     torch_extensions_dir: str | None = Field(
-        None, description="DeepSpeed's JIT op cache (None: ~/.cache/lrm-dist/torch_extensions/<versions> on each node, "
+        None, description="DeepSpeed's JIT op cache (None: ~/.cache/lrm-dist/torch_extensions/<versions, environment> on each node, "
         "which scripts/setup-env.sh fills with the CPU op ahead of any run)."
     )
     fault_at_step: int | None = Field(

@@ -1,4 +1,4 @@
-"""DeepSpeed's JIT-compiled ops: one cache per user and software versions, and building the CPU op ahead of a run.
+"""DeepSpeed's JIT-compiled ops: one cache per user, versions and environment; the CPU op built ahead of a run.
 
 On CPU, DeepSpeed compiles its shared-memory all-reduce (``ShareMemCommBuilder``) the first time a process
 group starts: about 70 s on two cores. ``scripts/setup-env.sh`` builds it into the cache once, so no run
