@@ -34,6 +34,24 @@ def test_mesh_settings_is_the_one_defaults_rule():
                              "eval.mesh_resolution=32", "serve.mesher=surface_nets"])
     got = mesh_settings(own.serve, own.eval, LRMConfig(iso_level=1.5))
     assert (got.mesher, got.resolution, got.threshold) == ("marching_cubes", 32, 2.0)
+    # smoothing: serve's passes, unless eval sets its own (0 included)
+    assert mesh_settings(serve).smoothing == 0
+    smooth = load_config(None, ["serve.mesh_smoothing=4"])
+    assert mesh_settings(smooth.serve).smoothing == 4
+    assert mesh_settings(smooth.serve, smooth.eval).smoothing == 4
+    assert mesh_settings(smooth.serve, load_config(None, ["eval.mesh_smoothing=0"]).eval).smoothing == 0
+
+
+def test_mesh_smoothing_is_hashed_only_when_set():
+    """Evaluations made before the setting keep their hash; smoothing changes it."""
+    from lrm_dist.eval.stage import eval_hash, resolved_settings
+
+    plain = resolved_settings(load_config(None, []))
+    assert "mesh_smoothing" not in plain
+    smoothed = resolved_settings(load_config(None, ["eval.mesh_smoothing=3"]))
+    assert smoothed["mesh_smoothing"] == 3
+    assert eval_hash("d", plain) != eval_hash("d", smoothed)
+    assert resolved_settings(load_config(None, ["serve.mesh_smoothing=3"]))["mesh_smoothing"] == 3
 
 
 @pytest.mark.parametrize("overrides", [[], ["serve.density_threshold=5", "eval.mesh_resolution=32"],

@@ -80,6 +80,10 @@ class EvalConfig(BaseModel):
         None, pattern="^(marching_cubes|surface_nets)$",
         description="Iso-surface extraction (as serve.mesher); None: serve.mesher, so eval scores what serving ships. Hashed.",
     )
+    mesh_smoothing: int | None = Field(
+        None, ge=0, le=100, description="Taubin smoothing passes over each mesh (as serve.mesh_smoothing); None: "
+        "serve.mesh_smoothing. Hashed.",
+    )
     density_threshold: float | None = Field(
         None, gt=0, description="Iso-level of the density; None: serve.density_threshold, else the model's calibrated "
         "iso_level (config.json), else 3.0. Hashed."

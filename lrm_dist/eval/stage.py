@@ -83,12 +83,15 @@ def resolved_settings(cfg: PipelineConfig, model_config=None) -> dict:
 
     e = cfg.eval
     mesh = mesh_settings(cfg.serve, e, model_config)
-    return {
+    settings = {
         "metrics_version": METRICS_VERSION, "input_view": e.input_view, "n_points": e.n_points,
         "thresholds": list(e.fscore_thresholds), "padding": e.iou_padding, "seed": e.seed,
         "mesh_resolution": mesh.resolution, "mesher": mesh.mesher, "density_threshold": mesh.threshold,
         "source_distance": _canonical_distance(cfg, model_config),
     }
+    if mesh.smoothing:  # only when set, so evaluations made before the setting keep their hash
+        settings["mesh_smoothing"] = mesh.smoothing
+    return settings
 
 
 def _canonical_distance(cfg: PipelineConfig, model_config=None) -> float | None:
@@ -187,7 +190,7 @@ def _scored_rows(
         fn_constructor_kwargs={"checkpoint": settings["checkpoint"], "resolution": settings["mesh_resolution"],
                                "threshold": settings["density_threshold"], "source_distance": settings["source_distance"],
                                "precision": actors.precision, "revision": cfg.model.revision,
-                               "mesher": settings["mesher"]},
+                               "mesher": settings["mesher"], "smoothing": settings.get("mesh_smoothing", 0)},
     )
     ds = ds.map_batches(score_batch, batch_size=1, num_cpus=e.metric_cpus, fn_kwargs={"out_dir": out_dir, "settings": settings})
     for row in ds.iter_rows():

@@ -91,12 +91,13 @@ def shard_inputs(item: dict, view: int, pending: dict[str, dict]) -> Iterator[di
 class ReconstructActor:
     """Holds one ``Reconstructor`` (GPU when the actor has one, else CPU); batch of input rows -> rows with meshes.
 
-    ``resolution``, ``threshold`` and ``mesher`` are the job's resolved settings (``mesh_settings(serve, eval)``
+    ``resolution``, ``threshold``, ``mesher`` and ``smoothing`` are the job's resolved settings (``mesh_settings(serve, eval)``
     with the model's calibrated iso-level filled in), so they are the ones hashed.
     """
 
     def __init__(self, checkpoint: str, resolution: int, threshold: float, source_distance: float | None,
-                 precision: str = "auto", revision: str | None = None, mesher: str = "marching_cubes"):
+                 precision: str = "auto", revision: str | None = None, mesher: str = "marching_cubes",
+                 smoothing: int = 0):
         from lrm_dist.model.pretrained import from_pretrained
         from lrm_dist.reconstruct import MeshSettings, Reconstructor, resolve_device
         from lrm_dist.storage import is_url, local_folder
@@ -104,7 +105,7 @@ class ReconstructActor:
         device = resolve_device("auto")
         local = local_folder(checkpoint) if is_url(checkpoint) else checkpoint  # an object-store model: a local copy
         settings = MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold,
-                                setting="eval.density_threshold")
+                                setting="eval.density_threshold", smoothing=smoothing)
         self.recon = Reconstructor(from_pretrained(local, revision=revision, device=device), settings, device,
                                    precision, setting="eval.actors")
         self.source_distance = source_distance

@@ -21,12 +21,13 @@ import torch
 import trimesh
 
 from lrm_dist.device import precision_dtype, resolve_device
-from lrm_dist.reconstruct.extract import MESHERS, NoSurface, build_mesh, density_grid, vertex_colours
+from lrm_dist.reconstruct.extract import MESHERS, NoSurface, build_mesh, density_grid, smooth_vertices, vertex_colours
 
 
 @dataclass(frozen=True)
 class MeshSettings:
-    """How planes become a mesh: mesher (a ``MESHERS`` name), grid side, iso-level of the activated density.
+    """How planes become a mesh: mesher (a ``MESHERS`` name), grid side, iso-level of the activated density,
+    Taubin smoothing passes over the result.
 
     ``threshold`` None means the model's calibrated iso-level (``LRMConfig.surface_level()``);
     ``setting`` is the config key a "no surface" error tells the user to change.
@@ -37,6 +38,7 @@ class MeshSettings:
     threshold: float | None = None
     setting: str = "serve.density_threshold"
     grid_chunk: int = 1 << 21
+    smoothing: int = 0
 
 
 def mesh_settings(serve, eval=None, model_config=None) -> MeshSettings:
@@ -48,16 +50,17 @@ def mesh_settings(serve, eval=None, model_config=None) -> MeshSettings:
     calibrated ``surface_level()``; without a model config it stays None, meaning exactly that.
     """
     resolution, mesher, threshold = serve.mesh_resolution, serve.mesher, serve.density_threshold
-    setting = "serve.density_threshold"
+    smoothing, setting = serve.mesh_smoothing, "serve.density_threshold"
     if eval is not None:
         resolution = eval.mesh_resolution or resolution
         mesher = eval.mesher or mesher
         threshold = eval.density_threshold or threshold
+        smoothing = smoothing if eval.mesh_smoothing is None else eval.mesh_smoothing
         setting = "eval.density_threshold"
     if threshold is None and model_config is not None:
         threshold = model_config.surface_level()
     return MeshSettings(mesher=mesher, resolution=resolution, threshold=threshold, setting=setting,
-                        grid_chunk=serve.grid_chunk)
+                        grid_chunk=serve.grid_chunk, smoothing=smoothing)
 
 
 @dataclass
@@ -141,6 +144,7 @@ class Reconstructor:
             grid = self._grid_fn(self.model.synthesizer, planes, self.settings.resolution, self.settings.grid_chunk)
         t2 = self._sync()
         verts, faces = MESHERS[self.settings.mesher](grid, self.threshold, name, self.settings.setting)
+        verts = smooth_vertices(verts, faces, self.settings.smoothing)
         t3 = self._sync()
         with self.autocast():
             colours = vertex_colours(self.model.synthesizer, planes, verts)

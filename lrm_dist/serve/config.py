@@ -30,6 +30,11 @@ class ServeConfig(BaseModel):
         "marching_cubes", pattern="^(marching_cubes|surface_nets)$",
         description="marching_cubes: scikit-image on the CPU; surface_nets: ours, on the model's device (fast on GPU).",
     )
+    mesh_smoothing: int = Field(
+        0, ge=0, le=100,
+        description="Taubin smoothing passes over the extracted mesh (0: none): takes out the grid's terracing "
+        "without shrinking the shape (docs/model.md).",
+    )
     grid_chunk: int = Field(1 << 21, ge=1024, description="Grid points per triplane query pass.")
     source_distance: float | None = Field(
         None, gt=0, description="Source camera distance; None: the model's own (config.json, from training), else OpenLRM's 2.0.",
