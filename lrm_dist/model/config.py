@@ -52,6 +52,10 @@ class LRMConfig(BaseModel):
     lift_encoder: str = Field(
         "conv", pattern="^(conv|unet)$", description="The lift's image encoder (model/lift_encoder.py): conv or unet."
     )
+    lift_interval: bool = Field(
+        False, description="Give the field decoder each point's own test against the lift's depth layers, at the "
+        "point's exact projection into the source view (model/lift.py, ``interval_features``)."
+    )
     source_frame: str = Field(
         "camera", pattern="^(camera|upright)$",
         description="The model frame training used (geometry.cameras.FRAMES); eval canonicalises its input views the same way.",
@@ -75,9 +79,11 @@ class LRMConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _refine_needs_lift(self) -> LRMConfig:
+    def _lift_options_need_lift(self) -> LRMConfig:
         if self.lift_refine and not self.image_lift:
             raise ValueError("lift_refine refines the image lift's volume: it needs image_lift")
+        if self.lift_interval and not self.image_lift:
+            raise ValueError("lift_interval reads the image lift's depth layers: it needs image_lift")
         return self
 
     def resolved_source_size(self) -> int:
@@ -93,7 +99,7 @@ class LRMConfig(BaseModel):
     def hf_dict(self) -> dict:
         """The ``config.json`` payload (lrm-dist's additions only when they differ from OpenLRM)."""
         out = self.model_dump(exclude_none=True)
-        for key in ("image_lift", "lift_refine"):
+        for key in ("image_lift", "lift_refine", "lift_interval"):
             if not out[key]:
                 out.pop(key)
         if not self.image_lift or self.lift_encoder == "conv":

@@ -21,6 +21,8 @@ both layers with the ground truth's first and last surface along each pixel (``t
 
 The volume travels in the same tensor as the triplanes, as G extra "planes" of C channels
 (``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working.
+With ``lift_interval`` the depth layers and the source camera travel there too (``unpack_interval``), so the
+field can test each point, not only each cell, against the layers (``interval_features``).
 """
 
 from __future__ import annotations
@@ -55,16 +57,63 @@ def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Te
     return torch.stack([2 * u - 1, 2 * v - 1], dim=-1), depth
 
 
-def pack(planes: torch.Tensor, volume: torch.Tensor) -> torch.Tensor:
-    """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G]."""
-    return torch.cat([planes, volume.transpose(1, 2)], dim=1)
+def pack(planes: torch.Tensor, volume: torch.Tensor, interval: tuple[torch.Tensor, torch.Tensor] | None = None,
+         ) -> torch.Tensor:
+    """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G].
+
+    ``interval`` (the source view's front and back depth layers [N, 2, h, w] and its camera [N, 16]) adds K
+    slices holding, flattened, ``h, w``, the 16 camera numbers and both layers, in float32 (the whole tensor
+    then is float32: bf16 would round the depths to 1/128 and the camera's projection with them).
+    """
+    parts = [planes, volume.transpose(1, 2)]
+    if interval is not None:
+        layers, camera = interval
+        n, _, h, w = layers.shape
+        slice_size = planes[0, 0].numel()
+        flat = torch.cat([camera.new_tensor([h, w]).expand(n, 2).float(), camera.float(), layers.float().flatten(1)], 1)
+        k = -(-flat.shape[1] // slice_size)
+        flat = torch.nn.functional.pad(flat, (0, k * slice_size - flat.shape[1]))
+        parts = [p.float() for p in parts] + [flat.view(n, k, *planes.shape[2:])]
+    return torch.cat(parts, dim=1)
 
 
 def unpack(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inverse of ``pack``: (planes [N, 3, C, H, W], volume [N, C, G, G, G] or None for plain triplanes)."""
     if packed.shape[1] == 3:
         return packed, None
-    return packed[:, :3], packed[:, 3:].transpose(1, 2)
+    g = packed.shape[-1]
+    return packed[:, :3], packed[:, 3 : 3 + g].transpose(1, 2)
+
+
+def unpack_interval(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The depth layers [N, 2, h, w] and source camera [N, 16] that ``pack`` stored, or None."""
+    start = 3 + packed.shape[-1]
+    if packed.shape[1] <= start:
+        return None
+    flat = packed[:, start:].flatten(1).float()
+    h, w = int(flat[0, 0]), int(flat[0, 1])
+    return flat[:, 18 : 18 + 2 * h * w].view(-1, 2, h, w), flat[:, 2:18]
+
+
+INTERVAL_SHARPNESS = 0.03
+"""Scene units over which the soft "between the layers" test goes from 0 to 1 (cells and points alike)."""
+
+
+def interval_features(layers: torch.Tensor, camera: torch.Tensor, points: torch.Tensor, exact: bool = False,
+                      ) -> torch.Tensor:
+    """Each point's test against the source view's depth layers: [N, M, 3] = (between the layers, how far
+    behind the front, how far before the back; the last two as tanh of tenths of a scene unit), 0 for points
+    that do not project into the image. layers [N, 2, h, w] (front, back depth), camera [N, 16], points
+    [N, M, 3]; the layers are read bilinearly at each point's exact projection, so the test is as sharp as
+    the layers, not the lift's grid."""
+    from lrm_dist.model.field_sampling import sample_rows
+
+    coords, depth = project_points(points.float(), camera.float())
+    inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).float()
+    front, back = sample_rows(layers.float(), coords.clamp(-1, 1), 1, exact).unbind(-1)
+    behind_front, before_back = depth - front, back - depth
+    between = torch.sigmoid(behind_front / INTERVAL_SHARPNESS) * torch.sigmoid(before_back / INTERVAL_SHARPNESS)
+    return torch.stack([between, torch.tanh(behind_front / 0.1), torch.tanh(before_back / 0.1)], -1) * inside[..., None]
 
 
 def _fourier(points: torch.Tensor, frequencies: int) -> torch.Tensor:
@@ -135,7 +184,7 @@ class ImageLift(nn.Module):
         inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).to(features.dtype)
         behind_front = depth - layers[:, 0]
         before_back = layers[:, 0] + layers[:, 1] - depth
-        between = torch.sigmoid(behind_front / 0.03) * torch.sigmoid(before_back / 0.03)
+        between = torch.sigmoid(behind_front / INTERVAL_SHARPNESS) * torch.sigmoid(before_back / INTERVAL_SHARPNESS)
         context = self.context(torch.cat([features.mean((2, 3)), features.amax((2, 3))], -1))
         n, count = sampled.shape[0], points.shape[1]
         per_cell = torch.cat([  # pixel, inside, depth, the three depth-layer tests, position code

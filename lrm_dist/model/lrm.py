@@ -56,7 +56,8 @@ class LRM(nn.Module):
             cond_dim=config.encoder_feat_dim, mod_dim=config.camera_embed_dim,
         )
         self.upsampler = nn.ConvTranspose2d(dim, config.triplane_dim, kernel_size=2, stride=2)
-        self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift)
+        self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift,
+                                       interval=config.lift_interval)
         self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine,
                                encoder=config.lift_encoder)
                      if config.image_lift else None)
@@ -86,7 +87,8 @@ class LRM(nn.Module):
         image: [N, 3, S, S] RGB in [0, 1] on a white background, S a multiple of 14 (``source_size``);
         source_cam_features: [N, 16] (``geometry.cameras.camera_features`` of the canonicalised source
         camera). Returns planes [N, 3, C, 2L, 2L] (C = triplane_dim, L = triplane_low_res), unbounded floats;
-        with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``).
+        with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``;
+        with ``lift_interval`` a few more slices: the depth layers and the camera, and float32).
         """
         return self._planes(image, source_cam_features)[0]
 
@@ -104,7 +106,8 @@ class LRM(nn.Module):
         if self.lift is None:
             return planes, None
         volume, layers = self.lift(image, source_cam_features)
-        return pack(planes, volume.to(planes.dtype)), layers
+        interval = (layers, source_cam_features) if self.config.lift_interval else None
+        return pack(planes, volume.to(planes.dtype), interval), layers
 
     def render(
         self, planes: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int,

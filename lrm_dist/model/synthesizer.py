@@ -7,7 +7,9 @@ The decoder MLP (3*C -> 64 -> 64 -> 64 -> 4, ReLU) outputs density in channel 0 
 colour = sigmoid * 1.002 - 0.001, density = softplus(raw - 1) (applied by the renderer).
 With an image lift (``model/lift.py``) the planes tensor also carries a feature volume, read
 trilinearly at each point and added to the first layer's pre-activation through ``volume_proj``
-(a key OpenLRM's checkpoints do not have, created only for such models).
+(a key OpenLRM's checkpoints do not have, created only for such models); with ``lift_interval`` each
+point's own test against the lift's depth layers is added too, through ``interval_proj`` (zero at
+initialisation, so such a model starts as the one without it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from lrm_dist.model.field_sampling import sample_rows
-from lrm_dist.model.lift import unpack
+from lrm_dist.model.lift import interval_features, unpack, unpack_interval
 from lrm_dist.model.renderer import activate_density
 
 
@@ -62,7 +64,7 @@ class TriplaneDecoder(nn.Module):
 class Synthesizer(nn.Module):
     """Owns the decoder MLP; turns planes + points into colour and density."""
 
-    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False):
+    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False, interval: bool = False):
         super().__init__()
         self.samples_per_ray = samples_per_ray
         # True: F.grid_sample forward and backward for the field's sampling (the reference; train.field_sampling)
@@ -70,13 +72,22 @@ class Synthesizer(nn.Module):
         self.decoder = TriplaneDecoder(triplane_dim)
         hidden = self.decoder.net[0].out_features
         self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
+        self.interval_proj = nn.Linear(3, hidden, bias=False) if interval else None
+        if self.interval_proj is not None:
+            nn.init.zeros_(self.interval_proj.weight)
 
     def volume_term(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor | None:
-        """The volume's contribution to the first layer at points [N, M, 3] ([N, M, hidden]; None without one)."""
+        """The lift's contribution to the first layer at points [N, M, 3] ([N, M, hidden]; None without a lift):
+        its volume's features there, and with ``interval_proj`` each point's test against its depth layers."""
         _, volume = unpack(planes)
         if volume is None or self.volume_proj is None:
             return None
-        return self.volume_proj(sample_volume(volume, points, self.exact_sampling))
+        term = self.volume_proj(sample_volume(volume, points, self.exact_sampling))
+        interval = unpack_interval(planes) if self.interval_proj is not None else None
+        if interval is not None:
+            features = interval_features(*interval, points, self.exact_sampling)
+            term = term + self.interval_proj(features.to(self.interval_proj.weight.dtype)).to(term.dtype)
+        return term
 
     def raw(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output [N, M, 4] at points [N, M, 3]."""
