@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.model.field_sampling import sample_rows
 from lrm_dist.model.lift_encoder import lift_encoder
 from lrm_dist.model.split_linear import SplitInputLinear
 from lrm_dist.model.volume_refiner import VolumeRefiner
@@ -106,8 +107,6 @@ def interval_features(layers: torch.Tensor, camera: torch.Tensor, points: torch.
     that do not project into the image. layers [N, 2, h, w] (front, back depth), camera [N, 16], points
     [N, M, 3]; the layers are read bilinearly at each point's exact projection, so the test is as sharp as
     the layers, not the lift's grid."""
-    from lrm_dist.model.field_sampling import sample_rows
-
     coords, depth = project_points(points.float(), camera.float())
     inside = ((coords.abs() <= 1).all(-1) & (depth > 0)).float()
     front, back = sample_rows(layers.float(), coords.clamp(-1, 1), 1, exact).unbind(-1)
