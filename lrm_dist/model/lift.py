@@ -62,16 +62,16 @@ def pack(planes: torch.Tensor, volume: torch.Tensor, interval: tuple[torch.Tenso
          ) -> torch.Tensor:
     """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G].
 
-    ``interval`` (the source view's front and back depth layers [N, 2, h, w] and its camera [N, 16]) adds K
-    slices holding, flattened, ``h, w``, the 16 camera numbers and both layers, in float32 (the whole tensor
-    then is float32: bf16 would round the depths to 1/128 and the camera's projection with them).
+    ``interval`` (the source view's front and back depth layers [N, 2, s, s] and its camera [N, 16]) adds K
+    slices holding, flattened, the 16 camera numbers and both layers, in float32 (the whole tensor then is
+    float32: bf16 would round the depths to 1/128 and the camera's projection with them).
     """
     parts = [planes, volume.transpose(1, 2)]
     if interval is not None:
         layers, camera = interval
-        n, _, h, w = layers.shape
+        n = layers.shape[0]
         slice_size = planes[0, 0].numel()
-        flat = torch.cat([camera.new_tensor([h, w]).expand(n, 2).float(), camera.float(), layers.float().flatten(1)], 1)
+        flat = torch.cat([camera.float(), layers.float().flatten(1)], 1)
         k = -(-flat.shape[1] // slice_size)
         flat = torch.nn.functional.pad(flat, (0, k * slice_size - flat.shape[1]))
         parts = [p.float() for p in parts] + [flat.view(n, k, *planes.shape[2:])]
@@ -86,14 +86,14 @@ def unpack(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     return packed[:, :3], packed[:, 3 : 3 + g].transpose(1, 2)
 
 
-def unpack_interval(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The depth layers [N, 2, h, w] and source camera [N, 16] that ``pack`` stored, or None."""
+def unpack_interval(packed: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The depth layers [N, 2, side, side] (``side``: the lift's layer map, half the source image) and source
+    camera [N, 16] that ``pack`` stored, or None."""
     start = 3 + packed.shape[-1]
     if packed.shape[1] <= start:
         return None
-    flat = packed[:, start:].flatten(1).float()
-    h, w = int(flat[0, 0]), int(flat[0, 1])
-    return flat[:, 18 : 18 + 2 * h * w].view(-1, 2, h, w), flat[:, 2:18]
+    flat = packed[:, start:].flatten(1)
+    return flat[:, 16 : 16 + 2 * side * side].view(-1, 2, side, side), flat[:, :16]
 
 
 INTERVAL_SHARPNESS = 0.03

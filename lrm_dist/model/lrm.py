@@ -57,7 +57,7 @@ class LRM(nn.Module):
         )
         self.upsampler = nn.ConvTranspose2d(dim, config.triplane_dim, kernel_size=2, stride=2)
         self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift,
-                                       interval=config.lift_interval)
+                                       interval_side=config.resolved_source_size() // 2 if config.lift_interval else None)
         self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine,
                                encoder=config.lift_encoder)
                      if config.image_lift else None)

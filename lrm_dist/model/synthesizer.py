@@ -64,7 +64,7 @@ class TriplaneDecoder(nn.Module):
 class Synthesizer(nn.Module):
     """Owns the decoder MLP; turns planes + points into colour and density."""
 
-    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False, interval: bool = False):
+    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False, interval_side: int | None = None):
         super().__init__()
         self.samples_per_ray = samples_per_ray
         # True: F.grid_sample forward and backward for the field's sampling (the reference; train.field_sampling)
@@ -72,7 +72,9 @@ class Synthesizer(nn.Module):
         self.decoder = TriplaneDecoder(triplane_dim)
         hidden = self.decoder.net[0].out_features
         self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
-        self.interval_proj = nn.Linear(3, hidden, bias=False) if interval else None
+        # lift_interval: the side of the lift's depth-layer maps packed behind the volume (None: off)
+        self.interval_side = interval_side
+        self.interval_proj = nn.Linear(3, hidden, bias=False) if interval_side else None
         if self.interval_proj is not None:
             nn.init.zeros_(self.interval_proj.weight)
 
@@ -83,7 +85,7 @@ class Synthesizer(nn.Module):
         if volume is None or self.volume_proj is None:
             return None
         term = self.volume_proj(sample_volume(volume, points, self.exact_sampling))
-        interval = unpack_interval(planes) if self.interval_proj is not None else None
+        interval = unpack_interval(planes, self.interval_side) if self.interval_proj is not None else None
         if interval is not None:
             features = interval_features(*interval, points, self.exact_sampling)
             term = term + self.interval_proj(features.to(self.interval_proj.weight.dtype)).to(term.dtype)

@@ -31,12 +31,12 @@ def test_pack_keeps_layers_and_camera_exactly():
     planes, volume = torch.randn(2, 3, 4, 8, 8, dtype=torch.bfloat16), torch.randn(2, 4, 8, 8, 8)
     layers, camera = 2.0 + torch.rand(2, 2, 14, 14) / 3, torch.randn(2, 16)
     packed = pack(planes, volume, (layers, camera))
-    assert packed.dtype == torch.float32 and packed.shape == (2, 3 + 8 + 2, 4, 8, 8)  # 18 + 392 numbers: 2 slices
+    assert packed.dtype == torch.float32 and packed.shape == (2, 3 + 8 + 2, 4, 8, 8)  # 16 + 392 numbers: 2 slices
     back_planes, back_volume = unpack(packed)
     assert torch.equal(back_planes, planes.float()) and torch.equal(back_volume, volume)
-    back_layers, back_camera = unpack_interval(packed)
+    back_layers, back_camera = unpack_interval(packed, 14)
     assert torch.equal(back_layers, layers) and torch.equal(back_camera, camera)
-    assert unpack_interval(pack(planes, volume)) is None and unpack_interval(planes) is None
+    assert unpack_interval(pack(planes, volume), 14) is None and unpack_interval(planes, 14) is None
 
 
 def test_interval_features_known_answer():
@@ -62,7 +62,10 @@ def test_interval_model_starts_as_the_model_without_it_and_learns_the_interval()
     image, cam = torch.rand(2, 3, 56, 56), _camera().expand(2, -1)
     points = torch.rand(2, 500, 3) * 2 - 1
     planes = with_interval.forward_planes(image, cam)
-    assert planes.shape[1] > 3 + 16 and unpack_interval(planes) is not None
+    assert with_interval.synthesizer.interval_side == 28  # the tiny model's 56 px input, layers at half of it
+    assert planes.shape[1] > 3 + 16
+    packed_layers, packed_camera = unpack_interval(planes, 28)
+    assert torch.equal(packed_layers, with_interval._planes(image, cam)[1]) and torch.equal(packed_camera, cam)
     with torch.no_grad():
         same = plain.synthesizer.density(plain.forward_planes(image, cam), points)
     assert torch.allclose(with_interval.synthesizer.density(planes, points), same, atol=1e-6)  # zero-initialised
@@ -70,7 +73,7 @@ def test_interval_model_starts_as_the_model_without_it_and_learns_the_interval()
     _, raw = with_interval.synthesizer.field(planes, points)
     raw.square().mean().backward()
     assert with_interval.synthesizer.interval_proj.weight.grad.abs().sum() > 0
-    layers, camera = unpack_interval(planes.detach())
+    layers, camera = unpack_interval(planes.detach(), 28)
     layers.requires_grad_(True)
     with torch.no_grad():
         with_interval.synthesizer.interval_proj.weight.fill_(1.0)
