@@ -15,8 +15,9 @@ the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
   ray, exact (what a model would reach if it knew the hidden back of every pixel).
 * ``exact``: the ground-truth occupancy itself on the same grid (what the grid and the mesher lose).
 * ``model layers`` (with ``--model FOLDER``): ``interval`` with a trained model's own predicted first and last
-  surface (its image lift's depth layers) instead of the truth: how much of the shape its layers hold,
-  against what its field makes of them (the eval stage's score of the same model).
+  surface (its image lift's depth layers) instead of the truth: how much of the shape its layers hold.
+* ``model field`` (with ``--model FOLDER``): the same model's own mesh, made and scored as the eval stage makes
+  and scores it (``eval.reconstruct``, the eval's mesh settings), on the same assets as the other rows.
 
 A trained model's held-out class mean sits between these rows; docs/train.md reads it against them.
 """
@@ -74,15 +75,21 @@ def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) 
     return out
 
 
-def model_layers(model, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
-    """``interval`` with the model's predicted depth layers: points (object frame) between its front and back."""
+def _prepared(model, sample: dict, view: int, cfg):
+    """View ``view`` of ``sample`` prepared as the eval stage prepares a model's input."""
     from lrm_dist.eval.reconstruct import prepare_input
-    from lrm_dist.model.lift import project_points
 
     distance = model.config.canonical_distance
     distance = cfg.train.sample.source_distance if distance is None else distance
-    prepared = prepare_input(sample["rgba"][view], sample["c2w"], sample["intrinsics"], model.source_size, view,
-                             distance, model.config.source_frame)
+    return prepare_input(sample["rgba"][view], sample["c2w"], sample["intrinsics"], model.source_size, view,
+                         distance, model.config.source_frame)
+
+
+def model_layers(model, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
+    """``interval`` with the model's predicted depth layers: points (object frame) between its front and back."""
+    from lrm_dist.model.lift import project_points
+
+    prepared = _prepared(model, sample, view, cfg)
     camera = torch.from_numpy(prepared.camera)[None]
     with torch.no_grad():
         _, layers = model.lift(torch.from_numpy(prepared.image)[None], camera)
@@ -93,6 +100,15 @@ def model_layers(model, sample: dict, view: int, points: np.ndarray, cfg) -> np.
                                 align_corners=False)[0, :, 0]
     on_image = (coords[0].abs() <= 1).all(-1) & (depth[0] > 0)
     return (on_image & (depth[0] >= front) & (depth[0] <= back)).numpy()
+
+
+def model_field(recon, sample: dict, view: int, cfg, gt) -> tuple[float, float, float, float]:
+    """The model's own mesh of view ``view`` (the eval stage's reconstruction and metrics), scored against ``gt``."""
+    from lrm_dist.eval.reconstruct import object_meshes
+
+    mesh = object_meshes(recon, [_prepared(recon.model, sample, view, cfg)])[0]
+    m = evaluate_mesh(canonical_to_eval(mesh.vertices), mesh.faces, gt)
+    return m.iou, m.chamfer_l1, m.normal_consistency, m.fscore[-1]
 
 
 def score(occupancy: np.ndarray, gt) -> tuple[float, float, float, float]:
@@ -123,13 +139,16 @@ def main() -> None:
 
     cfg = load_config(args.config, args.overrides)
     layout = cfg.layout()
-    model = None
+    model = recon = None
     if args.model:
         from lrm_dist.model.pretrained import from_pretrained
+        from lrm_dist.reconstruct import Reconstructor, mesh_settings
 
         model = from_pretrained(args.model).eval()
         if model.lift is None:
             raise SystemExit(f"{args.model}: the model has no image lift, so no depth layers to score")
+        recon = Reconstructor(model, mesh_settings(cfg.serve, cfg.eval, model.config), "auto", cfg.eval.actors.precision,
+                              setting="eval.actors")
     view = cfg.eval.input_view if args.input_view is None else args.input_view
     assets = read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()
     meshes = {r["asset_id"]: r["mesh_path"] for r in assets}
@@ -151,6 +170,8 @@ def main() -> None:
             found["model layers"] = model_layers(model, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
+        if recon is not None:
+            rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
         print(f"scored {asset}", flush=True)
     if not rows:
         raise SystemExit(f"no held-out sample with depth and a ground-truth mesh under {layout.eval_render_dir}")
