@@ -75,10 +75,11 @@ def _png(rgba: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("mesher", ["marching_cubes", "surface_nets"])
-def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path, mesher):
+@pytest.mark.parametrize("mesher,smoothing", [("marching_cubes", 0), ("surface_nets", 0), ("marching_cubes", 3)])
+def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path, mesher, smoothing):
     """Eval's actor and serving's pipeline, given one model, image and source camera, both reconstruct
-    through the Reconstructor at the same (default-rule) settings: the same vertices, faces and colours."""
+    through the Reconstructor at the same (default-rule) settings: the same vertices, faces and colours
+    (smoothed alike when serve.mesh_smoothing is set)."""
     from lrm_dist.eval.stage import resolved_settings
     from lrm_dist.eval.reconstruct import prepare_input
     from lrm_dist.eval.workers import ReconstructActor
@@ -104,10 +105,10 @@ def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path
         level = float(density_grid(model.synthesizer, planes[0], 20).median())
 
     cfg = load_config(None, [f"serve.density_threshold={level}", "serve.mesh_resolution=20", f"serve.mesher={mesher}",
-                             "serve.device=cpu"])
+                             "serve.device=cpu", f"serve.mesh_smoothing={smoothing}"])
     settings = resolved_settings(cfg, model.config)
     actor = ReconstructActor(str(checkpoint), settings["mesh_resolution"], settings["density_threshold"], None,
-                             mesher=settings["mesher"])
+                             mesher=settings["mesher"], smoothing=settings.get("mesh_smoothing", 0))
     batch = {"asset_id": np.array(["a"], dtype=object), "category": np.array(["chair"], dtype=object),
              "mesh_path": np.array(["gt.obj"], dtype=object), "render_settings_hash": np.array(["s"], dtype=object),
              "input_view": np.array([0]), "rgba_png": np.array([_png(rgba)], dtype=object),
@@ -127,3 +128,8 @@ def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path
     np.testing.assert_array_equal(np.asarray(served.vertices, np.float32), eval_verts)
     np.testing.assert_array_equal(np.asarray(served.faces), eval_faces)
     np.testing.assert_array_equal(np.asarray(served.visual.vertex_colors), eval_colours)
+    if smoothing:  # the same faces as the unsmoothed mesh, its vertices moved
+        plain, _ = pipeline.recon.with_settings(smoothing=0).extract(pipeline.recon.planes(prepared.image[None],
+                                                                                           prepared.camera[None])[0])
+        np.testing.assert_array_equal(np.asarray(plain.faces), eval_faces)
+        assert np.abs(np.asarray(plain.vertices) - eval_verts).max() > 1e-3
