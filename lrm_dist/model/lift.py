@@ -73,7 +73,7 @@ def pack(planes: torch.Tensor, volume: torch.Tensor, interval: tuple[torch.Tenso
         slice_size = planes[0, 0].numel()
         flat = torch.cat([camera.float(), layers.float().flatten(1)], 1)
         k = -(-flat.shape[1] // slice_size)
-        flat = torch.nn.functional.pad(flat, (0, k * slice_size - flat.shape[1]))
+        flat = F.pad(flat, (0, k * slice_size - flat.shape[1]))
         parts = [p.float() for p in parts] + [flat.view(n, k, *planes.shape[2:])]
     return torch.cat(parts, dim=1)
 
