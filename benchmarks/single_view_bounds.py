@@ -18,6 +18,8 @@ the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
   surface (its image lift's depth layers) instead of the truth: how much of the shape its layers hold.
 * ``model field`` (with ``--model FOLDER``): the same model's own mesh, made and scored as the eval stage makes
   and scores it (``eval.reconstruct``, the eval's mesh settings), on the same assets as the other rows.
+* ``field within layers m`` / ``field or layers m`` (with ``--model``): that mesh's density grid kept only
+  between the model's own layers (widened by m each way), or with the interval filled too, before meshing.
 
 A trained model's held-out class mean sits between these rows; docs/train.md reads it against them.
 """
@@ -43,6 +45,8 @@ GRID = 96
 MESH_GRID = 128
 SLABS = (0.3, 0.5, 0.8)
 THICKNESSES = (0.1, 0.3, 1.0)
+# the model's field combined with its own layer interval (how, margin in model-frame units)
+COMBINED = (("within", 0.02), ("within", 0.08), ("or", 0.0))
 
 
 def _project(points: np.ndarray, c2w: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,21 +89,57 @@ def _prepared(model, sample: dict, view: int, cfg):
                          distance, model.config.source_frame)
 
 
-def model_layers(model, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
-    """``interval`` with the model's predicted depth layers: points (object frame) between its front and back."""
+def _layer_interval(recon, prepared, points_model: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Whether each model-frame point [P, 3] lies between the model's predicted front and back depth layers
+    of the prepared input (widened by ``margin`` each way), on the reconstructor's device."""
     from lrm_dist.model.lift import project_points
 
-    prepared = _prepared(model, sample, view, cfg)
-    camera = torch.from_numpy(prepared.camera)[None]
-    with torch.no_grad():
-        _, layers = model.lift(torch.from_numpy(prepared.image)[None], camera)
-    to_model = np.linalg.inv(prepared.model_to_object)
-    in_model = torch.from_numpy((points @ to_model[:3, :3].T + to_model[:3, 3]).astype(np.float32))[None]
-    coords, depth = project_points(in_model, camera)
+    image = torch.from_numpy(prepared.image)[None].to(recon.device)
+    camera = torch.from_numpy(prepared.camera)[None].to(recon.device)
+    with recon.autocast():
+        _, layers = recon.model.lift(image, camera)
+    coords, depth = project_points(points_model[None].to(recon.device), camera)
     front, back = F.grid_sample(layers.float(), coords[:, None], mode="bilinear", padding_mode="border",
                                 align_corners=False)[0, :, 0]
     on_image = (coords[0].abs() <= 1).all(-1) & (depth[0] > 0)
-    return (on_image & (depth[0] >= front) & (depth[0] <= back)).numpy()
+    return on_image & (depth[0] >= front - margin) & (depth[0] <= back + margin)
+
+
+def model_layers(recon, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
+    """``interval`` with the model's predicted depth layers: points (object frame) between its front and back."""
+    prepared = _prepared(recon.model, sample, view, cfg)
+    to_model = np.linalg.inv(prepared.model_to_object)
+    in_model = torch.from_numpy((points @ to_model[:3, :3].T + to_model[:3, 3]).astype(np.float32))
+    return _layer_interval(recon, prepared, in_model).cpu().numpy()
+
+
+def model_field_with_layers(recon, sample: dict, view: int, cfg, gt, how: str, margin: float,
+                            ) -> tuple[float, float, float, float]:
+    """The model's density grid combined with its own layer interval before meshing: ``within`` keeps the
+    field only inside the interval (widened by ``margin``), ``or`` fills the interval too; then meshed and
+    scored as ``model field`` is."""
+    from lrm_dist.reconstruct.extract import MESHERS, density_grid
+
+    prepared = _prepared(recon.model, sample, view, cfg)
+    res, level = recon.settings.resolution, recon.threshold
+    planes = recon.planes(prepared.image[None], prepared.camera[None])[0]
+    with recon.autocast():
+        grid = density_grid(recon.model.synthesizer, planes, res, recon.settings.grid_chunk)
+    axis = torch.linspace(-1.0, 1.0, res)
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).view(-1, 3)
+    inside = _layer_interval(recon, prepared, points, margin).view(res, res, res).to(grid.device)
+    if how == "within":
+        grid = torch.where(inside, grid, torch.zeros_like(grid))
+    else:
+        grid = torch.where(inside, grid.clamp(min=level + 1.0), grid)
+    try:
+        verts, faces = MESHERS[recon.settings.mesher](grid, level)
+    except NoSurface:
+        return 0.0, float(np.sqrt(3.0)), 0.0, 0.0
+    m = prepared.model_to_object
+    verts = (verts.astype(np.float64) @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
+    metrics = evaluate_mesh(canonical_to_eval(verts), faces, gt)
+    return metrics.iou, metrics.chamfer_l1, metrics.normal_consistency, metrics.fscore[-1]
 
 
 def model_field(recon, sample: dict, view: int, cfg, gt) -> tuple[float, float, float, float]:
@@ -144,11 +184,12 @@ def main() -> None:
         from lrm_dist.model.pretrained import from_pretrained
         from lrm_dist.reconstruct import Reconstructor, mesh_settings
 
-        model = from_pretrained(args.model).eval()
+        model = from_pretrained(args.model)
         if model.lift is None:
             raise SystemExit(f"{args.model}: the model has no image lift, so no depth layers to score")
         recon = Reconstructor(model, mesh_settings(cfg.serve, cfg.eval, model.config), "auto", cfg.eval.actors.precision,
                               setting="eval.actors")
+        model = recon.model
     view = cfg.eval.input_view if args.input_view is None else args.input_view
     assets = read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()
     meshes = {r["asset_id"]: r["mesh_path"] for r in assets}
@@ -167,22 +208,25 @@ def main() -> None:
         gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
         found = predictors(sample, view, contains(v, f, points), points)
         if model is not None:
-            found["model layers"] = model_layers(model, sample, view, points, cfg)
+            found["model layers"] = model_layers(recon, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
         if recon is not None:
             rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
+            for how, margin in COMBINED:
+                rows.setdefault(f"field {how} layers {margin}", {}).setdefault(category, []).append(
+                    model_field_with_layers(recon, sample, view, cfg, gt, how, margin))
         print(f"scored {asset}", flush=True)
     if not rows:
         raise SystemExit(f"no held-out sample with depth and a ground-truth mesh under {layout.eval_render_dir}")
     categories = sorted(counts)
     listing = ", ".join(f"{c} {counts[c]}" for c in categories)
     print(f"\nview {view}, {sum(counts.values())} held-out assets ({listing})")
-    print(f"{'predictor':14s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
+    print(f"{'predictor':24s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
     for name, per_category in rows.items():
         means = np.array([np.mean(per_category[c], axis=0) for c in categories])
         mean = means.mean(0)
-        print(f"{name:14s} | {mean[0]:6.3f} {mean[1]:6.3f} {mean[2]:6.3f} {mean[3]:6.3f} | "
+        print(f"{name:24s} | {mean[0]:6.3f} {mean[1]:6.3f} {mean[2]:6.3f} {mean[3]:6.3f} | "
               + " ".join(f"{x:.2f}" for x in means[:, 0]))
 
 
