@@ -89,9 +89,9 @@ def _prepared(model, sample: dict, view: int, cfg):
                          distance, model.config.source_frame)
 
 
-def _layer_interval(recon, prepared, points_model: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """Whether each model-frame point [P, 3] lies between the model's predicted front and back depth layers
-    of the prepared input (widened by ``margin`` each way), on the reconstructor's device."""
+def _layer_depths(recon, prepared, points_model: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Model-frame points [P, 3] against the model's predicted depth layers of the prepared input: each point's
+    depth, the front and back layer at its projection, and whether it projects onto the image (device tensors)."""
     from lrm_dist.model.lift import project_points
 
     image = torch.from_numpy(prepared.image)[None].to(recon.device)
@@ -102,7 +102,13 @@ def _layer_interval(recon, prepared, points_model: torch.Tensor, margin: float =
     front, back = F.grid_sample(layers.float(), coords[:, None], mode="bilinear", padding_mode="border",
                                 align_corners=False)[0, :, 0]
     on_image = (coords[0].abs() <= 1).all(-1) & (depth[0] > 0)
-    return on_image & (depth[0] >= front - margin) & (depth[0] <= back + margin)
+    return depth[0], front, back, on_image
+
+
+def _between(depths: tuple[torch.Tensor, ...], margin: float) -> torch.Tensor:
+    """Whether each point of ``_layer_depths`` lies between its front and back layer, widened by ``margin``."""
+    depth, front, back, on_image = depths
+    return on_image & (depth >= front - margin) & (depth <= back + margin)
 
 
 def model_layers(recon, sample: dict, view: int, points: np.ndarray, cfg) -> np.ndarray:
@@ -110,14 +116,13 @@ def model_layers(recon, sample: dict, view: int, points: np.ndarray, cfg) -> np.
     prepared = _prepared(recon.model, sample, view, cfg)
     to_model = np.linalg.inv(prepared.model_to_object)
     in_model = torch.from_numpy((points @ to_model[:3, :3].T + to_model[:3, 3]).astype(np.float32))
-    return _layer_interval(recon, prepared, in_model).cpu().numpy()
+    return _between(_layer_depths(recon, prepared, in_model), 0.0).cpu().numpy()
 
 
-def model_field_with_layers(recon, sample: dict, view: int, cfg, gt, how: str, margin: float,
-                            ) -> tuple[float, float, float, float]:
-    """The model's density grid combined with its own layer interval before meshing: ``within`` keeps the
-    field only inside the interval (widened by ``margin``), ``or`` fills the interval too; then meshed and
-    scored as ``model field`` is."""
+def model_field_with_layers(recon, sample: dict, view: int, cfg, gt) -> dict[str, tuple[float, float, float, float]]:
+    """The model's density grid combined with its own layer interval before meshing, for each of ``COMBINED``:
+    ``within`` keeps the field only inside the interval (widened by the margin), ``or`` fills the interval too;
+    each meshed and scored as ``model field`` is. Row name -> (IoU, Chamfer-L1, NC, F@0.05)."""
     from lrm_dist.reconstruct.extract import MESHERS, density_grid
 
     prepared = _prepared(recon.model, sample, view, cfg)
@@ -126,20 +131,25 @@ def model_field_with_layers(recon, sample: dict, view: int, cfg, gt, how: str, m
     with recon.autocast():
         grid = density_grid(recon.model.synthesizer, planes, res, recon.settings.grid_chunk)
     axis = torch.linspace(-1.0, 1.0, res)
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).view(-1, 3)
-    inside = _layer_interval(recon, prepared, points, margin).view(res, res, res).to(grid.device)
-    if how == "within":
-        grid = torch.where(inside, grid, torch.zeros_like(grid))
-    else:
-        grid = torch.where(inside, grid.clamp(min=level + 1.0), grid)
-    try:
-        verts, faces = MESHERS[recon.settings.mesher](grid, level)
-    except NoSurface:
-        return 0.0, float(np.sqrt(3.0)), 0.0, 0.0
+    depths = _layer_depths(recon, prepared, torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3))
     m = prepared.model_to_object
-    verts = (verts.astype(np.float64) @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
-    metrics = evaluate_mesh(canonical_to_eval(verts), faces, gt)
-    return metrics.iou, metrics.chamfer_l1, metrics.normal_consistency, metrics.fscore[-1]
+    out = {}
+    for how, margin in COMBINED:
+        inside = _between(depths, margin).view(res, res, res).to(grid.device)
+        if how == "within":
+            combined = torch.where(inside, grid, torch.zeros_like(grid))
+        else:
+            combined = torch.where(inside, grid.clamp(min=level + 1.0), grid)
+        name = f"field {how} layers {margin}"
+        try:
+            verts, faces = MESHERS[recon.settings.mesher](combined, level)
+        except NoSurface:
+            out[name] = (0.0, float(np.sqrt(3.0)), 0.0, 0.0)
+            continue
+        verts = (verts.astype(np.float64) @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
+        metrics = evaluate_mesh(canonical_to_eval(verts), faces, gt)
+        out[name] = (metrics.iou, metrics.chamfer_l1, metrics.normal_consistency, metrics.fscore[-1])
+    return out
 
 
 def model_field(recon, sample: dict, view: int, cfg, gt) -> tuple[float, float, float, float]:
@@ -179,7 +189,7 @@ def main() -> None:
 
     cfg = load_config(args.config, args.overrides)
     layout = cfg.layout()
-    model = recon = None
+    recon = None
     if args.model:
         from lrm_dist.model.pretrained import from_pretrained
         from lrm_dist.reconstruct import Reconstructor, mesh_settings
@@ -189,7 +199,6 @@ def main() -> None:
             raise SystemExit(f"{args.model}: the model has no image lift, so no depth layers to score")
         recon = Reconstructor(model, mesh_settings(cfg.serve, cfg.eval, model.config), "auto", cfg.eval.actors.precision,
                               setting="eval.actors")
-        model = recon.model
     view = cfg.eval.input_view if args.input_view is None else args.input_view
     assets = read_asset_manifest(layout.eval_assets_manifest, only_ok=True).to_pylist()
     meshes = {r["asset_id"]: r["mesh_path"] for r in assets}
@@ -207,15 +216,14 @@ def main() -> None:
         v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
         found = predictors(sample, view, contains(v, f, points), points)
-        if model is not None:
+        if recon is not None:
             found["model layers"] = model_layers(recon, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
         if recon is not None:
             rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
-            for how, margin in COMBINED:
-                rows.setdefault(f"field {how} layers {margin}", {}).setdefault(category, []).append(
-                    model_field_with_layers(recon, sample, view, cfg, gt, how, margin))
+            for name, scores in model_field_with_layers(recon, sample, view, cfg, gt).items():
+                rows.setdefault(name, {}).setdefault(category, []).append(scores)
         print(f"scored {asset}", flush=True)
     if not rows:
         raise SystemExit(f"no held-out sample with depth and a ground-truth mesh under {layout.eval_render_dir}")
