@@ -52,6 +52,10 @@ class LRMConfig(BaseModel):
     lift_encoder: str = Field(
         "conv", pattern="^(conv|unet)$", description="The lift's image encoder (model/lift_encoder.py): conv or unet."
     )
+    lift_encoder_width: int | None = Field(
+        None, ge=8, le=1024, description="The lift's U-Net channels at its finest scale (doubling per scale up to 4x); "
+        "None: the lift's feature width, 64. Its 1x1 output keeps the lift's features 64 wide.",
+    )
     lift_interval: bool = Field(
         False, description="Give the field decoder each point's own test against the lift's depth layers, at the "
         "point's exact projection into the source view (model/lift.py, ``interval_features``)."
@@ -82,6 +86,8 @@ class LRMConfig(BaseModel):
     def _lift_options_need_lift(self) -> LRMConfig:
         if self.lift_refine and not self.image_lift:
             raise ValueError("lift_refine refines the image lift's volume: it needs image_lift")
+        if self.lift_encoder_width is not None and (not self.image_lift or self.lift_encoder != "unet"):
+            raise ValueError("lift_encoder_width widens the image lift's U-Net: it needs image_lift and lift_encoder unet")
         if self.lift_interval and not self.image_lift:
             raise ValueError("lift_interval reads the image lift's depth layers: it needs image_lift")
         return self

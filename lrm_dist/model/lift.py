@@ -124,10 +124,10 @@ class ImageLift(nn.Module):
     """Source image + camera -> feature volume [N, C, G, G, G] (z, y, x order, for 3D ``grid_sample``)."""
 
     def __init__(self, feature_dim: int, resolution: int, width: int = 64, frequencies: int = 2, refine: bool = False,
-                 encoder: str = "conv"):
+                 encoder: str = "conv", encoder_width: int | None = None):
         super().__init__()
         self.resolution, self.frequencies = resolution, frequencies
-        self.cnn = lift_encoder(encoder, width)  # [N, width, S/2, S/2] (model/lift_encoder.py)
+        self.cnn = lift_encoder(encoder, width, encoder_width)  # [N, width, S/2, S/2] (model/lift_encoder.py)
         self.layers = nn.Conv2d(width, 2, 1)  # front depth offset, thickness (before their activations)
         self.context = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
         cell_in = 2 * width + 3 + 2 + 3 + 3 * (1 + 2 * frequencies)

@@ -37,11 +37,16 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class UNetEncoder(nn.Module):
-    """Five scales down (S/2 ... S/32, two 3x3 blocks each), then up with skips to S/2 (any input size)."""
+    """Five scales down (S/2 ... S/32, two 3x3 blocks each), then up with skips to S/2 (any input size).
 
-    def __init__(self, width: int, scales: int = 5):
+    ``base`` channels at S/2, doubling per scale up to 4x (None: ``width``); a 1x1 convolution maps them to the
+    ``width`` output features, so a wider U-Net leaves the rest of the lift as it is.
+    """
+
+    def __init__(self, width: int, scales: int = 5, base: int | None = None):
         super().__init__()
-        channels = [min(width * 2**i, 4 * width) for i in range(scales)]
+        base = width if base is None else base
+        channels = [min(base * 2**i, 4 * base) for i in range(scales)]
         self.down = nn.ModuleList()
         c_prev = 3
         for c in channels:
@@ -61,10 +66,13 @@ class UNetEncoder(nn.Module):
         return self.out(x)
 
 
-def lift_encoder(kind: str, width: int) -> nn.Module:
-    """The lift's image encoder named ``kind`` (one of ``LIFT_ENCODERS``), ``width`` output channels at S/2."""
+def lift_encoder(kind: str, width: int, base: int | None = None) -> nn.Module:
+    """The lift's image encoder named ``kind`` (one of ``LIFT_ENCODERS``), ``width`` output channels at S/2;
+    ``base``: the U-Net's own channels at S/2 (None: ``width``; the conv encoder has no such setting)."""
     if kind == "conv":
+        if base is not None:
+            raise ValueError("the conv lift encoder has no separate width: lift_encoder_width needs the unet encoder")
         return conv_encoder(width)
     if kind == "unet":
-        return UNetEncoder(width)
+        return UNetEncoder(width, base=base)
     raise ValueError(f"unknown lift encoder {kind!r}: expected one of {', '.join(LIFT_ENCODERS)}")

@@ -59,7 +59,7 @@ class LRM(nn.Module):
         self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift,
                                        interval_side=config.resolved_source_size() // 2 if config.lift_interval else None)
         self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine,
-                               encoder=config.lift_encoder)
+                               encoder=config.lift_encoder, encoder_width=config.lift_encoder_width)
                      if config.image_lift else None)
 
     @property

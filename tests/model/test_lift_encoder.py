@@ -40,3 +40,20 @@ def test_the_encoder_is_a_config_switch_kept_in_saved_configs():
         ModelConfig(architecture={"lift_encoder": "resnet"}).arch()
     with pytest.raises(ValueError, match="unknown lift encoder"):
         lift_encoder("resnet", 8)
+
+
+def test_a_wider_unet_keeps_the_lifts_feature_width_and_is_saved_in_the_config():
+    encoder = lift_encoder("unet", 16, base=32)
+    assert [stage[0][0].out_channels for stage in encoder.down] == [32, 64, 128, 128, 128]  # doubling up to 4x base
+    assert encoder(torch.rand(1, 3, 56, 56)).shape == (1, 16, 28, 28)  # the output is still ``width`` wide
+    assert [stage[0][0].out_channels for stage in UNetEncoder(16).down] == [16, 32, 64, 64, 64]  # base = width
+    arch = ModelConfig(size="tiny", lift_encoder="unet", architecture={"lift_encoder_width": 24}).arch()
+    assert arch.hf_dict()["lift_encoder_width"] == 24
+    assert "lift_encoder_width" not in ModelConfig(size="tiny", lift_encoder="unet").arch().hf_dict()
+    with torch.device("meta"):
+        model = LRM(arch)
+    assert model.lift.cnn.down[0][0][0].out_channels == 24 and model.lift.cnn.out.out_channels == 64
+    with pytest.raises(ValueError, match="lift_encoder_width"):  # the conv encoder has no separate width
+        ModelConfig(size="tiny", architecture={"lift_encoder_width": 24}).arch()
+    with pytest.raises(ValueError, match="lift_encoder_width"):
+        lift_encoder("conv", 16, base=32)
