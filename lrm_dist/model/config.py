@@ -53,7 +53,7 @@ class LRMConfig(BaseModel):
         "conv", pattern="^(conv|unet)$", description="The lift's image encoder (model/lift_encoder.py): conv or unet."
     )
     lift_encoder_width: int | None = Field(
-        None, ge=8, le=1024, description="The lift's U-Net channels at its finest scale (doubling per scale up to 4x); "
+        None, ge=8, le=512, description="The lift's U-Net channels at its finest scale (doubling per scale up to 4x); "
         "None: the lift's feature width, 64. Its 1x1 output keeps the lift's features 64 wide.",
     )
     lift_interval: bool = Field(
