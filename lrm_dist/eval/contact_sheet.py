@@ -1,5 +1,7 @@
 """The contact sheet: per category, the best, median and worst assets by IoU, each as
-input image | ground-truth render | reconstruction render, all seen from the input camera."""
+input image | ground truth | reconstruction seen from the input camera, then ground truth | reconstruction
+seen from the side (the input camera turned 90 degrees about the vertical): what one view cannot show, how
+far each part goes on behind its visible surface, is where single-view reconstructions differ most."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from lrm_dist.eval.raster import render_mesh
 GT_COLOR = (0.70, 0.72, 0.76)
 PRED_COLOR = (0.85, 0.66, 0.45)
 LABEL_H = 18
+SIDE_TURN_DEGREES = 90.0
 
 
 def pick_best_median_worst(rows: list[dict]) -> list[tuple[str, dict]]:
@@ -46,24 +49,38 @@ def input_image(path: Path, size: int) -> np.ndarray | None:
     return np.asarray(canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
 
 
+def turned(c2w: np.ndarray, degrees: float) -> np.ndarray:
+    """The camera ``c2w`` (4x4) orbited by ``degrees`` about the canonical frame's vertical axis (z, through the
+    object's centre at the origin)."""
+    a = np.radians(degrees)
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    return turn @ np.asarray(c2w, dtype=np.float64)
+
+
 def render_row(row: dict, gt_mesh, pred_mesh, eval_dir: Path, size: int) -> list[Image.Image]:
-    """Three tiles of one asset; meshes are trimesh objects in the canonical frame (pred may be None)."""
+    """Five tiles of one asset (see the module doc); meshes are trimesh objects in the canonical frame (pred may
+    be None)."""
     c2w = np.asarray(row["input_c2w"], dtype=np.float64).reshape(4, 4)
     k = np.asarray(row["input_intrinsics"], dtype=np.float64)
     inp = input_image(eval_dir / row["input_file"], size) if row["input_file"] else None
-    gt = render_mesh(gt_mesh.vertices, gt_mesh.faces, c2w, k, size, GT_COLOR) if gt_mesh is not None else None
-    pred = None
-    if pred_mesh is not None and len(pred_mesh.faces):
-        pred = render_mesh(pred_mesh.vertices, pred_mesh.faces, c2w, k, size, PRED_COLOR)
-    return [_tile(inp, size, "input"), _tile(gt, size, "ground truth"), _tile(pred, size, f"IoU {row['iou']:.2f}")]
+    tiles = [_tile(inp, size, "input")]
+    for camera, where in ((c2w, ""), (turned(c2w, SIDE_TURN_DEGREES), ", side")):
+        gt = render_mesh(gt_mesh.vertices, gt_mesh.faces, camera, k, size, GT_COLOR) if gt_mesh is not None else None
+        pred = None
+        if pred_mesh is not None and len(pred_mesh.faces):
+            pred = render_mesh(pred_mesh.vertices, pred_mesh.faces, camera, k, size, PRED_COLOR)
+        tiles += [_tile(gt, size, f"ground truth{where}"), _tile(pred, size, f"IoU {row['iou']:.2f}{where}")]
+    return tiles
 
 
 def compose(sheet_rows: list[tuple[str, list[tuple[str, list[Image.Image]]]]], size: int) -> Image.Image:
-    """Grid: one line per category, groups of three tiles (best, median, worst) side by side; each
-    group's label (e.g. "best: <asset id>") is written above it."""
+    """Grid: one line per category, groups of tiles (best, median, worst) side by side; each group's label
+    (e.g. "best: <asset id>") is written above it."""
     groups = max((len(g) for _, g in sheet_rows), default=1)
+    per_group = max((len(tiles) for _, g in sheet_rows for _, tiles in g), default=1)
     head_w, gap = 90, 10
-    width = head_w + groups * (3 * size + gap)
+    width = head_w + groups * (per_group * size + gap)
     line_h = size + 2 * LABEL_H
     sheet = Image.new("RGB", (width, max(1, len(sheet_rows)) * line_h), "white")
     draw = ImageDraw.Draw(sheet)
@@ -71,7 +88,7 @@ def compose(sheet_rows: list[tuple[str, list[tuple[str, list[Image.Image]]]]], s
         y = li * line_h
         draw.text((6, y + line_h // 2), category, fill=(0, 0, 0))
         for gi, (label, tiles) in enumerate(group):
-            x = head_w + gi * (3 * size + gap)
+            x = head_w + gi * (per_group * size + gap)
             draw.text((x + 3, y + 2), label, fill=(60, 60, 160))
             for ti, tile in enumerate(tiles):
                 sheet.paste(tile, (x + ti * size, y + LABEL_H))

@@ -253,3 +253,30 @@ def test_best_median_worst_picks():
     assert [label for label, _ in pick_best_median_worst(rows[:2])] == ["best", "worst"]
     assert [label for label, _ in pick_best_median_worst(rows[:1])] == ["best"]
     assert pick_best_median_worst([{"asset_id": "f", "status": "failed", "iou": None}]) == []
+
+
+def test_contact_sheet_rows_show_the_shapes_from_the_input_camera_and_from_the_side(tmp_path):
+    import trimesh
+
+    from lrm_dist.eval.contact_sheet import render_row, turned
+
+    front = np.eye(4)
+    front[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]  # OpenGL camera on -y looking at the origin, z up
+    front[:3, 3] = [0, -3.0, 0]
+    side = turned(front, 90.0)
+    np.testing.assert_allclose(side[:3, 3], [3.0, 0, 0], atol=1e-12)  # orbited to +x, still looking at the origin
+    np.testing.assert_allclose(side[:3, 2], [1.0, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(side[:3, 1], front[:3, 1])  # the vertical stays up
+    deep = trimesh.creation.box(extents=(0.3, 1.6, 0.3))  # thin seen from the front, long seen from the side
+    row = {"input_c2w": front.reshape(-1).tolist(), "input_intrinsics": [96.0, 96.0, 48.0, 48.0, 96, 96],
+           "input_file": None, "iou": 0.5}
+    tiles = render_row(row, deep, deep, tmp_path, 96)
+    assert len(tiles) == 5
+
+    def width(tile) -> int:  # silhouette columns of a mesh tile (below its caption strip)
+        body = np.asarray(tile)[18:]
+        return int((body.min(axis=(0, 2)) < 250).sum())
+
+    gt_front, pred_front, gt_side, pred_side = (width(t) for t in tiles[1:])
+    assert gt_front == pred_front and gt_side == pred_side
+    assert gt_side > 3 * gt_front > 0  # the 1.6-long side shows only from the side
