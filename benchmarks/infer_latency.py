@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile triplane network and grid query")
     parser.add_argument("--mesher", default="marching_cubes", choices=["marching_cubes", "surface_nets"])
-    parser.add_argument("--grid-chunk", type=int, default=1 << 21)
+    parser.add_argument("--grid-chunk", type=int, default=None, help="grid points per pass (default: by device)")
     parser.add_argument("--surface", default="chair", choices=["chair", "model"],
                         help="what the mesh steps run on with random weights (see above)")
     parser.add_argument("--occupancy", type=float, default=0.05, help="grid fraction inside (--surface model)")

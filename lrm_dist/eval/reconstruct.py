@@ -83,7 +83,7 @@ def object_meshes(recon: Reconstructor, inputs: list[PreparedInput]) -> list[Pre
 
 def reconstruct_meshes(
     model, inputs: list[PreparedInput], resolution: int, threshold: float, device: torch.device,
-    dtype: torch.dtype = torch.float32, grid_chunk: int = 1 << 21, mesher: str = "marching_cubes",
+    dtype: torch.dtype = torch.float32, grid_chunk: int | None = None, mesher: str = "marching_cubes",
 ) -> list[PredictedMesh]:
     """``object_meshes`` through a ``Reconstructor`` of ``model`` with these settings (a convenience for
     scripts and tests; the eval job's actors keep one ``Reconstructor``)."""

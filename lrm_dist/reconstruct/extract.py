@@ -47,14 +47,23 @@ def _decoder_parts(synth: Synthesizer) -> tuple[nn.Linear, nn.Module, nn.Linear]
     return first, net[1:-1], last
 
 
+GRID_CHUNK_CUDA = 1 << 21
+GRID_CHUNK_CPU = 1 << 14
+"""Default grid points per pass: large passes on a GPU; small ones on a CPU, where a pass's [points, 64] temporaries
+then stay in cache (the demo's model at 128^3 on 2 cores: 4.0 s in passes of 2^21 points, 1.4 s in passes of 2^14)."""
+
+
 @torch.no_grad()
-def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chunk: int = 1 << 21) -> torch.Tensor:
+def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chunk: int | None = None) -> torch.Tensor:
     """Activated density on the grid linspace(-1, 1, R)^3 of one object's planes [3, C, H, W] -> [R, R, R] float32.
 
-    ``grid[i, j, k]`` is the density at (x_i, y_j, z_k); ``chunk`` bounds the points per pass.
+    ``grid[i, j, k]`` is the density at (x_i, y_j, z_k); ``chunk`` bounds the points per pass (None:
+    ``GRID_CHUNK_CUDA`` or ``GRID_CHUNK_CPU`` by the planes' device); passes are blocks of whole z-rows.
     """
     first, hidden, last = _decoder_parts(synth)
-    coords = torch.linspace(-1.0, 1.0, resolution, device=planes.device)
+    r = resolution
+    chunk = (GRID_CHUNK_CUDA if planes.is_cuda else GRID_CHUNK_CPU) if chunk is None else chunk
+    coords = torch.linspace(-1.0, 1.0, r, device=planes.device)
     packed = planes.unsqueeze(0)  # the triplanes, plus the image lift's volume when the model has one
     lifted = unpack(packed)[1] is not None
     t_xy, t_xz, t_zy = _plane_tables(planes[:3], coords)
@@ -63,15 +72,18 @@ def density_grid(synth: Synthesizer, planes: torch.Tensor, resolution: int, chun
     pre_xy = t_xy @ w0[:, :c].T + first.bias.to(t_xy.dtype)  # [x, y, hidden]
     pre_xz = t_xz @ w0[:, c : 2 * c].T                        # [x, z, hidden]
     pre_yz = (t_zy @ w0[:, 2 * c :].T).transpose(0, 1)         # [y, z, hidden]
-    out = torch.empty(resolution, resolution, resolution, device=planes.device)
-    step = max(1, chunk // resolution**2)
-    for i in range(0, resolution, step):
-        h = pre_xy[i : i + step, :, None] + pre_xz[i : i + step, None, :] + pre_yz[None]
-        if lifted:  # the volume's term at this slab's grid points, [x, y, z, hidden]
-            pts = torch.stack(torch.meshgrid(coords[i : i + step], coords, coords, indexing="ij"), dim=-1)
-            h = h + synth.volume_term(packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
-        raw = F.linear(hidden(h), last.weight[:1], last.bias[:1])[..., 0]  # the density channel only
-        out[i : i + step] = activate_density(raw.float())
+    out = torch.empty(r, r, r, device=planes.device)
+    step_x = max(1, chunk // r**2)
+    step_y = r if step_x > 1 else max(1, min(r, chunk // r))
+    for i in range(0, r, step_x):
+        for j in range(0, r, step_y):
+            xs, ys = slice(i, i + step_x), slice(j, j + step_y)
+            h = pre_xy[xs, ys, None] + pre_xz[xs, None, :] + pre_yz[None, ys]
+            if lifted:  # the volume's term at this block's grid points, [x, y, z, hidden]
+                pts = torch.stack(torch.meshgrid(coords[xs], coords[ys], coords, indexing="ij"), dim=-1)
+                h = h + synth.volume_term(packed, pts.view(1, -1, 3)).view(*pts.shape[:3], -1).to(h.dtype)
+            raw = F.linear(hidden(h), last.weight[:1], last.bias[:1])[..., 0]  # the density channel only
+            out[xs, ys] = activate_density(raw.float())
     return out
 
 

@@ -37,7 +37,7 @@ class MeshSettings:
     resolution: int = 256
     threshold: float | None = None
     setting: str = "serve.density_threshold"
-    grid_chunk: int = 1 << 21
+    grid_chunk: int | None = None  # points per grid pass; None: by device (reconstruct.extract.density_grid)
     smoothing: int = 0
 
 

@@ -35,7 +35,10 @@ class ServeConfig(BaseModel):
         description="Taubin smoothing passes over the extracted mesh (0: none): takes out the grid's terracing "
         "without shrinking the shape (docs/model.md).",
     )
-    grid_chunk: int = Field(1 << 21, ge=1024, description="Grid points per triplane query pass.")
+    grid_chunk: int | None = Field(
+        None, ge=1024, description="Grid points per query pass; None: 2^21 on a GPU, 2^14 on a CPU (where small passes "
+        "stay in cache: 2.8x faster at 128^3 on 2 cores).",
+    )
     source_distance: float | None = Field(
         None, gt=0, description="Source camera distance; None: the model's own (config.json, from training), else OpenLRM's 2.0.",
     )

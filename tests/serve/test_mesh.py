@@ -26,8 +26,12 @@ def test_factorised_grid_equals_querying_every_point():
     pts = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(1, -1, 3)
     with torch.no_grad():
         ref = model.synthesizer.density(planes, pts).reshape(r, r, r)
-        fast = density_grid(model.synthesizer, planes[0], r, chunk=2000)
+        fast = density_grid(model.synthesizer, planes[0], r, chunk=2000)  # passes of whole x-slabs
+        rows = density_grid(model.synthesizer, planes[0], r, chunk=50)  # passes of 4 z-rows within a slab
+        default = density_grid(model.synthesizer, planes[0], r)  # the CPU's default: one pass here
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rows, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(default, ref, atol=1e-5, rtol=1e-5)
 
 
 def _sphere_grid(r: int, radius: float, centre=(0.2, -0.1, 0.3)) -> torch.Tensor:
