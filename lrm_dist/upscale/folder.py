@@ -107,5 +107,7 @@ def upscale_folder(
             write_png(out_dir / f"{path.stem}.png", image)
             summary.written.append(out_dir / f"{path.stem}.png")
     if upscaler is not None:
-        log.info("upscale done: %s", upscaler.stats())
+        stats = upscaler.stats()
+        log.info("upscale done: %d images, %.3f input MP in %.1f s (%.3f input MP/s)", stats["images"],
+                 stats["input_mp"], stats["seconds"], stats["input_mp_per_s"])
     return summary
