@@ -82,7 +82,7 @@ def run_once(recon: ImageToMesh, png: bytes, surface: torch.Tensor | None) -> tu
     planes = recon.planes(image)
     t2 = sync(recon.device)
     with torch.no_grad(), torch.autocast(recon.device.type, dtype=recon.recon.dtype, enabled=recon.recon.dtype != torch.float32):
-        grid = recon.recon._grid_fn(synth, planes, cfg.mesh_resolution, cfg.grid_chunk)
+        grid = recon.recon._grid_fn(synth, planes, cfg.mesh_resolution, recon.recon._grid_chunk)
     t3 = sync(recon.device)
     verts, faces = MESHERS[cfg.mesher](grid if surface is None else surface, cfg.density_threshold or 3.0)
     t4 = sync(recon.device)

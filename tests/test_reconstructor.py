@@ -133,3 +133,16 @@ def test_eval_and_serve_make_the_same_mesh_of_the_same_image_and_camera(tmp_path
                                                                                            prepared.camera[None])[0])
         np.testing.assert_array_equal(np.asarray(plain.faces), eval_faces)
         assert np.abs(np.asarray(plain.vertices) - eval_verts).max() > 1e-3
+
+
+def test_grid_passes_are_small_on_a_cpu_unless_the_grid_query_is_compiled():
+    from lrm_dist.model.config import SIZES
+    from lrm_dist.model.lrm import LRM
+    from lrm_dist.reconstruct import Reconstructor
+    from lrm_dist.reconstruct.extract import GRID_CHUNK_CUDA
+
+    model = LRM(SIZES["tiny"])
+    assert Reconstructor(model, MeshSettings(), "cpu", "fp32")._grid_chunk is None  # density_grid's per-device default
+    # torch.compile unrolls the passes into one graph: a compiled query keeps them few
+    assert Reconstructor(model, MeshSettings(), "cpu", "fp32", compile=True)._grid_chunk == GRID_CHUNK_CUDA
+    assert Reconstructor(model, MeshSettings(grid_chunk=4096), "cpu", "fp32", compile=True)._grid_chunk == 4096

@@ -21,7 +21,9 @@ import torch
 import trimesh
 
 from lrm_dist.device import precision_dtype, resolve_device
-from lrm_dist.reconstruct.extract import MESHERS, NoSurface, build_mesh, density_grid, smooth_vertices, vertex_colours
+from lrm_dist.reconstruct.extract import (
+    GRID_CHUNK_CUDA, MESHERS, NoSurface, build_mesh, density_grid, smooth_vertices, vertex_colours,
+)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,12 @@ class Reconstructor:
             raise ValueError(f"unknown mesher {self.settings.mesher!r} (expected one of {', '.join(MESHERS)})")
         self._planes_fn = self.model.forward_planes
         self._grid_fn = density_grid
+        self._grid_chunk = self.settings.grid_chunk
         if compile:
             self._planes_fn = torch.compile(self._planes_fn)
             self._grid_fn = torch.compile(density_grid)
+            if self._grid_chunk is None:  # a compiled grid query unrolls its passes: few large ones on any device
+                self._grid_chunk = GRID_CHUNK_CUDA
 
     @property
     def source_size(self) -> int:
@@ -141,7 +146,7 @@ class Reconstructor:
         """
         t1 = self._sync()
         with self.autocast():
-            grid = self._grid_fn(self.model.synthesizer, planes, self.settings.resolution, self.settings.grid_chunk)
+            grid = self._grid_fn(self.model.synthesizer, planes, self.settings.resolution, self._grid_chunk)
         t2 = self._sync()
         verts, faces = MESHERS[self.settings.mesher](grid, self.threshold, name, self.settings.setting)
         verts = smooth_vertices(verts, faces, self.settings.smoothing)
