@@ -20,6 +20,10 @@ the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
   and scores it (``eval.reconstruct``, the eval's mesh settings), on the same assets as the other rows.
 * ``field within layers m`` / ``field or layers m`` (with ``--model``): that mesh's density grid kept only
   between the model's own layers (widened by m each way), or with the interval filled too, before meshing.
+* ``field silhouette (true)`` / ``field interval (true)`` / ``field behind front (true)`` / ``field before back
+  (true)`` (with ``--model``): that grid kept only on the input view's true silhouette, between its true first and
+  last surface per pixel, behind the first, before the last: how much the field loses outside the silhouette, and
+  along the input rays in front of and behind the object.
 
 A trained model's held-out class mean sits between these rows; docs/train.md reads it against them.
 """
@@ -56,25 +60,49 @@ def _project(points: np.ndarray, c2w: np.ndarray, k: np.ndarray) -> tuple[np.nda
     return k[2] + k[0] * local[:, 0] / depth, k[3] - k[1] * local[:, 1] / depth, depth
 
 
-def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) -> dict[str, np.ndarray]:
-    """Each reference predictor's occupancy at ``points`` (object frame) from view ``view`` of ``sample``."""
+def view_truth(sample: dict, view: int, inside: np.ndarray, points: np.ndarray):
+    """The input view's ground truth as a test of any points: ``at(query)`` -> (tests, depth, col, row) for
+    object-frame points [Q, 3]: ``tests`` says whether each is on the silhouette, between the first and last
+    ground-truth surface of its pixel, behind the first, before the last (``inside``: the ground-truth occupancy of
+    ``points``, whose inside ones give those surfaces); then their planar depth and pixel column and row."""
     c2w, k = sample["c2w"][view].astype(np.float64), sample["intrinsics"][view].astype(np.float64)
-    u, v, depth = _project(points, c2w, k)
     w, h = int(k[4]), int(k[5])
-    on_image = (u >= 0) & (u < w) & (v >= 0) & (v < h) & (depth > 0)
-    col, row = np.clip(u.astype(int), 0, w - 1), np.clip(v.astype(int), 0, h - 1)
-    hull = on_image & (sample["rgba"][view][row, col, 3] > 127)
-    dmap = sample["depth"][view]
-    seen = dmap[row * dmap.shape[0] // h, col * dmap.shape[1] // w]  # the depth map may be smaller than the image
-    pixel = row * w + col
+    alpha = sample["rgba"][view][..., 3] > 127
+
+    def pixels(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        u, v, depth = _project(query, c2w, k)
+        on_image = (u >= 0) & (u < w) & (v >= 0) & (v < h) & (depth > 0)
+        col, row = np.clip(u.astype(int), 0, w - 1), np.clip(v.astype(int), 0, h - 1)
+        return on_image, col, row, row * w + col, depth
+
+    _, _, _, pixel, depth = pixels(points)
     first, last = np.full(w * h, np.inf), np.full(w * h, -np.inf)
     np.minimum.at(first, pixel[inside], depth[inside])
     np.maximum.at(last, pixel[inside], depth[inside])
-    centre = float(np.linalg.norm(c2w[:3, 3]))
+
+    def at(query: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        on_image, col, row, pixel, depth = pixels(query)
+        hull = on_image & alpha[row, col]
+        behind_front, before_back = hull & (depth >= first[pixel] - 0.01), hull & (depth <= last[pixel] + 0.01)
+        tests = {"silhouette": hull, "interval": behind_front & before_back, "behind front": behind_front,
+                 "before back": before_back}
+        return tests, depth, col, row
+
+    return at
+
+
+def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) -> dict[str, np.ndarray]:
+    """Each reference predictor's occupancy at ``points`` (object frame) from view ``view`` of ``sample``."""
+    tests, depth, col, row = view_truth(sample, view, inside, points)(points)
+    hull = tests["silhouette"]
+    k = sample["intrinsics"][view]
+    dmap = sample["depth"][view]
+    seen = dmap[row * dmap.shape[0] // int(k[5]), col * dmap.shape[1] // int(k[4])]  # the depth map may be smaller
+    centre = float(np.linalg.norm(sample["c2w"][view][:3, 3]))
     out = {"hull": hull}
     out.update({f"hull+slab {t}": hull & (np.abs(depth - centre) < t) for t in SLABS})
     out.update({f"front+{t}": hull & (seen > 0) & (depth >= seen - 0.01) & (depth <= seen + t) for t in THICKNESSES})
-    out["interval"] = hull & (depth >= first[pixel] - 0.01) & (depth <= last[pixel] + 0.01)
+    out["interval"] = tests["interval"]
     out["exact"] = inside
     return out
 
@@ -119,10 +147,14 @@ def model_layers(recon, sample: dict, view: int, points: np.ndarray, cfg) -> np.
     return _between(_layer_depths(recon, prepared, in_model), 0.0).cpu().numpy()
 
 
-def model_field_with_layers(recon, sample: dict, view: int, cfg, gt) -> dict[str, tuple[float, float, float, float]]:
-    """The model's density grid combined with its own layer interval before meshing, for each of ``COMBINED``:
-    ``within`` keeps the field only inside the interval (widened by the margin), ``or`` fills the interval too;
-    each meshed and scored as ``model field`` is. Row name -> (IoU, Chamfer-L1, NC, F@0.05)."""
+def model_field_combined(recon, sample: dict, view: int, cfg, gt, truth) -> dict[str, tuple[float, float, float, float]]:
+    """The model's density grid combined with a mask before meshing, each meshed and scored as ``model field`` is:
+    its own layer interval for each of ``COMBINED`` (``within`` keeps the field only inside the interval, widened by
+    the margin; ``or`` fills the interval too), and the input view's ground truth (``truth``: ``view_truth``'s
+    test), the field kept only where that test holds (on the true silhouette, between the true first and last
+    surface, behind the first, before the last): what the field loses outside the silhouette, and in front of and
+    behind the object along the input rays.
+    Row name -> (IoU, Chamfer-L1, NC, F@0.05)."""
     from lrm_dist.reconstruct.extract import MESHERS, density_grid
 
     prepared = _prepared(recon.model, sample, view, cfg)
@@ -131,16 +163,19 @@ def model_field_with_layers(recon, sample: dict, view: int, cfg, gt) -> dict[str
     with recon.autocast():
         grid = density_grid(recon.model.synthesizer, planes, res, recon.settings.grid_chunk)
     axis = torch.linspace(-1.0, 1.0, res)
-    depths = _layer_depths(recon, prepared, torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3))
+    grid_points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
+    depths = _layer_depths(recon, prepared, grid_points)
     m = prepared.model_to_object
+    tests = truth(grid_points.double().numpy() @ m[:3, :3].T + m[:3, 3])[0]
+    masks = {f"field {how} layers {margin}": (how, _between(depths, margin)) for how, margin in COMBINED}
+    masks.update({f"field {name} (true)": ("within", torch.from_numpy(test)) for name, test in tests.items()})
     out = {}
-    for how, margin in COMBINED:
-        inside = _between(depths, margin).view(res, res, res).to(grid.device)
+    for name, (how, inside) in masks.items():
+        inside = inside.view(res, res, res).to(grid.device)
         if how == "within":
             combined = torch.where(inside, grid, torch.zeros_like(grid))
         else:
             combined = torch.where(inside, grid.clamp(min=level + 1.0), grid)
-        name = f"field {how} layers {margin}"
         try:
             verts, faces = MESHERS[recon.settings.mesher](combined, level)
         except NoSurface:
@@ -215,14 +250,16 @@ def main() -> None:
         mesh = trimesh.load(meshes[asset], process=False)
         v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
-        found = predictors(sample, view, contains(v, f, points), points)
+        inside = contains(v, f, points)
+        found = predictors(sample, view, inside, points)
         if recon is not None:
             found["model layers"] = model_layers(recon, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
         if recon is not None:
             rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
-            for name, scores in model_field_with_layers(recon, sample, view, cfg, gt).items():
+            truth = view_truth(sample, view, inside, points)
+            for name, scores in model_field_combined(recon, sample, view, cfg, gt, truth).items():
                 rows.setdefault(name, {}).setdefault(category, []).append(scores)
         print(f"scored {asset}", flush=True)
     if not rows:
@@ -230,11 +267,11 @@ def main() -> None:
     categories = sorted(counts)
     listing = ", ".join(f"{c} {counts[c]}" for c in categories)
     print(f"\nview {view}, {sum(counts.values())} held-out assets ({listing})")
-    print(f"{'predictor':24s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
+    print(f"{'predictor':28s} |    IoU  CD-L1     NC  F@.05 | IoU per category ({' '.join(categories)})")
     for name, per_category in rows.items():
         means = np.array([np.mean(per_category[c], axis=0) for c in categories])
         mean = means.mean(0)
-        print(f"{name:24s} | {mean[0]:6.3f} {mean[1]:6.3f} {mean[2]:6.3f} {mean[3]:6.3f} | "
+        print(f"{name:28s} | {mean[0]:6.3f} {mean[1]:6.3f} {mean[2]:6.3f} {mean[3]:6.3f} | "
               + " ".join(f"{x:.2f}" for x in means[:, 0]))
 
 
