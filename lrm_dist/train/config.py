@@ -51,9 +51,23 @@ class SampleConfig(BaseModel):
         description="Share of the occupancy points drawn at the surface (the rest: uniform in the box; measured in docs/train.md).",
     )
 
+    occupancy_ray_fraction: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of the occupancy points drawn on the source view's rays through its silhouette, at "
+        "uniform depths across the box (after the surface points; docs/train.md, round 14).",
+    )
+
     def surface_point_count(self) -> int:
         """How many of each sample's occupancy points are surface points (they come first, ``sample.occupancy_sample``)."""
         return int(round(self.occupancy_points * self.occupancy_surface_fraction))
+
+    def ray_point_count(self) -> int:
+        """How many of each sample's occupancy points lie on the source view's rays (after the surface points)."""
+        return int(round(self.occupancy_points * self.occupancy_ray_fraction))
+
+    def uniform_point_start(self) -> int:
+        """Where each sample's uniform occupancy points begin: the volume the eval's IoU counts, for calibration."""
+        return self.surface_point_count() + self.ray_point_count()
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "SampleConfig":
@@ -61,6 +75,9 @@ class SampleConfig(BaseModel):
             raise ValueError(f"render_res_low ({self.render_res_low}) > render_res_high ({self.render_res_high})")
         if self.patch_size > self.render_res_low:
             raise ValueError(f"patch_size ({self.patch_size}) > render_res_low ({self.render_res_low})")
+        if self.surface_point_count() + self.ray_point_count() > self.occupancy_points:
+            raise ValueError(f"occupancy_surface_fraction ({self.occupancy_surface_fraction}) + occupancy_ray_fraction "
+                             f"({self.occupancy_ray_fraction}) is more than all the occupancy points")
         return self
 
 

@@ -197,7 +197,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     meter, batches_done, epoch = _Meter(), start_batch, 0
     train_seconds = float(state.get("train_seconds", 0.0)) if checkpoint is not None else 0.0
     calibrator, framing, missing = IsoCalibrator(), SourceFraming(), _MissingMembers(rank, tcfg.loss)
-    surface_points = tcfg.sample.surface_point_count()
+    uniform_start = tcfg.sample.uniform_point_start()
     engine.train()
     while step < tcfg.max_steps:
         t0 = time.perf_counter()
@@ -217,8 +217,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 loss, terms = loss_fn(out, batch)
             data_shares = missing.check(batch)
             if rank == 0 and "points_raw_density" in out:  # only rank 0 writes the config it calibrates
-                # on the uniform points alone: the volume the eval's IoU counts (surface points come first)
-                uniform = slice(surface_points, None)
+                # on the uniform points alone: the volume the eval's IoU counts (surface and ray points come first)
+                uniform = slice(uniform_start, None)
                 calibrator.add(out["points_raw_density"][:, uniform], batch["occupancy_labels"][:, uniform],
                                batch["occupancy_mask"][:, uniform])
             if rank == 0 and "source_extent" in batch:

@@ -43,28 +43,60 @@ def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Te
     return torch.where(mask > 0, total / weight.clamp_min(1e-6), torch.zeros_like(total)), mask
 
 
+def source_ray_points(alpha: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, n: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``n`` points (object frame, [n, 3]) on rays of the source view through its silhouette, at uniform depths
+    between where each ray enters and leaves the [-1, 1]^3 box: the space in front of, inside and behind the object
+    that the input view sees, where a single-view model's errors lie (docs/train.md, round 14).
+
+    alpha: [H, W] (the silhouette is alpha > 127); c2w: 4x4 OpenGL camera-to-object; intrinsics: fx, fy, cx, cy of
+    that image's pixels. Returns [0, 3] when the silhouette is empty.
+    """
+    rows, cols = np.nonzero(np.asarray(alpha) > 127)
+    if n == 0 or rows.size == 0:
+        return np.zeros((0, 3))
+    pick = rng.integers(0, rows.size, n)
+    u, v = cols[pick] + rng.random(n), rows[pick] + rng.random(n)
+    fx, fy, cx, cy = np.asarray(intrinsics, dtype=np.float64)[:4]
+    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones(n)], axis=-1)
+    origin, dirs = c2w[:3, 3], local @ c2w[:3, :3].T
+    with np.errstate(divide="ignore"):  # slab test of each ray against the box
+        lo, hi = (-1.0 - origin) / dirs, (1.0 - origin) / dirs
+    enter = np.clip(np.minimum(lo, hi).max(axis=-1), 0.0, None)
+    leave = np.maximum(lo, hi).min(axis=-1)
+    t = enter + rng.random(n) * np.clip(leave - enter, 0.0, None)
+    return origin + dirs * t[:, None]
+
+
 def occupancy_sample(
     grid: np.ndarray | None, to_model: np.ndarray, n: int, rng: np.random.Generator, n_surface: int,
+    n_ray: int = 0, source_rays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """``n`` labelled points in the model frame (``to_model``: 4x4 object -> model): first ``n_surface`` of them
-    at the ground truth's surface, then the rest uniform over the model's [-1, 1]^3 box (every part of the
-    box the field is rendered and meshed in gets labels, also corners the object frame's grid misses).
+    at the ground truth's surface, then ``n_ray`` on the source view's rays (``source_ray_points`` of
+    ``source_rays`` = (alpha, c2w, intrinsics) of that view), then the rest uniform over the model's [-1, 1]^3 box
+    (every part of the box the field is rendered and meshed in gets labels, also corners the object frame's grid
+    misses). Ray and uniform points are labelled by the grid cell they fall in.
 
     Without a grid all points get mask 0; surface points that the canonicalisation moves out of the
-    box get mask 0 too.
+    box get mask 0 too (and so do ray points, when the source view's silhouette is empty).
     """
     if grid is None or n == 0:
         return {"occupancy_points": np.zeros((n, 3), np.float32), "occupancy_labels": np.zeros(n, np.float32),
                 "occupancy_mask": np.zeros(n, np.float32)}
     near, near_inside = surface_points(grid, n_surface, rng)
     near_model = near.astype(np.float64) @ to_model[:3, :3].T + to_model[:3, 3]
-    uniform = rng.uniform(-1.0, 1.0, size=(n - len(near), 3))
+    on_rays = source_ray_points(*source_rays, n_ray, rng) if source_rays is not None else np.zeros((0, 3))
+    rays_model = on_rays @ to_model[:3, :3].T + to_model[:3, 3]
+    rays_model = np.concatenate([rays_model, np.full((n_ray - len(on_rays), 3), 2.0)])  # none: outside, masked
+    uniform = rng.uniform(-1.0, 1.0, size=(n - len(near) - n_ray, 3))
     from_model = np.linalg.inv(to_model)
-    uniform_inside = lookup(grid, uniform @ from_model[:3, :3].T + from_model[:3, 3])
-    points = np.concatenate([near_model, uniform])
+    labelled = np.concatenate([rays_model, uniform])
+    labels = lookup(grid, labelled @ from_model[:3, :3].T + from_model[:3, 3])
+    points = np.concatenate([near_model, labelled])
     mask = np.all(np.abs(points) <= 1.0, axis=-1)
     return {"occupancy_points": points.astype(np.float32),
-            "occupancy_labels": np.concatenate([near_inside, uniform_inside]).astype(np.float32),
+            "occupancy_labels": np.concatenate([near_inside, labels]).astype(np.float32),
             "occupancy_mask": mask.astype(np.float32)}
 
 
@@ -205,7 +237,8 @@ def build_sample(
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
         **source_layers(occupancy if cfg.source_layers else None, c2w[0], intrinsics[0], half, scale),
-        **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.surface_point_count()),
+        **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.surface_point_count(),
+                           cfg.ray_point_count(), (rgba[0, ..., 3], c2w[0], intrinsics[0])),
         "render_anchors": anchors.astype(np.int64),
         "render_res": np.full(k, res, dtype=np.int64),
     }

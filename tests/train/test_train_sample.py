@@ -179,3 +179,36 @@ def test_camera_normals_and_their_resize():
     small, mask = resize_normals(cam, 4)
     assert mask.shape == (2, 1, 4, 4) and mask[0, 0, 1:3, 1:3].all() and mask[0, 0, 0, 0] == 0
     assert torch.allclose(small.norm(dim=1)[mask[:, 0] > 0], torch.tensor(1.0), atol=1e-5)
+
+
+def test_ray_points_lie_on_the_source_views_rays_through_its_silhouette(small_recipe):
+    from lrm_dist.geometry.cameras import object_to_model_frame
+    from lrm_dist.geometry.occupancy import lookup, occupancy_grid
+    from lrm_dist.train.sample import source_ray_points
+
+    rgba, c2w, intr = _views(2)  # the right half of each image is opaque
+    rng = np.random.default_rng(3)
+    points = source_ray_points(rgba[0, ..., 3], c2w[0], intr[0], 4000, rng)
+    assert points.shape == (4000, 3) and np.abs(points).max() <= 1.0 + 1e-9  # inside the box
+    local = (points - c2w[0][:3, 3]) @ c2w[0][:3, :3]  # back into the camera: each projects into the opaque half
+    u = intr[0][2] + intr[0][0] * local[:, 0] / -local[:, 2]
+    assert (local[:, 2] < 0).all() and u.min() >= 20 - 1e-6 and u.max() <= 40 + 1e-6
+    depth = np.linalg.norm(points - c2w[0][:3, 3], axis=1)  # spread over the box, in front of and behind its centre
+    assert depth.min() < 1.8 and depth.max() > 3.2
+    assert source_ray_points(np.zeros((40, 40)), c2w[0], intr[0], 10, rng).shape == (0, 3)  # no silhouette
+    # in a sample: surface points, then ray points, then uniform ones; ray and uniform points labelled by their cell
+    import trimesh
+
+    mesh = trimesh.creation.box(extents=(1.2, 0.8, 0.9))
+    grid = occupancy_grid(mesh.vertices, mesh.faces, 32)
+    cfg = small_recipe.model_copy(update={"occupancy_points": 1000, "occupancy_surface_fraction": 0.2,
+                                          "occupancy_ray_fraction": 0.5})
+    assert (cfg.surface_point_count(), cfg.ray_point_count(), cfg.uniform_point_start()) == (200, 500, 700)
+    s = build_sample(rgba, c2w, intr, cfg, 28, np.random.default_rng(4), occupancy=grid)
+    to_object = np.linalg.inv(object_to_model_frame(c2w, 0, cfg.source_distance, cfg.frame))
+    in_object = s["occupancy_points"].astype(np.float64) @ to_object[:3, :3].T + to_object[:3, 3]
+    np.testing.assert_array_equal(s["occupancy_labels"][200:] > 0.5, lookup(grid, in_object[200:]))
+    on_rays = (in_object[200:700] - c2w[0][:3, 3]) @ c2w[0][:3, :3]
+    assert (intr[0][2] + intr[0][0] * on_rays[:, 0] / -on_rays[:, 2]).min() >= 20 - 1e-6  # the silhouette's half
+    with pytest.raises(ValueError, match="occupancy_ray_fraction"):
+        SampleConfig.model_validate({**cfg.model_dump(), "occupancy_ray_fraction": 0.9})  # 0.2 + 0.9 > all
