@@ -52,8 +52,8 @@ def source_ray_points(alpha: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray
     alpha: [H, W] (the silhouette is alpha > 127); c2w: 4x4 OpenGL camera-to-object; intrinsics: fx, fy, cx, cy of
     that image's pixels. Returns [0, 3] when the silhouette is empty.
     """
-    rows, cols = np.nonzero(np.asarray(alpha) > 127)
-    if n == 0 or rows.size == 0:
+    rows, cols = np.nonzero(np.asarray(alpha) > 127) if n else (np.zeros(0, np.int64),) * 2
+    if rows.size == 0:
         return np.zeros((0, 3))
     pick = rng.integers(0, rows.size, n)
     u, v = cols[pick] + rng.random(n), rows[pick] + rng.random(n)
