@@ -60,7 +60,7 @@ def source_ray_points(alpha: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray
     fx, fy, cx, cy = np.asarray(intrinsics, dtype=np.float64)[:4]
     local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones(n)], axis=-1)
     origin, dirs = c2w[:3, 3], local @ c2w[:3, :3].T
-    with np.errstate(divide="ignore"):  # slab test of each ray against the box
+    with np.errstate(divide="ignore", invalid="ignore"):  # slab test of each ray against the box (nan: masked later)
         lo, hi = (-1.0 - origin) / dirs, (1.0 - origin) / dirs
     enter = np.clip(np.minimum(lo, hi).max(axis=-1), 0.0, None)
     leave = np.maximum(lo, hi).min(axis=-1)
