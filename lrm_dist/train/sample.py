@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from lrm_dist.geometry.cameras import camera_features, canonicalize_poses, object_to_model_frame
 from lrm_dist.geometry.occupancy import lookup, surface_layers, surface_points
+from lrm_dist.model.renderer import ray_box
 from lrm_dist.model_input import composite, resize
 from lrm_dist.train.config import SampleConfig
 
@@ -46,8 +47,9 @@ def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Te
 def source_ray_points(alpha: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, n: int,
                       rng: np.random.Generator) -> np.ndarray:
     """``n`` points (object frame, [n, 3]) on rays of the source view through its silhouette, at uniform depths
-    between where each ray enters and leaves the [-1, 1]^3 box: the space in front of, inside and behind the object
-    that the input view sees, where a single-view model's errors lie (docs/train.md, round 14).
+    between where each ray enters and leaves the [-1, 1]^3 box (``model.renderer.ray_box``; a ray that misses it
+    gives the camera's position, outside the box): the space in front of, inside and behind the object that the
+    input view sees, where a single-view model's errors lie (docs/train.md, round 14).
 
     alpha: [H, W] (the silhouette is alpha > 127); c2w: 4x4 OpenGL camera-to-object; intrinsics: fx, fy, cx, cy of
     that image's pixels. Returns [0, 3] when the silhouette is empty.
@@ -58,14 +60,10 @@ def source_ray_points(alpha: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray
     pick = rng.integers(0, rows.size, n)
     u, v = cols[pick] + rng.random(n), rows[pick] + rng.random(n)
     fx, fy, cx, cy = np.asarray(intrinsics, dtype=np.float64)[:4]
-    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones(n)], axis=-1)
-    origin, dirs = c2w[:3, 3], local @ c2w[:3, :3].T
-    with np.errstate(divide="ignore", invalid="ignore"):  # slab test of each ray against the box (nan: masked later)
-        lo, hi = (-1.0 - origin) / dirs, (1.0 - origin) / dirs
-    enter = np.clip(np.minimum(lo, hi).max(axis=-1), 0.0, None)
-    leave = np.maximum(lo, hi).min(axis=-1)
-    t = enter + rng.random(n) * np.clip(leave - enter, 0.0, None)
-    return origin + dirs * t[:, None]
+    dirs = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones(n)], axis=-1) @ c2w[:3, :3].T
+    origins = np.repeat(c2w[None, :3, 3], n, axis=0)
+    enter, leave = (t.numpy() for t in ray_box(torch.from_numpy(origins), torch.from_numpy(dirs)))  # misses: 0, 0
+    return origins + dirs * (enter + rng.random(n) * (leave - enter))[:, None]
 
 
 def occupancy_sample(
