@@ -31,6 +31,7 @@ A trained model's held-out class mean sits between these rows; docs/train.md rea
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ def _project(points: np.ndarray, c2w: np.ndarray, k: np.ndarray) -> tuple[np.nda
     return k[2] + k[0] * local[:, 0] / depth, k[3] - k[1] * local[:, 1] / depth, depth
 
 
-def view_truth(sample: dict, view: int, inside: np.ndarray, points: np.ndarray):
+def view_truth(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) -> Callable[[np.ndarray], tuple]:
     """The input view's ground truth as a test of any points: ``at(query)`` -> (tests, depth, col, row) for
     object-frame points [Q, 3]: ``tests`` says whether each is on the silhouette, between the first and last
     ground-truth surface of its pixel, behind the first, before the last (``inside``: the ground-truth occupancy of
@@ -91,9 +92,11 @@ def view_truth(sample: dict, view: int, inside: np.ndarray, points: np.ndarray):
     return at
 
 
-def predictors(sample: dict, view: int, inside: np.ndarray, points: np.ndarray) -> dict[str, np.ndarray]:
-    """Each reference predictor's occupancy at ``points`` (object frame) from view ``view`` of ``sample``."""
-    tests, depth, col, row = view_truth(sample, view, inside, points)(points)
+def predictors(sample: dict, view: int, truth: Callable[[np.ndarray], tuple], inside: np.ndarray,
+               points: np.ndarray) -> dict[str, np.ndarray]:
+    """Each reference predictor's occupancy at ``points`` (object frame) from view ``view`` of ``sample``
+    (``truth``: that view's ``view_truth`` over the same points, whose ground-truth occupancy is ``inside``)."""
+    tests, depth, col, row = truth(points)
     hull = tests["silhouette"]
     k = sample["intrinsics"][view]
     dmap = sample["depth"][view]
@@ -251,14 +254,14 @@ def main() -> None:
         v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         gt = sample_ground_truth(canonical_to_eval(v), f, cfg.eval.n_points, cfg.eval.iou_padding, cfg.eval.seed)
         inside = contains(v, f, points)
-        found = predictors(sample, view, inside, points)
+        truth = view_truth(sample, view, inside, points)
+        found = predictors(sample, view, truth, inside, points)
         if recon is not None:
             found["model layers"] = model_layers(recon, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
         if recon is not None:
             rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
-            truth = view_truth(sample, view, inside, points)
             for name, scores in model_field_combined(recon, sample, view, cfg, gt, truth).items():
                 rows.setdefault(name, {}).setdefault(category, []).append(scores)
         print(f"scored {asset}", flush=True)
