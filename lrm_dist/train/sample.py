@@ -26,6 +26,7 @@ from lrm_dist.geometry.occupancy import lookup, surface_layers, surface_points
 from lrm_dist.model.renderer import ray_box
 from lrm_dist.model_input import composite, resize
 from lrm_dist.train.config import SampleConfig
+from lrm_dist.train.losses import depth_normals
 
 
 def resize_depth(depth: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +160,33 @@ def resize_normals(normal: torch.Tensor, side: int) -> tuple[torch.Tensor, torch
     return F.normalize(normal, dim=1) * valid, valid
 
 
+def depth_map_normals(depth: np.ndarray, mask: np.ndarray, intrinsics: np.ndarray, min_facing: float = 0.3,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame normals [K, 3, P, P] and their mask [K, 1, P, P] of ground-truth planar depth crops [K, 1, P, P]
+    (valid where ``mask``) seen through crop intrinsics [K, 6]: the normal-map target of a shard without normal maps.
+
+    A pixel counts where it and its right and lower neighbours hold depth and the surface they span faces the camera
+    more than ``min_facing`` (cosine with the ray): a depth step between two parts spans a grazing facet, not a surface.
+    """
+    d = torch.from_numpy(np.asarray(depth, np.float32))[None]
+    k = torch.from_numpy(np.asarray(intrinsics, np.float32))[None]
+    normal = depth_normals(d, k)[0]  # [K, 3, P-1, P-1]
+    _, _, _, h, w = d.shape
+    fx, fy, cx, cy = (k[0, :, i].view(-1, 1, 1) for i in range(4))
+    rows = torch.arange(h - 1, dtype=torch.float32).view(1, -1, 1) + 0.5
+    cols = torch.arange(w - 1, dtype=torch.float32).view(1, 1, -1) + 0.5
+    x, y = torch.broadcast_tensors((cols - cx) / fx, -(rows - cy) / fy)  # [K, P-1, P-1] each
+    ray = F.normalize(torch.stack([x, y, -torch.ones_like(x)], 1), dim=1)
+    valid = torch.from_numpy(np.asarray(mask, np.float32)) > 0
+    covered = valid[..., :-1, :-1] & valid[..., :-1, 1:] & valid[..., 1:, :-1]
+    keep = covered & (-(normal * ray).sum(1, keepdim=True) > min_facing)
+    out = torch.zeros(d.shape[1], 3, h, w)
+    out_mask = torch.zeros(d.shape[1], 1, h, w)
+    out[..., :-1, :-1] = normal * keep
+    out_mask[..., :-1, :-1] = keep.float()
+    return out.numpy(), out_mask.numpy()
+
+
 def build_sample(
     rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
     rng: np.random.Generator, depth: np.ndarray | None = None, occupancy: np.ndarray | None = None,
@@ -217,6 +245,9 @@ def build_sample(
     if normal is not None:
         normal_res, normal_mask = resize_normals(camera_normals(normal, c2w), res)
         normal_crop, normal_mask_crop = crop(normal_res), crop(normal_mask)
+    elif cfg.normal and depth is not None:  # no normal maps in the shard: the normals of the depth maps
+        normal_crop, normal_mask_crop = depth_map_normals(depth_crop, depth_mask_crop,
+                                                          crop_intrinsics(intrinsics, res, anchors, p))
     else:
         normal_crop, normal_mask_crop = np.zeros((k, 3, p, p), np.float32), np.zeros((k, 1, p, p), np.float32)
     return {

@@ -212,3 +212,25 @@ def test_ray_points_lie_on_the_source_views_rays_through_its_silhouette(small_re
     assert (intr[0][2] + intr[0][0] * on_rays[:, 0] / -on_rays[:, 2]).min() >= 20 - 1e-6  # the silhouette's half
     with pytest.raises(ValueError, match="occupancy_ray_fraction"):
         SampleConfig.model_validate({**cfg.model_dump(), "occupancy_ray_fraction": 0.9})  # 0.2 + 0.9 > all
+
+
+def test_normals_of_depth_crops_stand_in_for_normal_maps():
+    """A tilted plane's depth gives its normal everywhere; a step between two planes is left out, as is the background."""
+    from lrm_dist.train.sample import depth_map_normals
+
+    intr = np.array([[20.0, 20.0, 8.0, 8.0, 16.0, 16.0]])
+    n = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
+    v, u = np.mgrid[0:16, 0:16] + 0.5
+    ray = np.stack([(u - 8.0) / 20.0, -(v - 8.0) / 20.0, -np.ones_like(u)], -1)
+    depth = (-2.0 / (ray @ n))[None, None].astype(np.float32)  # the plane n.x = -2, at planar depth d along d * ray
+    mask = np.ones_like(depth)
+    mask[..., :, 12:] = 0  # background on the right
+    got, got_mask = depth_map_normals(depth, mask, intr)
+    assert got.shape == (1, 3, 16, 16) and got_mask.shape == (1, 1, 16, 16)
+    assert got_mask[0, 0, :15, :11].all() and not got_mask[0, 0, :, 11:].any() and not got_mask[0, 0, 15].any()
+    assert np.allclose(got[0, :, :15, :11], n[:, None, None], atol=1e-4)
+    assert (got[0][:, got_mask[0, 0] == 0] == 0).all()
+    stepped = depth.copy()
+    stepped[..., 8:, :] += 1.0  # the lower half a unit further away: the row across the step spans a grazing facet
+    _, step_mask = depth_map_normals(stepped, np.ones_like(depth), intr)
+    assert not step_mask[0, 0, 7].any() and step_mask[0, 0, 6, :15].all() and step_mask[0, 0, 8, :15].all()
