@@ -36,7 +36,8 @@ class SampleConfig(BaseModel):
     )
     depth: bool = Field(True, description="Decode each supervision view's depth map (for train.loss.depth).")
     normal: bool | None = Field(
-        None, description="Decode each supervision view's normal map; None: when train.loss.normal is on."
+        None, description="Decode each supervision view's normal map (or, without one, take the normals of its depth "
+        "map); None: when train.loss.normal is on."
     )
     source_layers: bool | None = Field(
         None, description="Compute the source view's ground-truth depth layers from the occupancy grid (about 13 ms "
@@ -99,8 +100,9 @@ class LossConfig(BaseModel):
     )
     normal: float = Field(
         0.0, ge=0,
-        description="Weight of 1 - cosine between the normals of the rendered depth and Blender's normal maps "
-        "(foreground pixels of every supervision crop; raises NC, costs Chamfer and F-score: docs/train.md).",
+        description="Weight of 1 - cosine between the normals of the rendered depth and Blender's normal maps, or those "
+        "of the ground-truth depth in shards without normal maps (foreground pixels of every supervision crop; raises "
+        "NC, costs Chamfer and F-score: docs/train.md).",
     )
     source_layers: float = Field(
         0.0, ge=0,
