@@ -3,7 +3,8 @@
 A shard sample holds every view's rgba, depth and normal images; training uses the rgba, depth and normals
 of a few views and the occupancy grid, so only those are read (``lrm_dist.shards.sample.ShardSample``
 decodes member by member; decoding all of them costs several times the whole recipe). A sample
-without depth, normal or occupancy members trains without those terms.
+without depth or occupancy members trains without those terms; without normal maps its normal targets
+come from the depth maps (``sample.depth_map_normals``), and without both the normal term is off for it.
 """
 
 from __future__ import annotations
