@@ -70,7 +70,8 @@ class Upscaler:
 
     def _rate(self) -> str:
         s = self.stats()
-        return f"{s['input_mp']:.2f} input MP in {s['seconds']:.1f} s = {s['input_mp_per_s']:.2f} MP/s"
+        return (f"{s['input_mp']:.3g} input MP in {s['seconds']:.1f} s = {s['input_mp_per_s']:.3g} MP/s "
+                f"({s['images'] / max(s['seconds'], 1e-9):.3g} images/s)")
 
 
 def ray_resources(cfg: UpscaleConfig) -> dict[str, float]:
