@@ -162,24 +162,26 @@ class _BadSamples:
 
 def batch_stream(
     spec: StreamSpec, batch_size: int, sample_cfg: SampleConfig, source_size: int, skip_batches: int = 0,
-    max_bad_fraction: float = 0.5,
+    max_bad_fraction: float = 0.5, layers_only_batches: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Collated batches of one consumer, after skipping ``skip_batches`` batches' raw samples undecoded.
 
-    A sample that fails to decode (truncated member, bad image, bad JSON) is skipped, counted and
-    warned about once; past ``max_bad_fraction`` of the samples seen the stream raises
-    ``UnusableData`` naming the shards. (A resumed stream skips the same samples again.)
+    The consumer's first ``layers_only_batches`` batches (counted from the start, skipped ones included) hold the
+    lift warm-up's samples (``sample.build_layers_sample``). A sample that fails to decode (truncated member, bad
+    image, bad JSON) is skipped, counted and warned about once; past ``max_bad_fraction`` of the samples seen the
+    stream raises ``UnusableData`` naming the shards. (A resumed stream skips the same samples again.)
     """
     skip = skip_batches * batch_size
     pending: list[dict[str, Any]] = []
     bad = _BadSamples(max_bad_fraction)
+    made = skip_batches  # batches of this consumer so far, skipped ones included
     for n, (epoch, index, raw) in enumerate(raw_stream(spec)):
         if n < skip:
             continue
         key = zlib.crc32(str(raw.get("__key__", "")).encode())
         rng = _epoch_rng(spec.seed, epoch, spec.consumer, index, key)
         try:
-            sample = sample_from_raw(raw, sample_cfg, source_size, rng)
+            sample = sample_from_raw(raw, sample_cfg, source_size, rng, layers_only=made < layers_only_batches)
         except Exception as exc:  # any decoding failure of this one sample; the cap stops a hopeless run
             bad.failed(raw, exc)
             continue
@@ -189,6 +191,7 @@ def batch_stream(
             batch = collate(pending)
             batch["epoch"] = torch.tensor(epoch)
             pending = []
+            made += 1
             yield batch
 
 
@@ -202,10 +205,10 @@ class ShardBatches(torch.utils.data.IterableDataset):
     def __init__(
         self, urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int,
         sample_cfg: SampleConfig, source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0,
-        holdout: float = 0.0, max_bad_fraction: float = 0.5,
+        holdout: float = 0.0, max_bad_fraction: float = 0.5, layers_only_batches: int = 0,
     ):
         super().__init__()
-        self.holdout, self.max_bad_fraction = holdout, max_bad_fraction
+        self.holdout, self.max_bad_fraction, self.layers_only_batches = holdout, max_bad_fraction, layers_only_batches
         self.urls, self.rank, self.world_size = tuple(urls), rank, world_size
         self.loader_workers, self.batch_size = max(1, loader_workers), batch_size
         self.sample_cfg, self.source_size, self.seed = sample_cfg, source_size, seed
@@ -216,25 +219,32 @@ class ShardBatches(torch.utils.data.IterableDataset):
         n = self.loader_workers
         worker = 0 if info is None else info.id
         role = (worker + self.start_batch) % n
-        # Batches this role produced before the restart: global batches b < start_batch with b % n == role.
-        done = (self.start_batch - role + n - 1) // n if self.start_batch > role else 0
         spec = StreamSpec(
             self.urls, self.seed, self.rank * n + role, self.world_size * n, self.shuffle_buffer, self.holdout
         )
-        return batch_stream(spec, self.batch_size, self.sample_cfg, self.source_size, skip_batches=done,
-                            max_bad_fraction=self.max_bad_fraction)
+        # Batches this role produced before the restart (global batches b < start_batch with b % n == role), and
+        # its share of the warm-up's leading layers-only batches, counted the same way.
+        return batch_stream(spec, self.batch_size, self.sample_cfg, self.source_size,
+                            skip_batches=_role_share(self.start_batch, role, n), max_bad_fraction=self.max_bad_fraction,
+                            layers_only_batches=_role_share(self.layers_only_batches, role, n))
+
+
+def _role_share(batches: int, role: int, n: int) -> int:
+    """How many of the global batches b < ``batches`` fall to ``role`` when ``n`` roles take b % n == role in turn."""
+    return (batches - role + n - 1) // n if batches > role else 0
 
 
 def webdataset_batches(
     urls: list[str], rank: int, world_size: int, loader_workers: int, batch_size: int, sample_cfg: SampleConfig,
     source_size: int, seed: int, shuffle_buffer: int, start_batch: int = 0, holdout: float = 0.0,
-    max_bad_fraction: float = 0.5,
+    max_bad_fraction: float = 0.5, layers_only_batches: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless batches for one training worker (``loader_workers`` decode processes; 0: in process),
-    skipping the held-out split (``holdout``: its fraction) and undecodable samples (``batch_stream``)."""
+    skipping the held-out split (``holdout``: its fraction) and undecodable samples (``batch_stream``); the first
+    ``layers_only_batches`` hold the lift warm-up's samples only."""
     dataset = ShardBatches(
         urls, rank, world_size, loader_workers, batch_size, sample_cfg, source_size, seed, shuffle_buffer, start_batch,
-        holdout, max_bad_fraction,
+        holdout, max_bad_fraction, layers_only_batches,
     )
     if loader_workers == 0:
         return iter(dataset)

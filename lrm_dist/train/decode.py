@@ -15,7 +15,7 @@ import numpy as np
 
 from lrm_dist.shards.sample import JSON_MEMBERS, OCCUPANCY_MEMBER, VIEW_MEMBERS, ShardSample
 from lrm_dist.train.config import SampleConfig
-from lrm_dist.train.sample import build_sample, choose_views
+from lrm_dist.train.sample import build_layers_sample, build_sample, choose_views
 
 _WANTED = (*(f".{m}" for m in (*JSON_MEMBERS, *VIEW_MEMBERS)), f".{OCCUPANCY_MEMBER}")
 
@@ -27,18 +27,26 @@ def wanted_member(name: str) -> bool:
 
 
 def sample_from_raw(
-    raw: dict[str, Any], cfg: SampleConfig, source_size: int, rng: np.random.Generator
+    raw: dict[str, Any], cfg: SampleConfig, source_size: int, rng: np.random.Generator, layers_only: bool = False,
 ) -> dict[str, Any]:
     """A training sample (``sample.build_sample``'s arrays plus ``asset_id``) from a raw WebDataset dict.
 
     ``raw`` maps member suffixes (``meta.json``, ``cameras.json``, ``NNN.rgba.png``) to bytes, as
     both ``webdataset`` and ``ray.data.read_webdataset(decoder=None)`` produce them. A missing or
     unreadable member raises ``ValueError`` (``BadSample`` or ``BadImage``) naming the sample and member.
+    ``layers_only``: the lift warm-up's sample (``sample.build_layers_sample``), the source view and grid alone.
     """
     shard_sample = ShardSample(raw)
     meta = shard_sample.meta
     c2w_all, intr_all = shard_sample.cameras()
     views = choose_views(len(c2w_all), cfg.supervision_views, rng)
+    if layers_only:
+        source = int(views[0])
+        sample = build_layers_sample(shard_sample.rgba(source), c2w_all[source], intr_all[source], cfg, source_size,
+                                     shard_sample.occupancy() if cfg.source_layers else None)
+        sample["asset_id"] = meta.get("asset_id", str(raw.get("__key__", "?")))
+        sample["views"] = views[:1].astype(np.int64)
+        return sample
     rgba = [shard_sample.rgba(int(v)) for v in views]
     depth = None
     if cfg.depth and "depth_scale" in meta and all(shard_sample.depth_member(int(v)) for v in views):

@@ -94,6 +94,7 @@ def _make_batches(config: dict[str, Any], cfg, rank: int, world: int, source_siz
     return webdataset_batches(
         config["urls"], rank, world, tcfg.data.loader_workers, tcfg.micro_batch_size, tcfg.sample, source_size,
         config["seed"], tcfg.data.shuffle_buffer, start_batch, cfg.shards.holdout_fraction, tcfg.data.max_bad_fraction,
+        tcfg.lift_warmup_steps * tcfg.grad_accum_steps,  # the warm-up's batches: its samples only
     )
 
 
@@ -215,7 +216,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             else:
                 out = forward_batch(engine, batch, dtype, points=loss_fn.needs_points)
                 loss, terms = loss_fn(out, batch)
-            data_shares = missing.check(batch)
+            data_shares = missing.check(batch) if "render_image" in batch else {}  # not a warm-up's slim batch
             if rank == 0 and "points_raw_density" in out:  # only rank 0 writes the config it calibrates
                 # on the uniform points alone: the volume the eval's IoU counts (surface and ray points come first)
                 uniform = slice(uniform_start, None)

@@ -273,6 +273,33 @@ def build_sample(
     }
 
 
+def build_layers_sample(
+    rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
+    occupancy: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The lift warm-up's sample (``train.lift_warmup_steps``): only what its steps read, from the source view alone.
+
+    rgba uint8 [H, W, 4], c2w [4, 4] and intrinsics [6] of the source view -> ``source_image``, ``source_camera``,
+    ``source_extent`` and the depth layers (``source_layers``), equal to ``build_sample``'s with that view as view 0.
+    No supervision views, depth crops or occupancy points: about half the loader's work per sample.
+    """
+    rgba = np.array(rgba)  # a copy: a decoded image may be read-only
+    if rgba.ndim != 3 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:
+        raise ValueError(f"rgba must be uint8 [H, W, 4], got {rgba.dtype} {rgba.shape}")
+    view = torch.from_numpy(rgba).permute(2, 0, 1)[None].float().div_(255.0)
+    c2w = np.asarray(c2w)[None]
+    intrinsics = np.asarray(intrinsics)[None]
+    poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance, frame=cfg.frame)
+    to_model = object_to_model_frame(c2w, 0, cfg.source_distance, cfg.frame)
+    scale = float(np.cbrt(abs(np.linalg.det(to_model[:3, :3]))))
+    return {
+        "source_image": resize(composite(view, 1.0), source_size)[0].numpy().astype(np.float32),
+        "source_camera": camera_features(poses[0], intrinsics[0]).astype(np.float32),
+        "source_extent": np.array(foreground_extent(rgba), np.float32),
+        **source_layers(occupancy, c2w[0], intrinsics[0], source_size // 2, scale),
+    }
+
+
 def foreground_extent(rgba: np.ndarray, cutoff: int = 8) -> float:
     """The object's share of the frame: the longer side of its alpha bounding box / the image side (0: empty)."""
     rows, cols = np.nonzero(rgba[..., 3] > cutoff)

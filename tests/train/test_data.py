@@ -63,6 +63,34 @@ def test_resumed_stream_continues_with_the_same_batches(synthetic_shards, small_
     assert not torch.equal(full[0]["render_image"], full[1]["render_image"])
 
 
+@pytest.mark.parametrize("loader_workers", [0, 2])
+def test_the_warm_up_batches_hold_the_source_view_alone_and_resume_exactly(synthetic_shards, small_recipe, loader_workers):
+    """The first ``layers_only_batches`` batches (across loader processes, in the order training reads them) carry
+    only the lift warm-up's members, equal to the full samples' source parts; the rest are full; a resumed stream
+    continues with the same batches."""
+    urls = [str(u) for u in synthetic_shards]
+    recipe = small_recipe.model_copy(update={"source_layers": True})
+    args = dict(rank=0, world_size=1, loader_workers=loader_workers, batch_size=2, sample_cfg=recipe, source_size=28,
+                seed=3, shuffle_buffer=2)
+    plain = _take(webdataset_batches(urls, **args), 5)
+    warm = _take(webdataset_batches(urls, layers_only_batches=3, **args), 5)
+    slim = {"source_image", "source_camera", "source_extent", "source_first_depth", "source_last_depth",
+            "source_layers_mask", "views", "epoch"}
+    for i in range(3):
+        assert set(warm[i]) == slim
+        for key in slim - {"views"}:
+            assert torch.equal(warm[i][key], plain[i][key]), key
+    for i in (3, 4):
+        assert warm[i].keys() == plain[i].keys()
+        for key in plain[i]:
+            assert torch.equal(warm[i][key], plain[i][key]), key
+    resumed = _take(webdataset_batches(urls, start_batch=2, layers_only_batches=3, **args), 3)
+    assert set(resumed[0]) == slim and "render_image" in resumed[1]
+    for a, b in zip(warm[2:], resumed):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
 def test_training_stream_skips_the_held_out_split():
     from lrm_dist.shards.split import is_heldout
     from lrm_dist.train.data import _training_split

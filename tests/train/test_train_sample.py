@@ -234,3 +234,25 @@ def test_normals_of_depth_crops_stand_in_for_normal_maps():
     stepped[..., 8:, :] += 1.0  # the lower half a unit further away: the row across the step spans a grazing facet
     _, step_mask = depth_map_normals(stepped, np.ones_like(depth), intr)
     assert not step_mask[0, 0, 7].any() and step_mask[0, 0, 6, :15].all() and step_mask[0, 0, 8, :15].all()
+
+
+@pytest.mark.parametrize("distance", [None, 1.5])
+def test_the_warm_up_sample_equals_the_full_samples_source_part(small_recipe, distance):
+    import trimesh
+
+    from lrm_dist.geometry.occupancy import occupancy_grid
+    from lrm_dist.train.sample import build_layers_sample
+
+    mesh = trimesh.creation.box(extents=(0.8, 0.5, 0.3))
+    grid = occupancy_grid(mesh.vertices, mesh.faces, 32)
+    rgba, c2w, intr = _views(3)
+    recipe = small_recipe.model_copy(update={"source_layers": True, "occupancy_points": 64, "source_distance": distance})
+    full = build_sample(rgba, c2w, intr, recipe, 28, np.random.default_rng(0), occupancy=grid)
+    slim = build_layers_sample(rgba[0], c2w[0], intr[0], recipe, 28, grid)
+    assert set(slim) == {"source_image", "source_camera", "source_extent", "source_first_depth", "source_last_depth",
+                         "source_layers_mask"}
+    assert slim["source_layers_mask"].any()  # the box covers part of the view: real layers, not zeros
+    for key, value in slim.items():
+        np.testing.assert_array_equal(value, full[key], err_msg=key)
+    with pytest.raises(ValueError, match="rgba must be uint8"):
+        build_layers_sample(rgba[0].astype(np.float32), c2w[0], intr[0], recipe, 28, grid)
