@@ -128,8 +128,8 @@ def surface_layers(
     splats = int(np.clip(np.ceil(cell_pixels), 1, 4))
     offsets = (np.arange(splats) + 0.5) / splats - 0.5
     sub = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3) * cell
-    points = (centres[:, None, :] + sub[None]).reshape(-1, 3)
-    local = (points - c2w[:3, 3]) @ c2w[:3, :3]  # world -> OpenGL camera (row vectors: R^T (p - t))
+    # world -> OpenGL camera (row vectors: R^T (p - t)), of each centre once and each splat offset once
+    local = (((centres - c2w[:3, 3]) @ c2w[:3, :3])[:, None, :] + (sub @ c2w[:3, :3])[None]).reshape(-1, 3)
     depth = -local[:, 2]
     front = depth > 1e-6
     safe = np.where(front, depth, 1.0)
