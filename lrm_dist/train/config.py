@@ -40,7 +40,7 @@ class SampleConfig(BaseModel):
         "map); None: when train.loss.normal is on."
     )
     source_layers: bool | None = Field(
-        None, description="Compute the source view's ground-truth depth layers from the occupancy grid (about 13 ms "
+        None, description="Compute the source view's ground-truth depth layers from the occupancy grid (about 10 ms "
         "per sample at 112 px); None: when train.loss.source_layers or train.lift_warmup_steps is on."
     )
     occupancy_points: int = Field(
