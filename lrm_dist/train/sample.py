@@ -214,10 +214,9 @@ def build_sample(
         raise ValueError(f"cameras must be [{k}, 4, 4] and [{k}, 6], got {c2w.shape} and {intrinsics.shape}")
     views = torch.from_numpy(rgba).permute(0, 3, 1, 2).float().div_(255.0)  # [K, 4, H, W]
 
-    source = resize(composite(views[:1], 1.0), source_size)[0]
-    source_extent = foreground_extent(rgba[0])
+    source = build_layers_sample(rgba[0], c2w[0], intrinsics[0], cfg, source_size,
+                                 occupancy if cfg.source_layers else None)
     poses = canonicalize_poses(c2w, source_index=0, distance=cfg.source_distance, frame=cfg.frame)
-    source_camera = camera_features(poses[0], intrinsics[0])
 
     bg = rng.choice(np.asarray(cfg.backgrounds, dtype=np.float64), size=k)
     res = int(rng.integers(cfg.render_res_low, cfg.render_res_high + 1))
@@ -251,9 +250,7 @@ def build_sample(
     else:
         normal_crop, normal_mask_crop = np.zeros((k, 3, p, p), np.float32), np.zeros((k, 1, p, p), np.float32)
     return {
-        "source_image": source.numpy().astype(np.float32),
-        "source_camera": source_camera.astype(np.float32),
-        "source_extent": np.array(source_extent, np.float32),
+        **source,
         "render_c2w": poses.astype(np.float32),
         "render_intrinsics": crop_intrinsics(intrinsics, res, anchors, p).astype(np.float32),
         "render_image": crop(target),
@@ -265,7 +262,6 @@ def build_sample(
         "render_normal_mask": normal_mask_crop,
         "source_depth": source_depth,
         "source_depth_mask": source_mask,
-        **source_layers(occupancy if cfg.source_layers else None, c2w[0], intrinsics[0], half, scale),
         **occupancy_sample(occupancy, to_model, cfg.occupancy_points, rng, cfg.surface_point_count(),
                            cfg.ray_point_count(), (rgba[0, ..., 3], c2w[0], intrinsics[0])),
         "render_anchors": anchors.astype(np.int64),
@@ -277,11 +273,11 @@ def build_layers_sample(
     rgba: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, cfg: SampleConfig, source_size: int,
     occupancy: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The lift warm-up's sample (``train.lift_warmup_steps``): only what its steps read, from the source view alone.
+    """The source view's part of a sample, and the whole of a lift warm-up's (``train.lift_warmup_steps``).
 
     rgba uint8 [H, W, 4], c2w [4, 4] and intrinsics [6] of the source view -> ``source_image``, ``source_camera``,
-    ``source_extent`` and the depth layers (``source_layers``), equal to ``build_sample``'s with that view as view 0.
-    No supervision views, depth crops or occupancy points: about half the loader's work per sample.
+    ``source_extent`` and the depth layers (``source_layers``; zeros without a grid). ``build_sample`` adds the
+    supervision views, depth crops and occupancy points, which a warm-up step does not read (half the loader's work).
     """
     rgba = np.array(rgba)  # a copy: a decoded image may be read-only
     if rgba.ndim != 3 or rgba.shape[-1] != 4 or rgba.dtype != np.uint8:

@@ -237,22 +237,33 @@ def test_normals_of_depth_crops_stand_in_for_normal_maps():
 
 
 @pytest.mark.parametrize("distance", [None, 1.5])
-def test_the_warm_up_sample_equals_the_full_samples_source_part(small_recipe, distance):
+def test_the_warm_up_sample_holds_the_source_view_and_its_layers(small_recipe, distance):
+    """The warm-up's sample: the source image on white, its camera, and depth layers of the box in model units (the
+    camera 2.5 from the centre, moved to ``distance``: depths scale by distance / 2.5)."""
     import trimesh
 
     from lrm_dist.geometry.occupancy import occupancy_grid
     from lrm_dist.train.sample import build_layers_sample
 
-    mesh = trimesh.creation.box(extents=(0.8, 0.5, 0.3))
+    mesh = trimesh.creation.box(extents=(0.8, 0.8, 0.8))
     grid = occupancy_grid(mesh.vertices, mesh.faces, 32)
     rgba, c2w, intr = _views(3)
-    recipe = small_recipe.model_copy(update={"source_layers": True, "occupancy_points": 64, "source_distance": distance})
-    full = build_sample(rgba, c2w, intr, recipe, 28, np.random.default_rng(0), occupancy=grid)
+    recipe = small_recipe.model_copy(update={"source_layers": True, "source_distance": distance})
     slim = build_layers_sample(rgba[0], c2w[0], intr[0], recipe, 28, grid)
     assert set(slim) == {"source_image", "source_camera", "source_extent", "source_first_depth", "source_last_depth",
                          "source_layers_mask"}
-    assert slim["source_layers_mask"].any()  # the box covers part of the view: real layers, not zeros
-    for key, value in slim.items():
+    assert slim["source_image"].shape == (3, 28, 28) and slim["source_layers_mask"].shape == (1, 14, 14)
+    assert np.allclose(slim["source_image"][:, :, :10], 1.0)  # the transparent left half composited on white
+    hit = slim["source_layers_mask"][0] > 0
+    assert 0.1 < hit.mean() < 0.9  # the box covers part of the view
+    first, last = slim["source_first_depth"][0][hit], slim["source_last_depth"][0][hit]
+    s = (distance or 2.5) / 2.5
+    # a cube of half-side 0.4 seen from 2.5 away: its surfaces lie between 2.5 - 0.4 * sqrt(3) and 2.5 + 0.4 * sqrt(3)
+    assert (first >= (2.5 - 0.7) * s).all() and (last <= (2.5 + 0.7) * s).all() and (last >= first).all()
+    assert np.median(last - first) > 0.5 * s  # the rays cross the cube: about 0.8 deep, not a shell
+    full = build_sample(rgba, c2w, intr, recipe.model_copy(update={"occupancy_points": 64}), 28,
+                        np.random.default_rng(0), occupancy=grid)
+    for key, value in slim.items():  # the full sample's source part is this one
         np.testing.assert_array_equal(value, full[key], err_msg=key)
     with pytest.raises(ValueError, match="rgba must be uint8"):
         build_layers_sample(rgba[0].astype(np.float32), c2w[0], intr[0], recipe, 28, grid)
