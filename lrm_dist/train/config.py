@@ -107,7 +107,7 @@ class LossConfig(BaseModel):
     source_layers: float = Field(
         0.0, ge=0,
         description="Weight of the L1 between the image lift's front/back depth layers and the source view's first/last "
-        "ground-truth surface (from the occupancy grid; needs train.sample.occupancy_points > 0). Measured best on "
+        "ground-truth surface (from the occupancy grid). Measured best on "
         "an H200 at 1.0 (docs/train.md, run L750).",
     )
     perceptual_weights: str | None = Field(

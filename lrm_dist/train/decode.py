@@ -40,10 +40,12 @@ def sample_from_raw(
     meta = shard_sample.meta
     c2w_all, intr_all = shard_sample.cameras()
     views = choose_views(len(c2w_all), cfg.supervision_views, rng)
+    # the grid labels the occupancy points and gives the depth layers: read once when either is on
+    occupancy = shard_sample.occupancy() if cfg.occupancy_points or cfg.source_layers else None
     if layers_only:
         source = int(views[0])
         sample = build_layers_sample(shard_sample.rgba(source), c2w_all[source], intr_all[source], cfg, source_size,
-                                     shard_sample.occupancy() if cfg.source_layers else None)
+                                     occupancy if cfg.source_layers else None)
         sample["asset_id"] = meta.get("asset_id", str(raw.get("__key__", "?")))
         sample["views"] = views[:1].astype(np.int64)
         return sample
@@ -56,7 +58,6 @@ def sample_from_raw(
         # the normal map is set where the depth pass is (background 0); without depth, trust the alpha
         masks = [(depth[i] > 0) if depth is not None else (rgba[i][..., 3] > 127) for i in range(len(views))]
         normal = np.stack([shard_sample.normal(int(v), masks[i]) for i, v in enumerate(views)])
-    occupancy = shard_sample.occupancy() if cfg.occupancy_points else None
     sample = build_sample(
         np.stack(rgba), c2w_all[views], intr_all[views], cfg, source_size, rng, depth, occupancy, normal
     )

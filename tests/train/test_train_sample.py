@@ -267,3 +267,25 @@ def test_the_warm_up_sample_holds_the_source_view_and_its_layers(small_recipe, d
         np.testing.assert_array_equal(value, full[key], err_msg=key)
     with pytest.raises(ValueError, match="rgba must be uint8"):
         build_layers_sample(rgba[0].astype(np.float32), c2w[0], intr[0], recipe, 28, grid)
+
+
+def test_depth_layers_come_from_the_grid_with_or_without_occupancy_points(small_recipe):
+    """The depth layers read the shard's occupancy grid whether or not occupancy points are drawn, in the full sample
+    and in the warm-up's alike."""
+    import trimesh
+
+    from lrm_dist.geometry.occupancy import occupancy_grid
+    from lrm_dist.shards.config import ShardsConfig
+    from lrm_dist.shards.sample import encode_sample
+    from lrm_dist.train.synthetic import synthetic_asset
+
+    asset = synthetic_asset("proc-chair-x", n_views=4, res=32, seed=0)
+    box = trimesh.creation.box(extents=(0.8, 0.8, 0.8))
+    asset["occupancy"] = occupancy_grid(box.vertices, box.faces, 32)
+    raw = {k.split(".", 1)[1]: v for k, v in encode_sample(asset, ShardsConfig()).items()}
+    recipe = small_recipe.model_copy(update={"source_layers": True, "occupancy_points": 0})
+    full = sample_from_raw(raw, recipe, 28, np.random.default_rng(4))
+    slim = sample_from_raw(raw, recipe, 28, np.random.default_rng(4), layers_only=True)
+    assert full["source_layers_mask"].any() and full["occupancy_points"].shape == (0, 3)
+    for key in ("source_first_depth", "source_last_depth", "source_layers_mask", "source_image"):
+        np.testing.assert_array_equal(full[key], slim[key], err_msg=key)
