@@ -70,11 +70,12 @@ class _MissingMembers:
         self.members = {name: key for name, key in self.MEMBERS.items() if needed[name] > 0}
 
     def check(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """This batch's share of samples lacking each member, as ``data/no_<member>`` metrics."""
+        """This batch's share of samples lacking each member, as ``data/no_<member>`` metrics: a sample lacks
+        it when its mask has no nonzero entry (all of them for a zero-width mask, e.g. no occupancy points)."""
         n = len(batch["render_image"])
         out = {}
         for name, key in self.members.items():
-            lacking = int((batch[key].flatten(1).amax(1) == 0).sum()) if key in batch else n
+            lacking = int((batch[key].flatten(1) == 0).all(1).sum()) if key in batch else n
             if lacking and name not in self.warned:
                 self.warned.add(name)
                 log.warning("rank %d: %d sample(s) of this batch have no %s supervision (term off for them; "

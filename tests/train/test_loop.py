@@ -26,6 +26,19 @@ def test_missing_members_are_counted_only_for_active_terms(caplog):
     assert caplog.text.count("no normal supervision") == 1
 
 
+def test_zero_width_mask_counts_as_missing(caplog):
+    """An occupancy mask without points (train.sample.occupancy_points=0) is a missing member, not a crash."""
+    import torch
+
+    from lrm_dist.train.config import LossConfig
+    from lrm_dist.train.loop import _MissingMembers
+
+    batch = {"render_image": torch.zeros(2, 1, 3, 4, 4), "occupancy_mask": torch.zeros(2, 0)}
+    missing = _MissingMembers(0, LossConfig(depth=0.0, occupancy=1.0))
+    assert missing.check(batch) == {"data/no_occupancy": 1.0}
+    assert caplog.text.count("no occupancy supervision") == 1
+
+
 def test_lift_terms_without_a_lift_are_named():
     from lrm_dist.model.config import SIZES
     from lrm_dist.model.lrm import LRM
