@@ -56,6 +56,10 @@ class LRMConfig(BaseModel):
         None, ge=8, le=512, description="The lift's U-Net channels at its finest scale (doubling per scale up to 4x); "
         "None: the lift's feature width, 64. Its 1x1 output keeps the lift's features 64 wide.",
     )
+    lift_resolution: int | None = Field(
+        None, ge=4, le=256, description="Cells per axis of the lift's feature volume over [-1, 1]^3; None: "
+        "triplane_high_res. Finer than the planes gives thin parts more cells (memory and time grow as its cube).",
+    )
     lift_interval: bool = Field(
         False, description="Give the field decoder each point's own test against the lift's depth layers, at the "
         "point's exact projection into the source view (model/lift.py, ``interval_features``)."
@@ -90,7 +94,16 @@ class LRMConfig(BaseModel):
             raise ValueError("lift_encoder_width widens the image lift's U-Net: it needs image_lift and lift_encoder unet")
         if self.lift_interval and not self.image_lift:
             raise ValueError("lift_interval reads the image lift's depth layers: it needs image_lift")
+        if self.lift_resolution is not None and not self.image_lift:
+            raise ValueError("lift_resolution sizes the image lift's volume: it needs image_lift")
+        if self.lift_refine and self.resolved_lift_resolution() % 4:
+            raise ValueError(f"the lift's refiner halves its volume twice: lift_resolution "
+                             f"{self.resolved_lift_resolution()} must be a multiple of 4")
         return self
+
+    def resolved_lift_resolution(self) -> int:
+        """Cells per axis of the lift's volume: ``lift_resolution``, else the planes' side."""
+        return self.triplane_high_res if self.lift_resolution is None else self.lift_resolution
 
     def resolved_source_size(self) -> int:
         """Input side for the encoder: ``source_size``, else OpenLRM's 224/336/448 by model size."""

@@ -20,7 +20,8 @@ both layers with the ground truth's first and last surface along each pixel (``t
 ``train.loss.source_depth`` the front layer alone with the view's depth map.
 
 The volume travels in the same tensor as the triplanes, as G extra "planes" of C channels
-(``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working.
+(``pack``/``unpack``), so everything that batches, slices, moves or caches planes keeps working. A volume finer
+or coarser than the planes (``lift_resolution``) travels flattened into as many plane-sized slices as it fills.
 With ``lift_interval`` the depth layers and the source camera travel there too (``unpack_interval``), so the
 field can test each point, not only each cell, against the layers (``interval_features``).
 """
@@ -58,18 +59,29 @@ def project_points(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Te
     return torch.stack([2 * u - 1, 2 * v - 1], dim=-1), depth
 
 
+def volume_slices(plane_side: int, resolution: int) -> int:
+    """How many plane-sized slices (C x side x side) a C x R^3 volume fills in the packed tensor."""
+    return -(-resolution**3 // plane_side**2)
+
+
 def pack(planes: torch.Tensor, volume: torch.Tensor, interval: tuple[torch.Tensor, torch.Tensor] | None = None,
          ) -> torch.Tensor:
-    """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G].
+    """planes [N, 3, C, G, G] + volume [N, C, G(z), G(y), G(x)] -> [N, 3 + G, C, G, G]; a volume of another side R
+    goes flattened (C-major) into ``volume_slices(G, R)`` slices, its last one padded with zeros.
 
     ``interval`` (the source view's front and back depth layers [N, 2, s, s] and its camera [N, 16]) adds K
     slices holding, flattened, the 16 camera numbers and both layers, in float32 (the whole tensor then is
     float32: bf16 would round the depths to 1/128 and the camera's projection with them).
     """
-    parts = [planes, volume.transpose(1, 2)]
+    n, side, resolution = planes.shape[0], planes.shape[-1], volume.shape[-1]
+    if resolution == side:
+        parts = [planes, volume.transpose(1, 2)]
+    else:
+        slices = volume_slices(side, resolution)
+        flat = F.pad(volume.flatten(1), (0, slices * planes[0, 0].numel() - volume[0].numel()))
+        parts = [planes, flat.view(n, slices, *planes.shape[2:])]
     if interval is not None:
         layers, camera = interval
-        n = layers.shape[0]
         slice_size = planes[0, 0].numel()
         flat = torch.cat([camera.float(), layers.float().flatten(1)], 1)
         k = -(-flat.shape[1] // slice_size)
@@ -78,18 +90,25 @@ def pack(planes: torch.Tensor, volume: torch.Tensor, interval: tuple[torch.Tenso
     return torch.cat(parts, dim=1)
 
 
-def unpack(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Inverse of ``pack``: (planes [N, 3, C, H, W], volume [N, C, G, G, G] or None for plain triplanes)."""
+def unpack(packed: torch.Tensor, resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inverse of ``pack``: (planes [N, 3, C, H, W], volume [N, C, R, R, R] or None for plain triplanes);
+    ``resolution`` R: the volume's side (None: the planes')."""
     if packed.shape[1] == 3:
         return packed, None
-    g = packed.shape[-1]
-    return packed[:, :3], packed[:, 3 : 3 + g].transpose(1, 2)
+    side = packed.shape[-1]
+    if resolution is None or resolution == side:
+        return packed[:, :3], packed[:, 3 : 3 + side].transpose(1, 2)
+    n, channels = packed.shape[0], packed.shape[2]
+    flat = packed[:, 3 : 3 + volume_slices(side, resolution)].flatten(1)
+    return packed[:, :3], flat[:, : channels * resolution**3].view(n, channels, resolution, resolution, resolution)
 
 
-def unpack_interval(packed: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def unpack_interval(packed: torch.Tensor, side: int, resolution: int | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The depth layers [N, 2, side, side] (``side``: the lift's layer map, half the source image) and source
-    camera [N, 16] that ``pack`` stored, or None."""
-    start = 3 + packed.shape[-1]
+    camera [N, 16] that ``pack`` stored behind a volume of side ``resolution`` (None: the planes'), or None."""
+    plane_side = packed.shape[-1]
+    start = 3 + volume_slices(plane_side, plane_side if resolution is None else resolution)
     if packed.shape[1] <= start:
         return None
     flat = packed[:, start:].flatten(1)

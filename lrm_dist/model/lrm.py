@@ -57,8 +57,9 @@ class LRM(nn.Module):
         )
         self.upsampler = nn.ConvTranspose2d(dim, config.triplane_dim, kernel_size=2, stride=2)
         self.synthesizer = Synthesizer(config.triplane_dim, config.rendering_samples_per_ray, volume=config.image_lift,
-                                       interval_side=config.resolved_source_size() // 2 if config.lift_interval else None)
-        self.lift = (ImageLift(config.triplane_dim, config.triplane_high_res, refine=config.lift_refine,
+                                       interval_side=config.resolved_source_size() // 2 if config.lift_interval else None,
+                                       volume_resolution=config.lift_resolution)
+        self.lift = (ImageLift(config.triplane_dim, config.resolved_lift_resolution(), refine=config.lift_refine,
                                encoder=config.lift_encoder, encoder_width=config.lift_encoder_width)
                      if config.image_lift else None)
 
@@ -87,7 +88,8 @@ class LRM(nn.Module):
         image: [N, 3, S, S] RGB in [0, 1] on a white background, S a multiple of 14 (``source_size``);
         source_cam_features: [N, 16] (``geometry.cameras.camera_features`` of the canonicalised source
         camera). Returns planes [N, 3, C, 2L, 2L] (C = triplane_dim, L = triplane_low_res), unbounded floats;
-        with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``;
+        with ``image_lift``, [N, 3 + 2L, C, 2L, 2L]: the lifted feature volume packed behind them (``lift.pack``; more
+        or fewer slices with a ``lift_resolution`` other than 2L;
         with ``lift_interval`` a few more slices: the depth layers and the camera, and float32).
         """
         return self._planes(image, source_cam_features)[0]

@@ -64,7 +64,8 @@ class TriplaneDecoder(nn.Module):
 class Synthesizer(nn.Module):
     """Owns the decoder MLP; turns planes + points into colour and density."""
 
-    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False, interval_side: int | None = None):
+    def __init__(self, triplane_dim: int, samples_per_ray: int, volume: bool = False, interval_side: int | None = None,
+                 volume_resolution: int | None = None):
         super().__init__()
         self.samples_per_ray = samples_per_ray
         # True: F.grid_sample forward and backward for the field's sampling (the reference; train.field_sampling)
@@ -72,6 +73,8 @@ class Synthesizer(nn.Module):
         self.decoder = TriplaneDecoder(triplane_dim)
         hidden = self.decoder.net[0].out_features
         self.volume_proj = nn.Linear(triplane_dim, hidden, bias=False) if volume else None
+        # the lift volume's side when it differs from the planes' (None: the same), for ``unpack``
+        self.volume_resolution = volume_resolution
         # lift_interval: the side of the lift's depth-layer maps packed behind the volume (None: off)
         self.interval_side = interval_side
         self.interval_proj = nn.Linear(3, hidden, bias=False) if interval_side else None
@@ -81,11 +84,11 @@ class Synthesizer(nn.Module):
     def volume_term(self, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor | None:
         """The lift's contribution to the first layer at points [N, M, 3] ([N, M, hidden]; None without a lift):
         its volume's features there, and with ``interval_proj`` each point's test against its depth layers."""
-        _, volume = unpack(planes)
+        _, volume = unpack(planes, self.volume_resolution)
         if volume is None or self.volume_proj is None:
             return None
         term = self.volume_proj(sample_volume(volume, points, self.exact_sampling))
-        interval = unpack_interval(planes, self.interval_side) if self.interval_proj is not None else None
+        interval = unpack_interval(planes, self.interval_side, self.volume_resolution) if self.interval_proj is not None else None
         if interval is not None:
             features = interval_features(*interval, points, self.exact_sampling)
             term = term + self.interval_proj(features.to(self.interval_proj.weight.dtype)).to(term.dtype)

@@ -160,3 +160,44 @@ def test_layers_only_pass_is_the_full_pass_layers_and_trains_only_the_2d_part():
                                                if p.grad is not None and p.grad.abs().sum() > 0)
     with pytest.raises(ValueError, match="image lift"):
         LRM(ModelConfig(size="tiny", image_lift=False).arch())(image, cam, None, 0, 0, layers_only=True)
+
+
+@pytest.mark.parametrize("resolution", [12, 5])
+def test_a_volume_of_another_side_packs_and_unpacks_exactly(resolution):
+    """lift_resolution: a volume finer (or coarser) than the planes travels flattened behind them, the interval after it."""
+    from lrm_dist.model.lift import unpack_interval, volume_slices
+
+    planes, volume = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 4, resolution, resolution, resolution)
+    layers, camera = torch.rand(2, 2, 3, 3), torch.randn(2, 16)
+    packed = pack(planes, volume, (layers, camera))
+    assert packed.shape[1] == 3 + volume_slices(8, resolution) + 1
+    back_planes, back_volume = unpack(packed, resolution)
+    assert torch.equal(back_planes, planes) and torch.equal(back_volume, volume)
+    back_layers, back_camera = unpack_interval(packed, 3, resolution)
+    assert torch.equal(back_layers, layers) and torch.equal(back_camera, camera)
+
+
+def test_a_finer_lift_volume_is_what_the_field_reads():
+    """model.architecture.lift_resolution: the lift builds a finer grid, the field and the meshing grid read it."""
+    from lrm_dist.reconstruct.extract import density_grid
+
+    torch.manual_seed(0)
+    config = ModelConfig(size="tiny", architecture={"lift_resolution": 24}).arch()
+    assert config.resolved_lift_resolution() == 24 and config.hf_dict()["lift_resolution"] == 24
+    model = LRM(config).eval()
+    assert model.lift.cell_points.shape[1] == 24**3
+    with torch.no_grad():
+        planes = model.forward_planes(torch.rand(1, 3, 56, 56), _source_camera(focal=30.0, size=56))
+        _, volume = unpack(planes, 24)
+        assert volume.shape == (1, config.triplane_dim, 24, 24, 24)
+        point = torch.tensor([[[-0.375, 0.125, 0.625]]])  # a cell centre of the 24^3 grid: the field reads that cell
+        cell = volume[0, :, 19, 13, 7]  # z, y, x = (0.625, 0.125, -0.375): -1 + (i + 0.5) / 12
+        assert sample_volume(volume, point)[0, 0].tolist() == pytest.approx(cell.tolist(), abs=1e-5)
+        c = torch.linspace(-1, 1, 7)
+        points = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).view(1, -1, 3)
+        direct = model.synthesizer.density(planes, points).view(7, 7, 7)
+        assert torch.allclose(density_grid(model.synthesizer, planes[0], 7), direct, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        LRMConfig(image_lift=True, lift_refine=True, lift_resolution=30)
+    with pytest.raises(ValueError, match="needs image_lift"):
+        LRMConfig(lift_resolution=32)
