@@ -1,7 +1,7 @@
 """What one view can give: reference predictors built from the ground truth, scored like the eval stage scores a model.
 
 Usage: python benchmarks/single_view_bounds.py CONFIG [--set KEY=VALUE ...] [--per-category 4] [--input-view 0]
-       [--model FOLDER]
+       [--model FOLDER] [--label-resolutions 96 192]
 
 For held-out assets of a rendered workdir (shards plus ground-truth meshes), the input view's camera and
 silhouette, and its depth map, build occupancy on a grid over [-1, 1]^3, meshed at 0.5 and scored with
@@ -14,6 +14,9 @@ the eval stage's metrics (``eval.metrics``, the eval's point count and seed):
 * ``interval``: from the first to the last ground-truth surface along each pixel's ray: one interval per
   ray, exact (what a model would reach if it knew the hidden back of every pixel).
 * ``exact``: the ground-truth occupancy itself on the same grid (what the grid and the mesher lose).
+* ``labels R^3`` (with ``--label-resolutions R ...``): IoU only, of training's occupancy labels at the eval's own
+  points (each labelled by the R^3 grid cell it falls in, as ``geometry.occupancy.lookup`` labels training points):
+  the ceiling the labels of a ``render.occupancy_resolution`` of R put on a model trained on them.
 * ``model layers`` (with ``--model FOLDER``): ``interval`` with a trained model's own predicted first and last
   surface (its image lift's depth layers) instead of the truth: how much of the shape its layers hold.
 * ``model field`` (with ``--model FOLDER``): the same model's own mesh, made and scored as the eval stage makes
@@ -38,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from lrm_dist.config import load_config
-from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth
-from lrm_dist.geometry.frame import canonical_to_eval
+from lrm_dist.eval.metrics import evaluate_mesh, sample_ground_truth, volumetric_iou
+from lrm_dist.geometry.frame import CANONICAL_HALF_EXTENT, canonical_to_eval
 from lrm_dist.geometry.inside import contains
-from lrm_dist.geometry.occupancy import cell_centres
+from lrm_dist.geometry.occupancy import cell_centres, lookup, occupancy_grid
 from lrm_dist.reconstruct.extract import NoSurface, marching_cubes
 from lrm_dist.shards.reader import iter_render_samples
 from lrm_dist.shards.split import is_heldout
@@ -211,6 +214,13 @@ def score(occupancy: np.ndarray, gt) -> tuple[float, float, float, float]:
     return m.iou, m.chamfer_l1, m.normal_consistency, m.fscore[-1]
 
 
+def label_iou(vertices: np.ndarray, faces: np.ndarray, resolution: int, gt) -> tuple[float, float, float, float]:
+    """IoU of the R^3 grid's cell labels at the eval's IoU points against their exact labels (other metrics: nan)."""
+    grid = occupancy_grid(vertices, faces, resolution)
+    labels = lookup(grid, gt.box_points * (2 * CANONICAL_HALF_EXTENT))  # eval frame -> canonical frame
+    return volumetric_iou(labels, gt.occupancy), float("nan"), float("nan"), float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -220,6 +230,8 @@ def main() -> None:
                         help="View fed to the predictors (default: eval.input_view).")
     parser.add_argument("--model", default=None,
                         help="A trained model folder with an image lift: also score its own depth layers.")
+    parser.add_argument("--label-resolutions", type=int, nargs="*", default=[], metavar="R",
+                        help="Also the IoU ceiling of occupancy labels from an R^3 grid (render.occupancy_resolution).")
     args = parser.parse_args()
     import trimesh
 
@@ -260,6 +272,8 @@ def main() -> None:
             found["model layers"] = model_layers(recon, sample, view, points, cfg)
         for name, occupancy in found.items():
             rows.setdefault(name, {}).setdefault(category, []).append(score(occupancy, gt))
+        for resolution in args.label_resolutions:
+            rows.setdefault(f"labels {resolution}^3", {}).setdefault(category, []).append(label_iou(v, f, resolution, gt))
         if recon is not None:
             rows.setdefault("model field", {}).setdefault(category, []).append(model_field(recon, sample, view, cfg, gt))
             for name, scores in model_field_combined(recon, sample, view, cfg, gt, truth).items():
