@@ -6,9 +6,10 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -53,6 +54,43 @@ def quiet_ray_driver() -> None:
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read where ray.data is first imported (workers too)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # where it already is
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+
+
+# Worker lines Ray prints at error level in a healthy run: Ray Train's controller starts its PreemptionWatcher actor
+# with restarts and its arguments in the object store, and the core worker says so on every run.
+_HARMLESS_WORKER_LINES = (
+    re.compile(r"core_worker\.cc:\d+: Actor with class name: '\w+' and ID: '\w+' has constructor arguments in the "
+               r"object store and max_restarts > 0"),
+)
+_RAY_PRINT_HANDLER = "ray_print_logs"  # the name Ray registers its printer of workers' lines under
+
+
+def quiet_worker_lines() -> None:
+    """Keep Ray's known-harmless worker lines (``_HARMLESS_WORKER_LINES``) off the driver's console, unless verbose.
+
+    Ray has no public filter for what ``log_to_driver`` prints, so its printer is wrapped where Ray registers it (a
+    Ray without that printer is left as it is). ``init_ray`` calls it after connecting; a second call changes nothing.
+    """
+    if verbose():
+        return
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+    except ImportError:
+        return
+    for name, handler in list(getattr(dispatcher, "handlers", [])):
+        if name == _RAY_PRINT_HANDLER and not getattr(handler, "lrm_dist_filtered", False):
+            dispatcher.remove_handler(name)
+            dispatcher.add_handler(name, _without_harmless_lines(handler))
+
+
+def _without_harmless_lines(handler: Callable[[dict], None]) -> Callable[[dict], None]:
+    def printer(data: dict) -> None:
+        lines = [line for line in data.get("lines", []) if not any(p.search(line) for p in _HARMLESS_WORKER_LINES)]
+        if lines:
+            handler({**data, "lines": lines})
+
+    printer.lrm_dist_filtered = True  # type: ignore[attr-defined]
+    return printer
 
 
 def quiet_ray_internals() -> None:

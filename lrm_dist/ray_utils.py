@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lrm_dist.log import get_logger, quiet_ray_driver, verbose
+from lrm_dist.log import get_logger, quiet_ray_driver, quiet_worker_lines, verbose
 
 log = get_logger(__name__)
 
@@ -78,3 +78,4 @@ def init_ray(cfg: RayConfig | None = None, **runtime_env: Any) -> None:
             include_dashboard=False,
             **kwargs,
         )
+    quiet_worker_lines()

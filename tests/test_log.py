@@ -35,3 +35,32 @@ def test_quiet_prints_holds_back_library_output_unless_verbose(capfd, monkeypatc
     with quiet_prints():
         print("kept when verbose")
     assert capfd.readouterr().out == "kept when verbose\n"
+
+
+def test_quiet_worker_lines_drops_only_the_known_harmless_lines_unless_verbose(monkeypatch):
+    """Ray's printer of workers' lines (wrapped where Ray registers it) loses the PreemptionWatcher line, nothing else."""
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    from lrm_dist.log import quiet_worker_lines
+
+    harmless = ("[2026-12-01 17:23:03,577 E 15254 15283] core_worker.cc:2465: Actor with class name: 'PreemptionWatcher' "
+                "and ID: '39be94e0d72b4644d07cee4d01000000' has constructor arguments in the object store and "
+                "max_restarts > 0. If the arguments in the object store go out of scope or are lost, the actor restart "
+                "will fail. See https://github.com/ray-project/ray/issues/53727 for more details.")
+    kept = "[2026-12-01 17:23:04 E 15254 15283] core_worker.cc:1234: Failed to connect to the raylet"
+    printed: list[list[str]] = []
+    dispatcher.add_handler("ray_print_logs", lambda data: printed.append(data["lines"]))
+    try:
+        monkeypatch.setenv("LRM_DIST_VERBOSE", "1")
+        quiet_worker_lines()
+        dispatcher.emit({"lines": [harmless], "pid": 1, "is_err": True})
+        assert printed == [[harmless]]  # verbose: everything
+        monkeypatch.setenv("LRM_DIST_VERBOSE", "0")
+        quiet_worker_lines()
+        quiet_worker_lines()  # idempotent: wrapped once
+        assert [name for name, _ in dispatcher.handlers].count("ray_print_logs") == 1
+        dispatcher.emit({"lines": [harmless, kept, "step 25/360"], "pid": 1, "is_err": True})
+        dispatcher.emit({"lines": [harmless], "pid": 1, "is_err": True})  # nothing left: not printed at all
+        assert printed == [[harmless], [kept, "step 25/360"]]
+    finally:
+        dispatcher.remove_handler("ray_print_logs")
