@@ -42,7 +42,9 @@ def test_build_has_the_expected_objects(built):
     elif path.name == "serve":
         assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [("RayService", "lrm-dist-serve")]
     else:
-        assert kinds == ["ConfigMap", "Namespace", "PersistentVolumeClaim", "RayCluster"]
+        assert kinds == ["ConfigMap", "Namespace", "PersistentVolumeClaim", "PersistentVolumeClaim", "RayCluster"]
+        assert sorted(d["metadata"]["name"] for d in _by_kind(docs, "PersistentVolumeClaim")) == [
+            "lrm-dist-compile-cache", "lrm-dist-data"]
     for d in docs:
         if d["kind"] != "Namespace":
             assert d["metadata"]["namespace"] == "lrm-dist"
@@ -166,7 +168,8 @@ def test_raycluster_autoscales_and_rayjobs_clean_up(built):
 def test_pods_mount_the_shared_volume_and_config():
     for rel in ("overlays/dev", "overlays/gpu"):
         docs = m.kustomize_build(m.K8S / rel)
-        pvc = _by_kind(docs, "PersistentVolumeClaim")[0]["metadata"]["name"]
+        pvc = next(d for d in _by_kind(docs, "PersistentVolumeClaim") if d["metadata"]["name"] == "lrm-dist-data")
+        pvc = pvc["metadata"]["name"]
         cm = _by_kind(docs, "ConfigMap")[0]["metadata"]["name"]
         ray_docs = [d for d in docs + m.kustomize_build(m.K8S / rel / "jobs") if d["apiVersion"] == "ray.io/v1"]
         assert len(ray_docs) == 4
@@ -179,6 +182,31 @@ def test_pods_mount_the_shared_volume_and_config():
                 assert vols["pipeline-config"]["configMap"]["name"] == cm, label
                 mounts = {v["mountPath"] for v in template["spec"]["containers"][0]["volumeMounts"]}
                 assert {"/data", "/config"} <= mounts, label
+
+
+@pytest.mark.parametrize("rel", ["base/jobs", "overlays/dev/jobs", "overlays/gpu/jobs"])
+def test_train_pods_alone_keep_torch_compile_caches_on_their_volume(rel):
+    """The train job points torch's inductor and Triton caches into the compile-cache volume, which every train pod
+    mounts there (so later jobs skip the compile) and no other job mounts (it holds code that training runs)."""
+    claim = "lrm-dist-compile-cache"
+    cluster = m.kustomize_build(m.K8S / rel.removesuffix("/jobs"))
+    assert claim in {d["metadata"]["name"] for d in _by_kind(cluster, "PersistentVolumeClaim")}
+    for job in _by_kind(m.kustomize_build(m.K8S / rel), "RayJob"):
+        env = yaml.safe_load(job["spec"]["runtimeEnvYAML"]).get("env_vars", {})
+        is_train = job["metadata"]["name"] == "lrm-dist-train"
+        caches = [env.get("TORCHINDUCTOR_CACHE_DIR"), env.get("TRITON_CACHE_DIR")]
+        assert all(caches) if is_train else not any(caches), job["metadata"]["name"]
+        for label, template in m.pod_templates(job):
+            if label.endswith("submitter"):
+                continue
+            vols = {v["name"] for v in template["spec"]["volumes"]
+                    if v.get("persistentVolumeClaim", {}).get("claimName") == claim}
+            mounts = [v["mountPath"] for v in template["spec"]["containers"][0]["volumeMounts"] if v["name"] in vols]
+            if not is_train:
+                assert not vols, label
+                continue
+            assert len(mounts) == 1, label
+            assert all(c.startswith(mounts[0].rstrip("/") + "/") for c in caches), (label, caches, mounts)
 
 
 @pytest.mark.parametrize("rel", ["base", "overlays/dev", "overlays/gpu"])
