@@ -145,6 +145,18 @@ def test_version(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lrm-dist {__version__}"
 
 
+def test_python_dash_m_runs_the_same_cli():
+    import subprocess
+    import sys
+
+    from lrm_dist import __version__
+
+    done = subprocess.run([sys.executable, "-m", "lrm_dist", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"lrm-dist {__version__}"
+    bad = subprocess.run([sys.executable, "-m", "lrm_dist", "no-such-stage"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no-such-stage" in bad.stderr
+
+
 def test_one_default_the_cli_without_a_config_runs_the_demo(capsys):
     from lrm_dist.config import DEFAULT_CONFIG
 
