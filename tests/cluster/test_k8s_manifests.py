@@ -168,8 +168,8 @@ def test_raycluster_autoscales_and_rayjobs_clean_up(built):
 def test_pods_mount_the_shared_volume_and_config():
     for rel in ("overlays/dev", "overlays/gpu"):
         docs = m.kustomize_build(m.K8S / rel)
-        pvc = next(d for d in _by_kind(docs, "PersistentVolumeClaim") if d["metadata"]["name"] == "lrm-dist-data")
-        pvc = pvc["metadata"]["name"]
+        pvc = "lrm-dist-data"
+        assert pvc in {d["metadata"]["name"] for d in _by_kind(docs, "PersistentVolumeClaim")}
         cm = _by_kind(docs, "ConfigMap")[0]["metadata"]["name"]
         ray_docs = [d for d in docs + m.kustomize_build(m.K8S / rel / "jobs") if d["apiVersion"] == "ray.io/v1"]
         assert len(ray_docs) == 4
