@@ -9,6 +9,10 @@ also gets the per-category table and the eval report.
     # shards made on a CPU machine (Blender): lrm-dist run configs/quality.yaml --stages assets,render
     python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~6 min of training
     python benchmarks/quality.py configs/default.yaml --set train.max_steps=60   # CPU smoke
+    # how far it generalises: the last checkpoint also scored on assets of another construction
+    #   (rendered with `lrm-dist run configs/quality.yaml --set workdir=runs/shaped --stages assets,render --set
+    #    'assets.sources=[{kind: procedural, per_category: 10, seed: 7, style: shaped}]'`)
+    python benchmarks/quality.py configs/quality.yaml --other-set runs/shaped
     # a run longer than one 10-minute call: train with --no-eval, then the same command again resumes and scores
     # (or, with --no-train, scores what the run kept without resuming it)
 """
@@ -43,8 +47,8 @@ def print_curve(rows: list[dict], label: bool = False) -> None:
               f"| {r['n_empty']}/{r['n_assets']}")
 
 
-def print_categories(summary: list[dict]) -> None:
-    print("\nper category, last checkpoint")
+def print_categories(summary: list[dict], title: str = "held-out") -> None:
+    print(f"\nper category, last checkpoint, {title}")
     print(f"{'category':>12} {'n':>3} | {'IoU':>6} {'CD-L1':>6} {'NC':>6} {'F@.01':>6} {'F@.02':>6} {'F@.05':>6} | empty")
     for r in summary:
         if r["kind"] == "all":
@@ -69,6 +73,10 @@ def main() -> None:
     parser.add_argument("--training-split", type=int, default=0, metavar="N",
                         help="Also score the last checkpoint on N assets of the training split (of the renders the "
                         "held-out split comes from, N/5 per category), to print the generalisation gap.")
+    parser.add_argument("--other-set", metavar="WORKDIR",
+                        help="Also score the last checkpoint on every asset rendered in another workdir (its "
+                        "assets/ and render/; for example furniture of another construction, `style: shaped`), "
+                        "assets the model never trained on: how far it generalises beyond its generator.")
     parser.add_argument("--no-eval", action="store_true",
                         help="Train only (a run longer than one call: a later call with the same train.run_name "
                         "resumes from the last checkpoint and scores the curve).")
@@ -85,6 +93,12 @@ def main() -> None:
 
     if args.no_train and args.no_eval:
         parser.error("--no-train and --no-eval leave nothing to do")
+    if args.other_set and not args.no_eval:  # before the training it would come after
+        from lrm_dist.storage import Storage
+
+        missing = [n for n in ("render/render.parquet", "assets/assets.parquet") if not Storage(args.other_set).exists(n)]
+        if missing:
+            parser.error(f"--other-set {args.other_set}: no {' or '.join(missing)} there (render it first)")
     start = time.perf_counter()
     run_dir = Path(RunLayout.from_config(cfg).train_run_dir) if args.no_train else train(cfg).run_dir
     wall = time.perf_counter() - start
@@ -120,6 +134,16 @@ def main() -> None:
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         gap = [{**curve[-1], "label": "held-out"},
                {**curve[-1], **_row("training", evaluate(train_cfg).per_category), "label": "training"}]
+    other = []
+    if args.other_set:
+        other_cfg = eval_cfg.model_copy(deep=True)
+        name = Path(args.other_set.rstrip("/")).name
+        other_cfg.eval.render_dir = f"{args.other_set}/render"
+        other_cfg.eval.assets_manifest = f"{args.other_set}/assets/assets.parquet"
+        other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, False
+        other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
+        other = evaluate(other_cfg).per_category
+        gap = (gap or [{**curve[-1], "label": "held-out"}]) + [{**curve[-1], **_row(name[:9], other), "label": name[:9]}]
     trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
     print_curve(curve)
@@ -127,8 +151,11 @@ def main() -> None:
     if gap:
         print("\ngeneralisation gap, last checkpoint (class means)")
         print_curve(gap, label=True)
+    if other:
+        print_categories(other, f"{args.other_set}, all assets")
     if args.json:
-        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary, "gap": gap}, indent=1, default=str))
+        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary, "gap": gap, "other_set": other},
+                                              indent=1, default=str))
 
 
 if __name__ == "__main__":

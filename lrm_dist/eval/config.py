@@ -61,9 +61,10 @@ class EvalConfig(BaseModel):
     )
     out_dir: str | None = Field(None, description="Where tables, meshes and the report go; None: <workdir>/eval.")
     categories: list[str] | None = Field(None, description="Evaluate only these categories (None: all).")
-    split: Literal["held_out", "training"] = Field(
-        "held_out", description="Which assets to score: the held-out split (the measure of a model), or the training "
-        "split (with held_out, the generalisation gap)."
+    split: Literal["held_out", "training", "all"] = Field(
+        "held_out", description="Which assets to score: the held-out split (the measure of a model), the training "
+        "split (with held_out, the generalisation gap), or all of them (renders of assets the model never trained on, "
+        "e.g. another construction: eval.render_dir and eval.assets_manifest pointing at them)."
     )
     limit: int | None = Field(None, ge=1, description="Evaluate at most this many assets of the split, taken in turn from each category (smoke runs).")
     input_view: int = Field(0, ge=0, description="Shard view fed to the model (0: the frontal view). Hashed.")

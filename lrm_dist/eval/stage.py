@@ -110,7 +110,7 @@ def split_assets(
     render_dir: str, assets_manifest: str, categories: list[str] | None, holdout: float = 0.0, split: str = "held_out"
 ) -> tuple[dict[str, dict], list[dict]]:
     """Rendered (done) assets of one split with their ground truth: ({asset_id: target}, [assets lacking a
-    ground truth]). ``split`` is "held_out" (every asset when ``holdout`` is 0) or "training"."""
+    ground truth]). ``split`` is "held_out" (every asset when ``holdout`` is 0), "training" or "all"."""
     from lrm_dist.assets import read_asset_manifest
     from lrm_dist.shards.manifest import read_render_manifest
     from lrm_dist.shards.split import is_heldout
@@ -118,9 +118,9 @@ def split_assets(
     rendered = [r for r in read_render_manifest(render_dir).to_pylist() if r["status"] == "done"]
     if not rendered:
         raise FileNotFoundError(f"eval: no rendered assets in {render_dir} (render.parquet missing or empty)")
-    if split not in ("held_out", "training"):
-        raise ValueError(f"eval: unknown split {split!r} (held_out or training)")
-    if holdout > 0 or split == "training":
+    if split not in ("held_out", "training", "all"):
+        raise ValueError(f"eval: unknown split {split!r} (held_out, training or all)")
+    if split != "all" and (holdout > 0 or split == "training"):
         total = len(rendered)
         rendered = [r for r in rendered if is_heldout(r["asset_id"], holdout) == (split == "held_out")]
         if not rendered:
@@ -226,7 +226,7 @@ def _evaluate(cfg: PipelineConfig, layout: RunLayout) -> EvalSummary:
     h = settings["eval_hash"]
 
     holdout = cfg.shards.holdout_fraction
-    if holdout == 0 or e.split == "training":
+    if e.split == "training" or (e.split == "held_out" and holdout == 0):
         log.warning("eval: scoring assets the model was trained on (eval.split=%s, shards.holdout_fraction=%s)",
                     e.split, holdout)
     targets, missing = split_assets(render_dir, assets_manifest, e.categories, holdout, e.split)

@@ -84,9 +84,11 @@ def test_split_assets_take_one_split(eval_workdir):
     assert sorted(training) == sorted(set(ids) - set(targets)) and len(training) == len(ids) - 2
     everything, _ = split_assets(str(eval_workdir / "render"), str(manifest), None, 0.0, "training")
     assert sorted(everything) == ids
+    unseen, _ = split_assets(str(eval_workdir / "render"), str(manifest), None, fraction, "all")  # another set
+    assert sorted(unseen) == ids
     with pytest.raises(ValueError, match="held_out split"):
         split_assets(str(eval_workdir / "render"), str(manifest), None, scores[0] / 2)
-    with pytest.raises(ValueError, match="unknown split 'test'"):
+    with pytest.raises(ValueError, match="unknown split 'test' \\(held_out, training or all\\)"):
         split_assets(str(eval_workdir / "render"), str(manifest), None, fraction, "test")
 
 
