@@ -55,12 +55,13 @@ def _median_density(checkpoint, workdir) -> float:
 
 
 @pytest.mark.timeout(300)
-def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdir, tiny_checkpoint):
+def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdir, tiny_checkpoint, caplog):
     from lrm_dist.eval import evaluate
 
     threshold = _median_density(tiny_checkpoint, eval_workdir)
-    cfg = load_config(None, [  # four synthetic assets: score them all (no held-out split)
-        "shards.holdout_fraction=0",
+    trained_on = "scoring assets the model was trained on"
+    cfg = load_config(None, [  # four synthetic assets: score them all (a set the model never trained on)
+        "eval.split=all", "shards.holdout_fraction=0.5",
         f"workdir={eval_workdir}", f"eval.checkpoint={tiny_checkpoint}", "eval.mesh_resolution=24",
         f"eval.density_threshold={threshold}", "eval.n_points=4000", "eval.actors.count=2",
         "eval.actors.batch_size=2", "eval.flush_every=1", "eval.report.image_size=64",
@@ -97,9 +98,11 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
         assert (report / name).is_file(), name
     assert "| chair |" in (report / "summary.md").read_text()
 
-    # Resume: nothing left to do with the same checkpoint and settings.
+    # Resume: nothing left to do with the same checkpoint and settings (the split's fraction does not count for "all").
+    cfg.shards.holdout_fraction = 0.0
     again = evaluate(cfg)
     assert (again.evaluated, again.skipped) == (0, 4)
+    assert not [r for r in caplog.records if trained_on in r.getMessage()]  # "all" is never the training split
     assert pq.read_table(out / "eval.parquet").to_pylist() == table.to_pylist()
 
     # A changed hashed setting evaluates everything again (here limited to 2 assets). The render manifest
@@ -118,6 +121,7 @@ def test_eval_job_on_two_nodes_resumes_and_reports(two_node_cluster, eval_workdi
     ])
     third = evaluate(changed)
     assert (third.evaluated, third.skipped, third.failed) == (2, 0, 1) and third.eval_hash != first.eval_hash
+    assert [r.levelname for r in caplog.records if trained_on in r.getMessage()] == ["WARNING"]  # held_out, no split
     row = {r["asset_id"]: r for r in pq.read_table(out / "eval.parquet").to_pylist()}[first_id]
     assert row["status"] == "failed" and "not found" in row["reason"] and row["eval_hash"] == third.eval_hash
 
