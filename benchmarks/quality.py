@@ -133,7 +133,7 @@ def main() -> None:
         train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         gap = [{**curve[-1], "label": "held-out"},
-               {**curve[-1], **_row("training", evaluate(train_cfg).per_category), "label": "training"}]
+               {**curve[-1], **_row("training", evaluate(train_cfg).per_category)}]
     other = []
     if args.other_set:
         other_cfg = eval_cfg.model_copy(deep=True)
@@ -143,7 +143,7 @@ def main() -> None:
         other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, False
         other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
         other = evaluate(other_cfg).per_category
-        gap = (gap or [{**curve[-1], "label": "held-out"}]) + [{**curve[-1], **_row(name[:9], other), "label": name[:9]}]
+        gap = (gap or [{**curve[-1], "label": "held-out"}]) + [{**curve[-1], **_row(name[:9], other)}]
     trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
     print_curve(curve)
