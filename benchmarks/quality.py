@@ -125,15 +125,14 @@ def main() -> None:
         print(f"quality: {folder.name} scored in {time.perf_counter() - eval_start:.0f} s: IoU {_fmt(mean['iou'])} "
               f"Chamfer-L1 {_fmt(mean['chamfer_l1'])} NC {_fmt(mean['normal_consistency'])}", flush=True)
         seconds = progress["train_seconds"]
-        curve.append({**_row(folder.name, summary), "step": progress["step"], "train_seconds": seconds,
+        curve.append({**mean, "step": progress["step"], "train_seconds": seconds,
                       "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
-    gap = []
+    extra = []  # the last checkpoint on other sets, rows of the generalisation gap beside the held-out one
     if args.training_split:
         train_cfg = eval_cfg.model_copy(deep=True)
         train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
-        gap = [{**curve[-1], "label": "held-out"},
-               {**curve[-1], **_row("training", evaluate(train_cfg).per_category)}]
+        extra.append({**curve[-1], **_row("training", evaluate(train_cfg).per_category)})
     other = []
     if args.other_set:
         other_cfg = eval_cfg.model_copy(deep=True)
@@ -143,7 +142,8 @@ def main() -> None:
         other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, False
         other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
         other = evaluate(other_cfg).per_category
-        gap = (gap or [{**curve[-1], "label": "held-out"}]) + [{**curve[-1], **_row(name[:9], other)}]
+        extra.append({**curve[-1], **_row(name[:9], other)})
+    gap = [{**curve[-1], "label": "held-out"}, *extra] if extra else []
     trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
     print_curve(curve)
