@@ -151,6 +151,9 @@ def bench(size: str, args, device: torch.device) -> dict[str, float]:
         model.set_gradient_checkpointing(True)
     if args.compile_blocks:
         model.compile_blocks()
+    if args.channels_last and model.lift is not None:
+        for conv in (m for m in model.lift.modules() if isinstance(m, torch.nn.Conv2d)):  # cuDNN then runs them NHWC
+            conv.to(memory_format=torch.channels_last)
     sampling = TrainConfig(field_sampling=args.field_sampling or "auto")
     model.synthesizer.exact_sampling = sampling.exact_field_sampling(device.type == "cuda")
     precision = args.precision or ("autocast_bf16" if device.type == "cuda" else "fp32")
@@ -275,6 +278,8 @@ def main() -> None:
                         help="the field's feature sampling, as train.field_sampling (default: the recipe's, else auto: "
                         "rows on CUDA, grid_sample on CPU)")
     parser.add_argument("--image-lift", action="store_true", help="with the image lift (model/lift.py)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="the image lift's 2D convolutions in channels-last (NHWC) memory format")
     parser.add_argument("--fresh", action="store_true",
                         help="the default fresh model of each size (model.ModelConfig: lift, refiner, lift encoder)")
     parser.add_argument("--recipe", metavar="CONFIG",
@@ -307,7 +312,8 @@ def main() -> None:
     precision = args.precision or ("autocast_bf16" if cuda else "fp32")
     print(f"\n{name}, torch {torch.__version__}, engine {args.engine} (ZeRO-{args.zero_stage}), {precision}, "
           f"batch {args.batch}, {args.views} views, "
-          f"{args.patch}px patches, checkpointing {args.checkpointing}, compiled blocks {args.compile_blocks}, field sampling {args.field_sampling or 'auto'}")
+          f"{args.patch}px patches, checkpointing {args.checkpointing}, compiled blocks {args.compile_blocks}, field sampling {args.field_sampling or 'auto'}"
+          f"{', lift channels-last' if args.channels_last else ''}")
     cols = ["params_M", "samples_s", "step_ms", "encoder_ms", "transformer_ms", "rendering_ms", "optimizer_ms",
             "tflop_step", "tflops", "transformer_tflops", "peak_mem_gb"]
     head = "| size | " + " | ".join(cols) + (" | MFU | transformer MFU |" if args.peak_tflops else " |")
