@@ -30,10 +30,11 @@ class ProceduralSource(_Source):
     per_category: int = Field(20, ge=1, description="Assets generated per category.")
     seed: int = 0
     colors: bool = Field(True, description="Random simple materials (vertex colours) per part.")
-    style: Literal["blocks", "shaped"] = Field(
-        "blocks", description="How pieces are built: 'blocks' (axis-aligned boxes and cylinders; ids proc-*) or "
-        "'shaped' (the same categories from angled capsules and rounded, tilted parts; ids shaped-*): a second "
-        "construction to train on or to measure generalisation with (docs/assets.md).",
+    style: Literal["blocks", "shaped", "curved"] = Field(
+        "blocks", description="How pieces are built: 'blocks' (axis-aligned boxes and cylinders; ids proc-*), "
+        "'shaped' (the same categories from angled capsules and rounded, tilted parts; ids shaped-*) or 'curved' "
+        "(turned, revolved and bent parts, extruded profiles; ids curved-*): other constructions to train on or to "
+        "measure generalisation with (docs/train.md).",
     )
 
 

@@ -249,9 +249,10 @@ def _sofa(b: PartBuilder) -> None:
 _BUILDERS = {"table": _table, "chair": _chair, "bookshelf": _bookshelf, "bed": _bed, "sofa": _sofa}
 
 
-STYLES = ("blocks", "shaped")
+STYLES = ("blocks", "shaped", "curved")
 """``blocks``: axis-aligned boxes and upright cylinders (this module); ``shaped``: the same categories
-built differently (``procedural_shaped.py``: capsules at any angle, rounded and tilted parts)."""
+built differently (``procedural_shaped.py``: capsules at any angle, rounded and tilted parts); ``curved``:
+a third construction (``procedural_curved.py``: turned, revolved and bent parts, extruded profiles)."""
 
 
 def generate_furniture(category: str, index: int, seed: int = 0, colors: bool = True,
@@ -262,9 +263,11 @@ def generate_furniture(category: str, index: int, seed: int = 0, colors: bool = 
         raise ValueError(f"unknown procedural style {style!r}; choose one of {list(STYLES)}")
     if style == "shaped":
         from lrm_dist.assets.procedural_shaped import BUILDERS
+    elif style == "curved":
+        from lrm_dist.assets.procedural_curved import BUILDERS
     else:
         BUILDERS = _BUILDERS
-    stream = [seed, sorted(_BUILDERS).index(category), index] + ([1] if style == "shaped" else [])
+    stream = [seed, sorted(_BUILDERS).index(category), index] + ([STYLES.index(style)] if style != "blocks" else [])
     builder = PartBuilder(np.random.default_rng(stream))
     BUILDERS[category](builder)
     return builder.mesh(colors)

@@ -44,7 +44,7 @@ def safe_asset_id(text: str) -> str:
 
 
 def procedural_asset_id(src: ProceduralSource, category: str, index: int) -> str:
-    """``proc-<category>-s<seed>-<index>`` for the blocks style, ``shaped-...`` for the shaped one."""
+    """``proc-<category>-s<seed>-<index>`` for the blocks style, ``<style>-...`` (``shaped-``, ``curved-``) for the others."""
     prefix = "proc" if src.style == "blocks" else src.style
     return f"{prefix}-{category}-s{src.seed}-{index:05d}"
 

@@ -74,30 +74,39 @@ def test_ray_tasks_give_the_same_manifest(make_cfg, tmp_path):
     assert there.column("sha256").to_pylist() == here.column("sha256").to_pylist()
 
 
-def test_shaped_style_is_watertight_one_body_varied_and_its_own():
+@pytest.mark.parametrize("style", ["shaped", "curved"])
+def test_other_styles_are_watertight_one_body_varied_and_their_own(style):
     for category in CATEGORIES:
         shapes = set()
         for i in range(8):
-            mesh = generate_furniture(category, i, style="shaped")
+            mesh = generate_furniture(category, i, style=style)
             assert mesh.is_watertight and mesh.is_volume and len(mesh.split(only_watertight=False)) == 1, (category, i)
+            assert np.isclose(mesh.bounds[0, 2], 0.0, atol=0.01), (category, i)  # on the floor
             shapes.add((len(mesh.faces), tuple(np.round(mesh.extents, 2))))
         assert len(shapes) == 8, category
-    blocks, shaped = generate_furniture("chair", 2, seed=1), generate_furniture("chair", 2, seed=1, style="shaped")
-    assert not (len(blocks.vertices) == len(shaped.vertices) and np.allclose(blocks.vertices, shaped.vertices))
-    again = generate_furniture("chair", 2, seed=1, style="shaped")
-    assert np.array_equal(again.vertices, shaped.vertices) and np.array_equal(again.faces, shaped.faces)
+    blocks, other = generate_furniture("chair", 2, seed=1), generate_furniture("chair", 2, seed=1, style=style)
+    assert not (len(blocks.vertices) == len(other.vertices) and np.allclose(blocks.vertices, other.vertices))
+    again = generate_furniture("chair", 2, seed=1, style=style)
+    assert np.array_equal(again.vertices, other.vertices) and np.array_equal(again.faces, other.faces)
     for i in range(4):
-        sofa = generate_furniture("sofa", i, style="shaped")
-        assert np.isclose(sofa.bounds[0, 2], 0.0, atol=0.01)  # on the floor
+        sofa = generate_furniture("sofa", i, style=style)
         top = sofa.vertices[sofa.vertices[:, 2] > 0.8 * sofa.bounds[1, 2]]
         assert top[:, 1].mean() > 0.1  # the back cushions are behind: the front faces -y
     with pytest.raises(ValueError, match="procedural style"):
         generate_furniture("chair", 0, style="wobbly")
 
 
-def test_build_shaped_assets_with_their_own_ids(make_cfg):
+def test_the_three_styles_are_three_constructions():
+    """Same (seed, category, index), three styles: three different pieces, each from its own random stream."""
+    pieces = [generate_furniture("table", 3, seed=2, style=style) for style in ("blocks", "shaped", "curved")]
+    volumes = [round(float(p.volume), 6) for p in pieces]
+    assert len(set(volumes)) == 3 and len({len(p.faces) for p in pieces}) == 3
+
+
+def test_build_other_style_assets_with_their_own_ids(make_cfg):
     summary = build_assets(make_cfg([{"kind": "procedural", "per_category": 2, "style": "shaped"},
+                                     {"kind": "procedural", "per_category": 2, "style": "curved"},
                                      {"kind": "procedural", "per_category": 2}]))
-    assert summary.ok == 20 and summary.rejected == 0
+    assert summary.ok == 30 and summary.rejected == 0
     ids = read_asset_manifest(summary.manifest).column("asset_id").to_pylist()
-    assert sum(i.startswith("shaped-") for i in ids) == 10 and sum(i.startswith("proc-") for i in ids) == 10
+    assert [sum(i.startswith(f"{p}-") for i in ids) for p in ("shaped", "curved", "proc")] == [10, 10, 10]
