@@ -12,7 +12,7 @@ also gets the per-category table and the eval report.
     # how far it generalises: the last checkpoint also scored on assets of another construction
     #   (rendered with `lrm-dist run configs/quality.yaml --set workdir=runs/shaped --stages assets,render --set
     #    'assets.sources=[{kind: procedural, per_category: 10, seed: 7, style: shaped}]'`)
-    python benchmarks/quality.py configs/quality.yaml --other-set runs/shaped
+    python benchmarks/quality.py configs/quality.yaml --other-set runs/shaped --other-set runs/curved
     # a run longer than one 10-minute call: train with --no-eval, then the same command again resumes and scores
     # (or, with --no-train, scores what the run kept without resuming it)
 """
@@ -63,6 +63,7 @@ def main() -> None:
     from lrm_dist.config import load_config
     from lrm_dist.eval import evaluate
     from lrm_dist.layout import RunLayout
+    from lrm_dist.storage import Storage
     from lrm_dist.train import train
     from lrm_dist.train.export import export_checkpoint
 
@@ -73,10 +74,11 @@ def main() -> None:
     parser.add_argument("--training-split", type=int, default=0, metavar="N",
                         help="Also score the last checkpoint on N assets of the training split (of the renders the "
                         "held-out split comes from, N/5 per category), to print the generalisation gap.")
-    parser.add_argument("--other-set", metavar="WORKDIR",
+    parser.add_argument("--other-set", dest="other_sets", action="append", default=[], metavar="WORKDIR",
                         help="Also score the last checkpoint on every asset rendered in another workdir (its "
-                        "assets/ and render/; for example furniture of another construction, `style: shaped`), "
-                        "assets the model never trained on: how far it generalises beyond its generator.")
+                        "assets/ and render/; for example furniture of another construction, `style: shaped` or "
+                        "`curved`), assets the model never trained on: how far it generalises beyond its generator. "
+                        "Repeatable.")
     parser.add_argument("--no-eval", action="store_true",
                         help="Train only (a run longer than one call: a later call with the same train.run_name "
                         "resumes from the last checkpoint and scores the curve).")
@@ -93,12 +95,10 @@ def main() -> None:
 
     if args.no_train and args.no_eval:
         parser.error("--no-train and --no-eval leave nothing to do")
-    if args.other_set and not args.no_eval:  # before the training it would come after
-        from lrm_dist.storage import Storage
-
-        missing = [n for n in ("render/render.parquet", "assets/assets.parquet") if not Storage(args.other_set).exists(n)]
+    for other_set in [] if args.no_eval else args.other_sets:  # before the training it would come after
+        missing = [n for n in ("render/render.parquet", "assets/assets.parquet") if not Storage(other_set).exists(n)]
         if missing:
-            parser.error(f"--other-set {args.other_set}: no {' or '.join(missing)} there (render it first)")
+            parser.error(f"--other-set {other_set}: no {' or '.join(missing)} there (render it first)")
     start = time.perf_counter()
     run_dir = Path(RunLayout.from_config(cfg).train_run_dir) if args.no_train else train(cfg).run_dir
     wall = time.perf_counter() - start
@@ -133,16 +133,16 @@ def main() -> None:
         train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         extra.append({**curve[-1], **_row("training", evaluate(train_cfg).per_category)})
-    other = []
-    if args.other_set:
+    others = {}  # workdir -> per-category rows
+    for other_set in args.other_sets:
         other_cfg = eval_cfg.model_copy(deep=True)
-        name = Path(args.other_set.rstrip("/")).name
-        other_cfg.eval.render_dir = f"{args.other_set}/render"
-        other_cfg.eval.assets_manifest = f"{args.other_set}/assets/assets.parquet"
+        name = Path(other_set.rstrip("/")).name
+        other_cfg.eval.render_dir = f"{other_set}/render"
+        other_cfg.eval.assets_manifest = f"{other_set}/assets/assets.parquet"
         other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, False
         other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
-        other = evaluate(other_cfg).per_category
-        extra.append({**curve[-1], **_row(name[:9], other)})
+        others[other_set] = evaluate(other_cfg).per_category
+        extra.append({**curve[-1], **_row(name[:9], others[other_set])})
     gap = [{**curve[-1], "label": "held-out"}, *extra] if extra else []
     trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
@@ -151,10 +151,10 @@ def main() -> None:
     if gap:
         print("\ngeneralisation gap, last checkpoint (class means)")
         print_curve(gap, label=True)
-    if other:
-        print_categories(other, f"{args.other_set}, all assets")
+    for other_set, rows in others.items():
+        print_categories(rows, f"{other_set}, all assets")
     if args.json:
-        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary, "gap": gap, "other_set": other},
+        Path(args.json).write_text(json.dumps({"curve": curve, "per_category": summary, "gap": gap, "other_sets": others},
                                               indent=1, default=str))
 
 
