@@ -27,6 +27,11 @@ def _polygon(points) -> mf.CrossSection:
     return mf.CrossSection([np.asarray(points, dtype=np.float64).tolist()], mf.FillRule.NonZero)
 
 
+def _rounded(section: mf.CrossSection, radius: float, segments: int = 12) -> mf.CrossSection:
+    """``section`` with its convex corners rounded to ``radius`` (shrink, then grow back)."""
+    return section.offset(-radius, mf.JoinType.Round, 2.0, segments).offset(radius, mf.JoinType.Round, 2.0, segments)
+
+
 def _smooth(points, rounds: int = 3) -> np.ndarray:
     """Chaikin corner cutting of an open polyline (ends kept): bends instead of corners."""
     p = np.asarray(points, dtype=np.float64)
@@ -75,18 +80,17 @@ def _sector(r_in: float, r_out: float, z0: float, z1: float, degrees: float, fac
     ``facing`` (degrees from +x; -90 is the front); its (radius, z) outline rounded by ``rounding``."""
     section = _polygon([(r_in, z0), (r_out, z0), (r_out, z1), (r_in, z1)])
     if rounding > 0:
-        section = section.offset(-rounding, mf.JoinType.Round, 2.0, 12).offset(rounding, mf.JoinType.Round, 2.0, 12)
+        section = _rounded(section, rounding)
     part = mf.Manifold.revolve(section, 3 * SEGMENTS, float(degrees))
     return part.rotate([0.0, 0.0, float(facing - degrees / 2)]).translate([float(centre[0]), float(centre[1]), 0.0])
 
 
-def _disc(radius: float, z0: float, z1: float, edge: float, oval: float = 1.0, at=(0.0, 0.0)) -> mf.Manifold:
+def _disc(radius: float, z0: float, z1: float, edge: float, oval: float = 1.0) -> mf.Manifold:
     """A round (or oval: y scaled by ``oval``) slab from z0 to z1 with a rounded edge of radius ``edge``."""
     edge = min(edge, (z1 - z0) / 2 - 1e-3)
     # the outline spans both sides of the axis (revolve keeps x > 0), so only the outer edge is rounded
-    section = _polygon([(-radius, z0), (radius, z0), (radius, z1), (-radius, z1)]).offset(-edge, mf.JoinType.Round, 2.0, 8)
-    section = section.offset(edge, mf.JoinType.Round, 2.0, 8)
-    return mf.Manifold.revolve(section, 2 * SEGMENTS).scale([1.0, float(oval), 1.0]).translate([float(at[0]), float(at[1]), 0.0])
+    section = _rounded(_polygon([(-radius, z0), (radius, z0), (radius, z1), (-radius, z1)]), edge, 8)
+    return mf.Manifold.revolve(section, 2 * SEGMENTS).scale([1.0, float(oval), 1.0])
 
 
 def _chair(b: PartBuilder) -> None:
@@ -219,7 +223,7 @@ def _bed(b: PartBuilder) -> None:
         return
     w, length = r.uniform(0.9, 1.9), r.uniform(1.95, 2.2)
     base_h, mattress_t, leg = r.uniform(0.15, 0.3), r.uniform(0.16, 0.26), r.uniform(0.05, 0.15)
-    side = _polygon([(-0.04, 0.0), (0.04, 0.0), (0.04, base_h), (-0.04, base_h)]).offset(-0.02, mf.JoinType.Round, 2.0, 8).offset(0.02, mf.JoinType.Round, 2.0, 8)
+    side = _rounded(_polygon([(-0.04, 0.0), (0.04, 0.0), (0.04, base_h), (-0.04, base_h)]), 0.02, 8)
     for sx in (-1, 1):  # rounded side rails along y
         b.add(mf.Manifold.extrude(side, length).translate([0.0, 0.0, -length / 2]).transform(
             [[1.0, 0.0, 0.0, sx * (w / 2 + 0.02)], [0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, leg]]))
@@ -227,8 +231,7 @@ def _bed(b: PartBuilder) -> None:
     b.add(_extruded(slats, length - 0.02, _PROFILE_XZ))
     mattress = _polygon([(-w / 2 + 0.02, leg + base_h - 0.01), (w / 2 - 0.02, leg + base_h - 0.01),
                          (w / 2 - 0.02, leg + base_h + mattress_t), (-w / 2 + 0.02, leg + base_h + mattress_t)])
-    b.add(_extruded(mattress.offset(-0.04, mf.JoinType.Round, 2.0, 8).offset(0.04, mf.JoinType.Round, 2.0, 8), length - 0.08,
-                    _PROFILE_XZ), material=1)
+    b.add(_extruded(_rounded(mattress, 0.04, 8), length - 0.08, _PROFILE_XZ), material=1)
     top = leg + base_h + mattress_t
     for x in (-w / 2 - 0.02, w / 2 + 0.02):  # turned feet under the rails
         for y in (-length / 2 + 0.1, length / 2 - 0.1):
@@ -266,11 +269,11 @@ def _sofa(b: PartBuilder) -> None:
     rake, leg = r.uniform(0.05, 0.15), r.uniform(0.06, 0.16)
     body = _polygon([(-d / 2, leg), (d / 2, leg), (d / 2 + rake, leg + seat_h + back_h - leg), (d / 2 - 0.22, leg + seat_h + back_h - leg),
                      (d / 2 - 0.22 - rake * 0.5, seat_h), (-d / 2, seat_h)])
-    body = body.offset(-0.06, mf.JoinType.Round, 2.0, 12).offset(0.06, mf.JoinType.Round, 2.0, 12)
+    body = _rounded(body, 0.06)
     b.add(_extruded(body, w, _PROFILE_YZ), material=1)
     arm_top = seat_h + r.uniform(0.12, 0.22)
     arm = _polygon([(-d / 2, leg), (d / 2, leg), (d / 2, arm_top), (-d / 2, arm_top)])
-    arm = arm.offset(-0.08, mf.JoinType.Round, 2.0, 12).offset(0.08, mf.JoinType.Round, 2.0, 12)
+    arm = _rounded(arm, 0.08)
     thick = r.uniform(0.1, 0.2)
     for sx in (-1, 1):
         b.add(_extruded(arm, thick, _PROFILE_YZ).translate([sx * (w / 2 + thick / 2 - 0.02), 0.0, 0.0]), material=1)
