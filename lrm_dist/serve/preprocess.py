@@ -14,6 +14,9 @@ import numpy as np
 from PIL import Image
 
 from lrm_dist.images import IMAGE_SUFFIXES, BadImage, decode_image, rgba8_and_alpha
+from lrm_dist.log import get_logger
+
+log = get_logger(__name__)
 
 MIN_SIDE, MAX_SIDE = 32, 8192
 ALPHA_CUTOFF = 8  # alpha values at or below this count as background when finding the object
@@ -130,14 +133,21 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
     A stem is the image's name without its image suffix (``chair.front.png`` -> ``chair.front``), under
     its sub-folder for folder inputs. Inputs that would share a stem (the same file twice, ``a/x.png``
     and ``b/x.png``, ``x.png`` and ``x.jpg``; compared case-insensitively) get ``-2``, ``-3``, ... after
-    the first, so no output overwrites another.
+    the first, so no output overwrites another. Files of other suffixes in a folder are skipped with one
+    warning that names them (hidden files silently).
     """
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            images = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under folder {item}")
+            others = [str(p.relative_to(item)) for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if others:
+                log.warning("%s: skipping %d file(s) that are not %s images: %s%s", item, len(others),
+                            "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES), ", ".join(others[:5]),
+                            ", ..." if len(others) > 5 else "")
             found += [(p, p.relative_to(item).with_suffix("")) for p in images]
         elif item.is_file():
             found.append((item, Path(item.stem)))

@@ -73,14 +73,20 @@ def test_opaque_rgb_needs_rembg_or_never(tmp_path):
     assert np.allclose(out, 90 / 255, atol=0.01)
 
 
-def test_expand_inputs_walks_folders_and_numbers_clashes(tmp_path):
+def test_expand_inputs_walks_folders_and_numbers_clashes(tmp_path, caplog):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     rgba_image(tmp_path / "in" / "b.png")
     rgba_image(tmp_path / "in" / "sub" / "a.png")
     rgba_image(tmp_path / "in" / "sub" / "chair.front.png")
     (tmp_path / "in" / "notes.txt").write_text("x")
-    found = expand_inputs([tmp_path / "in"])
+    (tmp_path / "in" / "sub" / "turntable.gif").write_bytes(b"GIF89a")
+    (tmp_path / "in" / ".DS_Store").write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        found = expand_inputs([tmp_path / "in"])
     assert [(p.name, str(s)) for p, s in found] == [("b.png", "b"), ("a.png", "sub/a"), ("chair.front.png", "sub/chair.front")]
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(skipped) == 1 and "skipping 2 file(s)" in skipped[0]  # the hidden file is not counted
+    assert "notes.txt" in skipped[0] and "sub/turntable.gif" in skipped[0] and ".DS_Store" not in skipped[0]
     # The same file twice, a name that differs in case only, and a file whose own name is the next number.
     rgba_image(tmp_path / "B.webp")
     rgba_image(tmp_path / "b-2.png")
