@@ -134,16 +134,17 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
     its sub-folder for folder inputs. Inputs that would share a stem (the same file twice, ``a/x.png``
     and ``b/x.png``, ``x.png`` and ``x.jpg``; compared case-insensitively) get ``-2``, ``-3``, ... after
     the first, so no output overwrites another. Files of other suffixes in a folder are skipped with one
-    warning that names them (hidden files silently).
+    warning that names them (hidden ones silently).
     """
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = sorted(p for p in item.rglob("*") if p.is_file())
             images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under folder {item}")
-            others = [str(p.relative_to(item)) for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+            others = [str(p.relative_to(item)) for p in files
+                      if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".")]
             if others:
                 log.warning("%s: skipping %d file(s) that are not %s images: %s%s", item, len(others),
                             "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES), ", ".join(others[:5]),
