@@ -97,7 +97,7 @@ def test_other_styles_are_watertight_one_body_varied_and_their_own(style):
 
 
 def test_the_three_styles_are_three_constructions():
-    """Same (seed, category, index), three styles: three different pieces, each from its own random stream."""
+    """Same (seed, category, index), three styles: three different pieces (each style reaches its own builders)."""
     pieces = [generate_furniture("table", 3, seed=2, style=style) for style in ("blocks", "shaped", "curved")]
     volumes = [round(float(p.volume), 6) for p in pieces]
     assert len(set(volumes)) == 3 and len({len(p.faces) for p in pieces}) == 3
