@@ -127,9 +127,7 @@ def _chair(b: PartBuilder) -> None:
         b.add(_turned(_baluster(seat_h - seat_t + 0.03, 0.02, int(r.integers(1, 3)), r), at=(x, y), tilt=tilt))
     back_h, arc = r.uniform(0.3, 0.45), r.uniform(120, 170)
     crest = seat_h + back_h
-    rail = _polygon([(radius * 0.85 - 0.02, crest - 0.03), (radius * 0.85 + 0.02, crest - 0.03),
-                     (radius * 0.85 + 0.02, crest + 0.03), (radius * 0.85 - 0.02, crest + 0.03)])
-    b.add(mf.Manifold.revolve(rail, 3 * SEGMENTS, float(arc)).rotate([0.0, 0.0, 90.0 - arc / 2]).scale([1.0, oval, 1.0]))
+    b.add(_sector(radius * 0.85 - 0.02, radius * 0.85 + 0.02, crest - 0.03, crest + 0.03, arc, facing=90.0).scale([1.0, oval, 1.0]))
     for a in np.deg2rad(np.linspace(90 - arc / 2 + 8, 90 + arc / 2 - 8, int(r.integers(4, 8)))):
         x, y = radius * 0.85 * np.cos(a), radius * 0.85 * np.sin(a) * oval
         b.add(_turned([(0.011, seat_h - 0.01), (0.014, seat_h + back_h * 0.4), (0.01, crest)], at=(x, y)))
@@ -225,8 +223,7 @@ def _bed(b: PartBuilder) -> None:
     base_h, mattress_t, leg = r.uniform(0.15, 0.3), r.uniform(0.16, 0.26), r.uniform(0.05, 0.15)
     side = _rounded(_polygon([(-0.04, 0.0), (0.04, 0.0), (0.04, base_h), (-0.04, base_h)]), 0.02, 8)
     for sx in (-1, 1):  # rounded side rails along y
-        b.add(mf.Manifold.extrude(side, length).translate([0.0, 0.0, -length / 2]).transform(
-            [[1.0, 0.0, 0.0, sx * (w / 2 + 0.02)], [0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, leg]]))
+        b.add(_extruded(side, length, _PROFILE_XZ).translate([sx * (w / 2 + 0.02), 0.0, leg]))
     slats = _polygon([(-w / 2, leg + base_h * 0.4), (w / 2, leg + base_h * 0.4), (w / 2, leg + base_h), (-w / 2, leg + base_h)])
     b.add(_extruded(slats, length - 0.02, _PROFILE_XZ))
     mattress = _polygon([(-w / 2 + 0.02, leg + base_h - 0.01), (w / 2 - 0.02, leg + base_h - 0.01),
@@ -267,7 +264,7 @@ def _sofa(b: PartBuilder) -> None:
     seats = int(r.integers(1, 4))
     w, d = seats * r.uniform(0.6, 0.75), r.uniform(0.8, 0.98)
     rake, leg = r.uniform(0.05, 0.15), r.uniform(0.06, 0.16)
-    body = _polygon([(-d / 2, leg), (d / 2, leg), (d / 2 + rake, leg + seat_h + back_h - leg), (d / 2 - 0.22, leg + seat_h + back_h - leg),
+    body = _polygon([(-d / 2, leg), (d / 2, leg), (d / 2 + rake, seat_h + back_h), (d / 2 - 0.22, seat_h + back_h),
                      (d / 2 - 0.22 - rake * 0.5, seat_h), (-d / 2, seat_h)])
     body = _rounded(body, 0.06)
     b.add(_extruded(body, w, _PROFILE_YZ), material=1)
