@@ -22,10 +22,3 @@ def check_categories(categories: list[str] | tuple[str, ...]) -> list[str]:
         raise ValueError(f"unknown category {', '.join(map(repr, unknown))}; known: {', '.join(CATEGORIES)}")
     return list(categories)
 
-
-def category_of_lvis(lvis_name: str) -> str | None:
-    """Our category for an LVIS name, or None when it is not furniture we use."""
-    for category, names in LVIS_NAMES.items():
-        if lvis_name in names:
-            return category
-    return None

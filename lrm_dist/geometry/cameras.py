@@ -47,11 +47,6 @@ def intrinsics_from_fov(fov_deg: float, width: int, height: int) -> np.ndarray:
     return np.array([fx, fx, width / 2, height / 2, width, height], dtype=np.float64)
 
 
-def K_matrix(intrinsics: np.ndarray) -> np.ndarray:
-    fx, fy, cx, cy = intrinsics[:4]
-    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
-
-
 def opengl_to_opencv(c2w: np.ndarray) -> np.ndarray:
     """OpenGL/Blender c2w -> OpenCV c2w (works on stacks ``[..., 4, 4]``)."""
     return np.asarray(c2w) @ GL_TO_CV

@@ -167,3 +167,12 @@ def test_missing_wheel_and_bad_files(tmp_path, monkeypatch):
     (tmp_path / "short.bin").write_bytes(binary.read_bytes()[:1000])
     with pytest.raises(ncnn.NcnnFormatError, match="short.bin: truncated"):
         ncnn.read_weights(param, tmp_path / "short.bin")
+    data = bytearray(binary.read_bytes())  # the first convolution's weights are fp16, tagged at byte 0
+    data[:4] = ncnn.TAG_INT8.to_bytes(4, "little")
+    (tmp_path / "int8.bin").write_bytes(bytes(data))
+    with pytest.raises(ncnn.NcnnFormatError, match="int8.bin: int8-quantised weights at byte 0"):
+        ncnn.read_weights(param, tmp_path / "int8.bin")
+    data[:4] = (0x1234).to_bytes(4, "little")
+    (tmp_path / "odd.bin").write_bytes(bytes(data))
+    with pytest.raises(ncnn.NcnnFormatError, match="odd.bin: unsupported weight storage tag 0x1234 at byte 0"):
+        ncnn.read_weights(param, tmp_path / "odd.bin")
