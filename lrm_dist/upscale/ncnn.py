@@ -120,7 +120,8 @@ class _BinReader:
         if tag in (0, TAG_FP32):
             return self.raw_fp32(count)
         if tag == TAG_INT8:
-            raise NcnnFormatError(f"{self.path}: int8-quantised weights at byte {self.pos - 4}; convert the fp16 or fp32 model")
+            raise NcnnFormatError(f"{self.path}: int8-quantised weights at byte {self.pos - 4}; "
+                                  "convert the fp16 or fp32 model")
         raise NcnnFormatError(f"{self.path}: unsupported weight storage tag {tag:#x} at byte {self.pos - 4}")
 
 
