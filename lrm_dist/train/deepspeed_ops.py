@@ -32,9 +32,25 @@ def default_extensions_dir() -> str:
 
 
 def use_extensions_dir(path: str | None) -> str:
-    """Point torch's extension loader (and so DeepSpeed) at ``path`` (None: the default cache); returns it."""
+    """Point torch's extension loader (and so DeepSpeed) at ``path`` (None: the default cache), with the
+    environment's own ninja to build there; returns the folder."""
+    _put_own_ninja_first()
     os.environ["TORCH_EXTENSIONS_DIR"] = path or default_extensions_dir()
     return os.environ["TORCH_EXTENSIONS_DIR"]
+
+
+def _put_own_ninja_first() -> None:
+    """Put the ``ninja`` package's binary (a DeepSpeed dependency) first on PATH. torch runs whichever ninja
+    PATH finds, and another ninja version takes a build for stale (its log hashes commands differently): the
+    set-up builds with the venv activated, ``.venv/bin/lrm-dist run`` starts without it and would rebuild
+    the op with the system's ninja (about 35 s at the start of the demo's training), or find none."""
+    try:
+        import ninja
+    except ImportError:  # torch then needs a ninja on PATH, as before
+        return
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    if entries[0] != ninja.BIN_DIR:
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR] + [e for e in entries if e and e != ninja.BIN_DIR])
 
 
 def build_cpu_ops(path: str | None = None) -> str | None:

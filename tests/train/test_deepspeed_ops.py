@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+
+import ninja
 
 from lrm_dist.train.deepspeed_ops import build_cpu_ops, default_extensions_dir, use_extensions_dir
 
@@ -48,3 +52,26 @@ def test_the_cpu_op_is_built_into_the_cache(monkeypatch):
     folder = build_cpu_ops()
     assert folder == default_extensions_dir()
     assert list(Path(folder).glob("deepspeed_shm_comm/*.so"))
+
+
+def test_the_build_uses_the_environments_own_ninja(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", "/bin", ninja.BIN_DIR]))
+    use_extensions_dir(str(tmp_path))
+    assert shutil.which("ninja") == os.path.join(ninja.BIN_DIR, "ninja")
+    assert os.environ["PATH"] == os.pathsep.join([ninja.BIN_DIR, "/usr/bin", "/bin"])
+    use_extensions_dir(str(tmp_path))  # once first, it stays where it is
+    assert os.environ["PATH"] == os.pathsep.join([ninja.BIN_DIR, "/usr/bin", "/bin"])
+
+
+def test_a_run_without_the_venv_activated_reuses_the_setups_build(monkeypatch):
+    """scripts/setup-env.sh builds with the venv activated; `.venv/bin/lrm-dist run` starts without it: the same
+    cache must load without a rebuild (another ninja on PATH took it for stale before)."""
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_EXTENSIONS_DIR"}
+    others = [e for e in env["PATH"].split(os.pathsep) if e and e != ninja.BIN_DIR]
+    build = [sys.executable, "-m", "lrm_dist.train.deepspeed_ops"]
+    subprocess.run(build, env={**env, "PATH": os.pathsep.join([ninja.BIN_DIR] + others)}, check=True,
+                   capture_output=True)
+    library = next(Path(default_extensions_dir()).glob("deepspeed_shm_comm/*.so"))
+    built = library.stat().st_mtime_ns
+    subprocess.run(build, env={**env, "PATH": os.pathsep.join(others)}, check=True, capture_output=True)
+    assert library.stat().st_mtime_ns == built
