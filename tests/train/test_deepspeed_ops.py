@@ -41,6 +41,7 @@ def test_an_unwritable_cache_falls_back_to_the_temporary_folder(monkeypatch, tmp
 
 def test_a_configured_folder_wins_over_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "elsewhere")
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # restored afterwards (the call puts ninja's folder first)
     assert use_extensions_dir(str(tmp_path)) == str(tmp_path) == os.environ["TORCH_EXTENSIONS_DIR"]
     assert use_extensions_dir(None) == default_extensions_dir() == os.environ["TORCH_EXTENSIONS_DIR"]
 
@@ -49,6 +50,7 @@ def test_the_cpu_op_is_built_into_the_cache(monkeypatch):
     """Compiles once (about a minute on two cores) unless scripts/setup-env.sh already did; then it loads."""
     monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    monkeypatch.setenv("PATH", os.environ["PATH"])
     folder = build_cpu_ops()
     assert folder == default_extensions_dir()
     assert list(Path(folder).glob("deepspeed_shm_comm/*.so"))
@@ -63,7 +65,7 @@ def test_the_build_uses_the_environments_own_ninja(monkeypatch, tmp_path):
     assert os.environ["PATH"] == os.pathsep.join([ninja.BIN_DIR, "/usr/bin", "/bin"])
 
 
-def test_a_run_without_the_venv_activated_reuses_the_setups_build(monkeypatch):
+def test_a_run_without_the_venv_activated_reuses_the_setups_build():
     """scripts/setup-env.sh builds with the venv activated; `.venv/bin/lrm-dist run` starts without it: the same
     cache must load without a rebuild (another ninja on PATH took it for stale before)."""
     env = {k: v for k, v in os.environ.items() if k != "TORCH_EXTENSIONS_DIR"}
