@@ -45,12 +45,12 @@ def _put_own_ninja_first() -> None:
     set-up builds with the venv activated, ``.venv/bin/lrm-dist run`` starts without it and would rebuild
     the op with the system's ninja (about 35 s at the start of the demo's training), or find none."""
     try:
-        import ninja
+        from ninja import BIN_DIR
     except ImportError:  # torch then needs a ninja on PATH, as before
         return
     entries = os.environ.get("PATH", "").split(os.pathsep)
-    if entries[0] != ninja.BIN_DIR:
-        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR] + [e for e in entries if e and e != ninja.BIN_DIR])
+    if entries[0] != BIN_DIR:
+        os.environ["PATH"] = os.pathsep.join([BIN_DIR] + [e for e in entries if e and e != BIN_DIR])
 
 
 def build_cpu_ops(path: str | None = None) -> str | None:
