@@ -24,6 +24,11 @@ class SampleConfig(BaseModel):
     render_res_high: int = Field(288, ge=8, description="Largest side a supervision view is resized to (pixels).")
     patch_size: int = Field(64, ge=4, description="Side of the rendered/supervised crop (pixels).")
     source_size: int | None = Field(None, ge=14, description="Encoder input side; None: the model's own.")
+    frontal_source_fraction: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of samples whose source view is view 0, the renderer's frontal view (the input eval feeds "
+        "the model by default, eval.input_view); the rest draw it at random among all views (docs/train.md, round 21).",
+    )
     backgrounds: list[float] = Field(
         default_factory=lambda: [0.0, 0.5, 1.0], description="Grey levels a supervision view's background is drawn from."
     )

@@ -39,7 +39,7 @@ def sample_from_raw(
     shard_sample = ShardSample(raw)
     meta = shard_sample.meta
     c2w_all, intr_all = shard_sample.cameras()
-    views = choose_views(len(c2w_all), cfg.supervision_views, rng)
+    views = choose_views(len(c2w_all), cfg.supervision_views, rng, cfg.frontal_source_fraction)
     # the grid labels the occupancy points and gives the depth layers: read once when either is on
     occupancy = shard_sample.occupancy() if cfg.occupancy_points or cfg.source_layers else None
     if layers_only:

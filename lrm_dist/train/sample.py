@@ -131,10 +131,16 @@ def normalized_intrinsics(intrinsics: torch.Tensor) -> torch.Tensor:
     return torch.cat([intrinsics[..., 0:1] / w, intrinsics[..., 1:2] / h, intrinsics[..., 2:3] / w, intrinsics[..., 3:4] / h], -1)
 
 
-def choose_views(n_views: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` distinct random view indices out of ``n_views`` (the first becomes the source view)."""
+def choose_views(n_views: int, k: int, rng: np.random.Generator, frontal_fraction: float = 0.0) -> np.ndarray:
+    """``k`` distinct random view indices out of ``n_views`` (the first becomes the source view).
+
+    ``frontal_fraction``: the chance that the source view is view 0, the renderer's frontal view (the others then
+    drawn from the rest); at 0 no extra random number is drawn, so the stream is the same as without it.
+    """
     if n_views < k:
         raise ValueError(f"asset has {n_views} views, the recipe needs {k} (train.sample.supervision_views)")
+    if frontal_fraction > 0 and rng.random() < frontal_fraction:
+        return np.concatenate([[0], 1 + rng.choice(n_views - 1, size=k - 1, replace=False)]).astype(np.int64)
     return rng.choice(n_views, size=k, replace=False)
 
 

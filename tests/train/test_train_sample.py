@@ -9,7 +9,7 @@ from lrm_dist.model.config import SIZES
 from lrm_dist.model.lrm import LRM
 from lrm_dist.train.config import SampleConfig
 from lrm_dist.train.decode import sample_from_raw
-from lrm_dist.train.sample import build_sample, collate, crop_intrinsics, normalized_intrinsics
+from lrm_dist.train.sample import build_sample, choose_views, collate, crop_intrinsics, normalized_intrinsics
 from lrm_dist.train.step import render_cameras
 
 
@@ -96,6 +96,32 @@ def test_sample_from_raw_reads_only_the_chosen_views(synthetic_shards, small_rec
         sample_from_raw(broken, small_recipe, 28, np.random.default_rng(0))
     with pytest.raises(ValueError, match="supervision_views"):
         sample_from_raw(raw, small_recipe.model_copy(update={"supervision_views": 7}), 28, np.random.default_rng(0))
+
+
+def test_frontal_source_fraction_picks_view_0_as_the_source_that_often():
+    """At 0 the draw is the plain random choice (the same stream as before the option); at f the source is view 0 with
+    chance f + (1 - f) / n_views, the other views distinct and drawn from the rest."""
+    plain, same = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(50):
+        np.testing.assert_array_equal(choose_views(8, 4, same, 0.0), plain.choice(8, size=4, replace=False))
+    always = [choose_views(8, 4, np.random.default_rng(i), 1.0) for i in range(200)]
+    assert all(v[0] == 0 and len(set(v.tolist())) == 4 and set(v[1:].tolist()) <= set(range(1, 8)) for v in always)
+    assert len({tuple(v[1:]) for v in always}) > 50  # the others still vary
+    rng = np.random.default_rng(0)
+    share = np.mean([choose_views(8, 4, rng, 0.5)[0] == 0 for _ in range(4000)])
+    assert abs(share - (0.5 + 0.5 / 8)) < 0.025  # binomial sd 0.008
+    with pytest.raises(ValueError, match="frontal_source_fraction"):
+        SampleConfig(frontal_source_fraction=1.5)
+
+
+def test_sample_from_raw_takes_the_frontal_source_when_told(synthetic_shards, small_recipe):
+    import webdataset as wds
+
+    raw = next(iter(wds.tarfile_to_samples()(iter([{"url": str(synthetic_shards[0])}]))))
+    recipe = small_recipe.model_copy(update={"frontal_source_fraction": 1.0})
+    for seed in range(5):
+        assert sample_from_raw(raw, recipe, 28, np.random.default_rng(seed))["views"][0] == 0
+        assert sample_from_raw(raw, recipe, 28, np.random.default_rng(seed), layers_only=True)["views"][0] == 0
 
 
 @pytest.mark.parametrize("distance,frame", [(None, "camera"), (2.0, "camera"), (2.0, "upright")])
