@@ -4,10 +4,11 @@ Runs ``lrm_dist.train.train`` (Ray Train + DeepSpeed) on a config's shards, then
 checkpoint the run kept and scores each with ``lrm_dist.eval.evaluate`` on the held-out split, so the
 printed table is a learning curve: held-out class-mean IoU, Chamfer-L1, normal consistency,
 F-scores and empty predictions against training steps, seconds and samples/s. The last checkpoint
-also gets the per-category table and the eval report.
+also gets the per-category table and the eval report, and so does each ``--other-set`` (its report in
+``eval/<run>/other-<name>/report``: what the model makes of furniture built another way).
 
     # shards made on a CPU machine (Blender): lrm-dist run configs/quality.yaml --stages assets,render
-    python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~6 min of training
+    python benchmarks/quality.py configs/quality.yaml                       # one GPU, ~8 min of training
     python benchmarks/quality.py configs/default.yaml --set train.max_steps=60   # CPU smoke
     # how far it generalises: the last checkpoint also scored on assets of another construction
     #   (rendered with `lrm-dist run configs/quality.yaml --set workdir=runs/shaped --stages assets,render --set
@@ -139,7 +140,7 @@ def main() -> None:
         name = Path(other_set.rstrip("/")).name
         other_cfg.eval.render_dir = f"{other_set}/render"
         other_cfg.eval.assets_manifest = f"{other_set}/assets/assets.parquet"
-        other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, False
+        other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, True
         other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
         others[other_set] = evaluate(other_cfg).per_category
         extra.append({**curve[-1], **_row(name[:9], others[other_set])})
