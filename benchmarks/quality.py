@@ -14,6 +14,8 @@ also gets the per-category table and the eval report, and so does each ``--other
     #   (rendered with `lrm-dist run configs/quality.yaml --set workdir=runs/shaped --stages assets,render --set
     #    'assets.sources=[{kind: procedural, per_category: 10, seed: 7, style: shaped}]'`)
     python benchmarks/quality.py configs/quality.yaml --other-set runs/shaped --other-set runs/curved
+    # what favouring the frontal input view costs on the others: the held-out split with views 1 and 3 as the input
+    python benchmarks/quality.py configs/quality.yaml --input-view 1 --input-view 3
     # a run longer than one 10-minute call: train with --no-eval, then the same command again resumes and scores
     # (or, with --no-train, scores what the run kept without resuming it)
 """
@@ -80,6 +82,10 @@ def main() -> None:
                         "assets/ and render/; for example furniture of another construction, `style: shaped` or "
                         "`curved`), assets the model never trained on: how far it generalises beyond its generator. "
                         "Repeatable.")
+    parser.add_argument("--input-view", dest="input_views", action="append", type=int, default=[], metavar="V",
+                        help="Also score the last checkpoint's held-out split with view V as the input instead of "
+                        "eval.input_view (the frontal view 0 by default): what a recipe that favours one input view "
+                        "costs on the others. Repeatable.")
     parser.add_argument("--no-eval", action="store_true",
                         help="Train only (a run longer than one call: a later call with the same train.run_name "
                         "resumes from the last checkpoint and scores the curve).")
@@ -134,6 +140,11 @@ def main() -> None:
         train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
         train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
         extra.append({**curve[-1], **_row("training", evaluate(train_cfg).per_category)})
+    for view in args.input_views:
+        view_cfg = eval_cfg.model_copy(deep=True)
+        view_cfg.eval.input_view, view_cfg.eval.report.enabled = view, False
+        view_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/input-view-{view}"
+        extra.append({**curve[-1], **_row(f"view {view}", evaluate(view_cfg).per_category)})
     others = {}  # workdir -> per-category rows
     for other_set in args.other_sets:
         other_cfg = eval_cfg.model_copy(deep=True)
