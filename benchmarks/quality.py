@@ -135,26 +135,27 @@ def main() -> None:
         curve.append({**mean, "step": progress["step"], "train_seconds": seconds,
                       "samples_per_s": progress["samples"] / seconds if seconds else float("nan")})
     extra = []  # the last checkpoint on other sets, rows of the generalisation gap beside the held-out one
+
+    def score_last(label: str, folder: str, report: bool, **fields: object) -> list[dict]:
+        """The last checkpoint scored with some eval settings changed, its class mean added as a row of the gap."""
+        other_cfg = eval_cfg.model_copy(deep=True)
+        for key, value in {**fields, "out_dir": f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/{folder}"}.items():
+            setattr(other_cfg.eval, key, value)
+        other_cfg.eval.report.enabled = report
+        rows = evaluate(other_cfg).per_category
+        extra.append({**curve[-1], **_row(label, rows)})
+        return rows
+
     if args.training_split:
-        train_cfg = eval_cfg.model_copy(deep=True)
-        train_cfg.eval.split, train_cfg.eval.limit, train_cfg.eval.report.enabled = "training", args.training_split, False
-        train_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/training-split"
-        extra.append({**curve[-1], **_row("training", evaluate(train_cfg).per_category)})
+        score_last("training", "training-split", False, split="training", limit=args.training_split)
     for view in args.input_views:
-        view_cfg = eval_cfg.model_copy(deep=True)
-        view_cfg.eval.input_view, view_cfg.eval.report.enabled = view, False
-        view_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/input-view-{view}"
-        extra.append({**curve[-1], **_row(f"view {view}", evaluate(view_cfg).per_category)})
+        score_last(f"view {view}", f"input-view-{view}", False, input_view=view)
     others = {}  # workdir -> per-category rows
     for other_set in args.other_sets:
-        other_cfg = eval_cfg.model_copy(deep=True)
         name = Path(other_set.rstrip("/")).name
-        other_cfg.eval.render_dir = f"{other_set}/render"
-        other_cfg.eval.assets_manifest = f"{other_set}/assets/assets.parquet"
-        other_cfg.eval.split, other_cfg.eval.limit, other_cfg.eval.report.enabled = "all", None, True
-        other_cfg.eval.out_dir = f"{cfg.stage_dir('eval')}/{cfg.train.run_name}/other-{name}"
-        others[other_set] = evaluate(other_cfg).per_category
-        extra.append({**curve[-1], **_row(name[:9], others[other_set])})
+        others[other_set] = score_last(name[:9], f"other-{name}", True, split="all", limit=None,
+                                       render_dir=f"{other_set}/render",
+                                       assets_manifest=f"{other_set}/assets/assets.parquet")
     gap = [{**curve[-1], "label": "held-out"}, *extra] if extra else []
     trained = "no training (--no-train)" if args.no_train else f"train stage {wall:.0f} s wall (start-up included)"
     print(f"\nquality: {args.config} {' '.join(args.overrides)}; {trained}")
