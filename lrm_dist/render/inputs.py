@@ -22,15 +22,23 @@ class AssetInputError(ValueError):
     """An asset file that must not or cannot be rendered; the message is the manifest's reason."""
 
 
+def _check_name(uri: str) -> str:
+    """The file name of ``uri`` (a local path or an object-store URL), or ``AssetInputError`` when the path
+    climbs with ``..`` or names a format Blender must not open."""
+    parts = PurePosixPath(uri.replace("\\", "/")).parts
+    if ".." in parts:
+        raise AssetInputError(f"path contains '..': {uri[:120]!r}")
+    name = parts[-1] if parts else ""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in RENDERABLE_SUFFIXES:
+        raise AssetInputError(f"{name}: unsupported format {suffix or '(none)'!r} (renders {', '.join(RENDERABLE_SUFFIXES)})")
+    return name
+
+
 def _checked(uri: str, max_file_mb: float) -> tuple[Path, list[Path]]:
     """The checked path of ``uri`` and its files relative to its folder, or ``AssetInputError``."""
-    if ".." in PurePosixPath(uri.replace("\\", "/")).parts:
-        raise AssetInputError(f"path contains '..': {uri[:120]!r}")
+    _check_name(uri)
     path = Path(uri)
-    suffix = path.suffix.lower()
-    if suffix not in RENDERABLE_SUFFIXES:
-        known = ", ".join(RENDERABLE_SUFFIXES)
-        raise AssetInputError(f"{path.name}: unsupported format {suffix or '(none)'!r} (renders {known})")
     if not path.is_file():
         raise AssetInputError(f"file not found: {uri[:120]}")
     size = path.stat().st_size
@@ -44,23 +52,13 @@ def _checked(uri: str, max_file_mb: float) -> tuple[Path, list[Path]]:
         raise AssetInputError(str(exc).splitlines()[0]) from None
 
 
-def check_asset_file(uri: str, max_file_mb: float = MAX_FILE_MB) -> Path:
-    """Return the checked local path of ``uri``, or raise ``AssetInputError`` naming what is wrong."""
-    return _checked(uri, max_file_mb)[0]
-
-
 def _download(uri: str, folder: Path, max_file_mb: float) -> str:
     """A local copy of the object-store file ``uri`` in an emptied ``folder``, its name checked and its
     size bounded before anything is downloaded; the copy then goes through the same checks as a local file
     (a format with external references must keep them beside it: only the one file is fetched)."""
     import fsspec
 
-    if ".." in PurePosixPath(uri).parts:
-        raise AssetInputError(f"path contains '..': {uri[:120]!r}")
-    name = PurePosixPath(uri).name
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in RENDERABLE_SUFFIXES:
-        raise AssetInputError(f"{name}: unsupported format {suffix or '(none)'!r} (renders {', '.join(RENDERABLE_SUFFIXES)})")
+    name = _check_name(uri)
     fs, remote = fsspec.core.url_to_fs(uri)
     try:
         size = int(fs.size(remote))

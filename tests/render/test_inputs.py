@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lrm_dist.render.inputs import AssetInputError, check_asset_file, stage_asset
+from lrm_dist.render.inputs import AssetInputError, stage_asset
 
 
 def _glb(path, doc: dict) -> None:
@@ -27,7 +27,7 @@ def test_gltf_external_refs(tmp_path, uri, needle):
     p = tmp_path / "a.glb"
     _glb(p, {"asset": {"version": "2.0"}, "images": [{"uri": uri}]})
     with pytest.raises(AssetInputError, match=needle):
-        check_asset_file(str(p))
+        stage_asset(str(p), tmp_path / "staged")
 
 
 def test_gltf_relative_refs_inside_folder_pass(tmp_path):
@@ -36,7 +36,9 @@ def test_gltf_relative_refs_inside_folder_pass(tmp_path):
     p = tmp_path / "a.gltf"
     p.write_text(json.dumps({"asset": {"version": "2.0"}, "buffers": [{"uri": "a.bin", "byteLength": 4}],
                              "images": [{"uri": "tex.png"}, {"uri": "data:image/png;base64,AAAA"}]}))
-    assert check_asset_file(str(p)) == p
+    staged = stage_asset(str(p), tmp_path / "staged")
+    assert staged == tmp_path / "staged" / "a.gltf"
+    assert sorted(f.name for f in staged.parent.iterdir()) == ["a.bin", "a.gltf", "tex.png"]
 
 
 def test_bad_files(tmp_path):
@@ -54,7 +56,7 @@ def test_bad_files(tmp_path):
     }
     for uri, needle in cases.items():
         with pytest.raises(AssetInputError, match=needle):
-            check_asset_file(uri)
+            stage_asset(uri, tmp_path / "staged")
 
 
 OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3\n"
@@ -86,7 +88,7 @@ def test_obj_references_outside_are_refused_before_blender(obj_folder, mtl, need
     (asset / "link.png").symlink_to(outside / "secret.png")
     (asset / "a.mtl").write_text("newmtl m\n" + mtl.format(outside=outside) + "\n")
     with pytest.raises(AssetInputError, match=needle):
-        check_asset_file(str(asset / "a.obj"))
+        stage_asset(str(asset / "a.obj"), asset.parent / "staged")
 
 
 def test_symlinked_mesh_outside_is_refused(obj_folder):
@@ -94,7 +96,7 @@ def test_symlinked_mesh_outside_is_refused(obj_folder):
     (outside / "b.obj").write_text(OBJ)
     (asset / "b.obj").symlink_to(outside / "b.obj")
     with pytest.raises(AssetInputError, match="symlink resolving outside the asset folder"):
-        check_asset_file(str(asset / "b.obj"))
+        stage_asset(str(asset / "b.obj"), asset.parent / "staged")
 
 
 def test_stage_copies_only_the_checked_files(obj_folder, tmp_path):
@@ -156,3 +158,15 @@ def test_a_manifest_listing_an_asset_twice_renders_it_once():
 
     rows = [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}, {"asset_id": "a", "uri": "3"}]
     assert _unique(rows) == [{"asset_id": "a", "uri": "1"}, {"asset_id": "b", "uri": "2"}]
+
+
+@pytest.mark.parametrize("uri,needle", [
+    ("s3://bucket/assets/scene.blend", "unsupported format '.blend'"),
+    ("s3://bucket/assets/../secrets/a.glb", "'..'"),
+    ("s3://bucket/assets/noext", "unsupported format '\\(none\\)'"),
+])
+def test_object_store_names_are_refused_before_any_download(tmp_path, uri, needle):
+    """The name checks run before fsspec is asked for the file: no request leaves for a refused name."""
+    with pytest.raises(AssetInputError, match=needle):
+        stage_asset(uri, tmp_path / "staged")
+    assert not (tmp_path / "staged-download").exists()
