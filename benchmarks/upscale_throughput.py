@@ -36,6 +36,7 @@ VARIANTS = {
     ),
     "triton": dict(rrdb_impl="triton", **_EAGER),
     "triton+graphs": dict(rrdb_impl="triton", compile=False, cuda_graphs=True),
+    "triton+compile+graphs": dict(rrdb_impl="triton", **_COMPILED),
 }
 # Architectures of the named models, for random-weight runs.
 _RANDOM_ARCH = {

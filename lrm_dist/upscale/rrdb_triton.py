@@ -1,10 +1,17 @@
-"""RRDBNet's dense blocks as Triton convolutions over one NHWC buffer: no concatenation, no extra passes.
+"""RRDBNet's dense blocks as Triton convolutions regrouped by input segment, in one NHWC buffer per block.
 
-Each dense block works in a (pixels, 192) fp16 buffer: x in channels 0..63, and conv k reads the
-channel prefix it needs and writes its 32 outputs (bias + LeakyReLU applied in the kernel) into the
-next free channels, so ``torch.cat`` never runs. conv5 adds the 0.2-scaled residual (and for the
-third block the RRDB's own residual) before storing straight into the next block's buffer. Head and
-tail stay PyTorch. CUDA only (Triton); used by the engine when ``rrdb_impl='triton'``.
+A dense block's conv k reads ``cat(x, x1, .., x_{k-1})``. As in ``rrdb_fused``, the block is regrouped by
+*input segment*: when x_s appears, one conv computes its contribution to every later conv (64 -> 192,
+then 32 -> 160 / 128 / 96 / 64 output channels: wide GEMMs). Here each segment conv is one Triton kernel
+working in a (pixels, 256) fp16 buffer laid out as ``[x | x1 | x2 | x3 | x4 | conv5]``: it reads its
+segment's channels (3x3 taps), adds the partial sums already stored in its output columns (prologue-free:
+they sit at the kernel's own pixels), applies the LeakyReLU to the 32 columns that are now complete
+(the next segment) and stores the rest back as partial sums. The last segment adds the 0.2-scaled
+residual (and, for an RRDB's third block, the RRDB's own) and writes the next block's input. No
+concatenation, no separate pointwise pass. Head and tail stay PyTorch (``compile_edges`` compiles them:
+the body must stay out of torch.compile, whose tuning of these kernels re-lays out the strided buffer views
+they index: an illegal memory access on an H200). CUDA only (Triton); used by the engine when
+``rrdb_impl='triton'``.
 """
 
 from __future__ import annotations
@@ -16,23 +23,52 @@ from torch import nn
 
 from lrm_dist.upscale.rrdbnet import RRDBNet
 
-# Epilogues: 0 LeakyReLU(0.2); 1 acc * scale + res; 2 (acc * 0.2 + res) * 0.2 + res2.
-_LRELU, _RESIDUAL, _DOUBLE_RESIDUAL = 0, 1, 2
+# Residual modes of the epilogue: 0 none; 1 acc * scale + res; 2 (acc * 0.2 + res) * 0.2 + res2.
+_NONE, _RESIDUAL, _DOUBLE_RESIDUAL = 0, 1, 2
+
+
+@triton.jit
+def _epilogue(
+    acc, offs_m, in_range, cols, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
+    res2_ptr, res2_stride, scale,
+    HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr,
+):
+    mask = in_range[:, None]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + cols)[None, :]
+    if ADD_PART:
+        acc += tl.load(part_ptr + offs_m[:, None] * part_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    if LRELU_COLS > 0:
+        acc = tl.where((cols[None, :] < LRELU_COLS) & (acc < 0), acc * 0.2, acc)
+    if MODE == 1:
+        res = tl.load(res_ptr + offs_m[:, None] * res_stride + cols[None, :], mask=mask, other=0.0)
+        acc = acc * scale + res.to(tl.float32)
+    elif MODE == 2:
+        res = tl.load(res_ptr + offs_m[:, None] * res_stride + cols[None, :], mask=mask, other=0.0)
+        res2 = tl.load(res2_ptr + offs_m[:, None] * res2_stride + cols[None, :], mask=mask, other=0.0)
+        acc = (acc * 0.2 + res.to(tl.float32)) * 0.2 + res2.to(tl.float32)
+    tl.store(out_ptr + offs_m[:, None] * out_stride + cols[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _conv3x3_jit(
-    x_ptr, x_stride, w_ptr, b_ptr, out_ptr, out_stride, res_ptr, res_stride, res2_ptr, res2_stride,
-    scale, P, H, W,
-    CIN: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr, x_stride, w_ptr, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
+    res2_ptr, res2_stride, scale, P, H, W,
+    CIN: tl.constexpr, NA: tl.constexpr, NB: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr,
+    LRELU_COLS: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
+    # Output columns 0..NA-1 and NA..NA+NB-1 (NB may be 0): two power-of-two dots sharing each input tile.
+    N: tl.constexpr = NA + NB
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, N)
     in_range = offs_m < P
     rem = offs_m % (H * W)
     yy = rem // W
     xx = rem % W
-    acc = tl.zeros((BLOCK_M, N), dtype=tl.float32)
+    cols_a = tl.arange(0, NA)
+    acc_a = tl.zeros((BLOCK_M, NA), dtype=tl.float32)
+    if NB > 0:
+        cols_b = NA + tl.arange(0, NB)
+        acc_b = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
     k_steps: tl.constexpr = (CIN + BLOCK_K - 1) // BLOCK_K
     for step in range(0, 9 * k_steps):  # one flat loop over (tap, channel chunk), so loads pipeline across taps
         tap = step // k_steps
@@ -43,61 +79,92 @@ def _conv3x3_jit(
         offs_k = (step % k_steps) * BLOCK_K + tl.arange(0, BLOCK_K)
         k_ok = offs_k < CIN
         a = tl.load(x_ptr + src[:, None] * x_stride + offs_k[None, :], mask=valid[:, None] & k_ok[None, :], other=0.0)
-        w = tl.load(w_ptr + (tap * CIN + offs_k)[:, None] * N + offs_n[None, :], mask=k_ok[:, None], other=0.0)
-        acc = tl.dot(a, w, acc)
-    acc += tl.load(b_ptr + offs_n)[None, :]
-    if MODE == 0:
-        acc = tl.where(acc >= 0, acc, acc * 0.2)
-    else:
-        res = tl.load(res_ptr + offs_m[:, None] * res_stride + offs_n[None, :], mask=in_range[:, None], other=0.0)
-        if MODE == 1:
-            acc = acc * scale + res.to(tl.float32)
-        else:
-            res2 = tl.load(res2_ptr + offs_m[:, None] * res2_stride + offs_n[None, :], mask=in_range[:, None],
-                           other=0.0)
-            acc = (acc * 0.2 + res.to(tl.float32)) * 0.2 + res2.to(tl.float32)
-    tl.store(out_ptr + offs_m[:, None] * out_stride + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
-             mask=in_range[:, None])
+        rows = (tap * CIN + offs_k)[:, None] * N
+        acc_a = tl.dot(a, tl.load(w_ptr + rows + cols_a[None, :], mask=k_ok[:, None], other=0.0), acc_a)
+        if NB > 0:
+            acc_b = tl.dot(a, tl.load(w_ptr + rows + cols_b[None, :], mask=k_ok[:, None], other=0.0), acc_b)
+    _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+              res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+    if NB > 0:
+        _epilogue(acc_b, offs_m, in_range, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+                  res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
 
 
-# Tuned per (Cin, Cout, pixels) on the GPU; the Triton interpreter (CPU tests) runs the plain kernel.
+# Tuned per shape on the GPU (each trial restores the partial sums it adds to in place); the Triton
+# interpreter (CPU tests) runs the plain kernel.
 _conv3x3_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 256, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=5),
+        triton.Config({"BLOCK_M": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_M": 64, "BLOCK_K": 32}, num_warps=4, num_stages=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_K": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=8, num_stages=4),
+        triton.Config({"BLOCK_M": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_M": 256, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=2),
     ],
-    key=["CIN", "N", "P"],
+    key=["CIN", "NA", "NB", "P", "MODE"],
+    restore_value=["part_ptr"],
 )(_conv3x3_jit)
 
 
-def _pack(conv: nn.Conv2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(9 * Cin, Cout) weights, tap-major then input channel; fp32 bias."""
-    w = conv.weight.detach().permute(2, 3, 1, 0).reshape(-1, conv.out_channels)
-    return w.to(dtype).contiguous(), conv.bias.detach().float().contiguous()
+def _split(n: int) -> tuple[int, int]:
+    """``n`` as NA + NB, NA the largest power of two <= n and NB a power of two or 0 (else ValueError)."""
+    na = 1 << (n.bit_length() - 1)
+    nb = n - na
+    if na < 16 or (nb and (nb < 16 or nb & (nb - 1))):
+        raise ValueError(f"upscale: rrdb_impl='triton' cannot tile {n} output channels (needs 16 * 2^i [+ 16 * 2^j])")
+    return na, nb
 
 
 def conv3x3(
-    x: torch.Tensor, cin: int, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor, hw: tuple[int, int],
-    mode: int = _LRELU, res: torch.Tensor | None = None, res2: torch.Tensor | None = None, scale: float = 0.2,
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, hw: tuple[int, int],
+    part: torch.Tensor | None = None, lrelu_cols: int = 0, mode: int = _NONE, res: torch.Tensor | None = None,
+    res2: torch.Tensor | None = None, scale: float = 0.2,
 ) -> None:
-    """3x3 conv of the first ``cin`` channels of pixel-major ``x`` (P, C) into ``out`` (P, Cout view)."""
-    p = x.shape[0]
-    res = out if res is None else res
-    res2 = out if res2 is None else res2
-    args = (x, x.stride(0), weight, bias, out, out.stride(0), res, res.stride(0), res2, res2.stride(0),
-            scale, p, hw[0], hw[1])
+    """3x3 conv of pixel-major ``x`` (P, Cin view) into ``out`` (P, N view), fused with the epilogue.
+
+    ``bias`` and ``part`` (partial sums, may alias ``out``) are added, the first ``lrelu_cols`` output
+    columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``, ``res2``).
+    """
+    p, cin = x.shape
+    na, nb = _split(weight.shape[1])
+    dummy = out
+    args = (x, x.stride(0), weight, bias if bias is not None else weight, part if part is not None else dummy,
+            (part if part is not None else dummy).stride(0), out, out.stride(0), res if res is not None else dummy,
+            (res if res is not None else dummy).stride(0), res2 if res2 is not None else dummy,
+            (res2 if res2 is not None else dummy).stride(0), scale, p, hw[0], hw[1])
+    flags = dict(CIN=cin, NA=na, NB=nb, HAS_BIAS=bias is not None, ADD_PART=part is not None, LRELU_COLS=lrelu_cols,
+                 MODE=mode)
     if x.is_cuda:
         grid = lambda meta: (triton.cdiv(p, meta["BLOCK_M"]),)  # noqa: E731
-        _conv3x3_tuned[grid](*args, CIN=cin, N=weight.shape[1], MODE=mode)
+        _conv3x3_tuned[grid](*args, **flags)
     else:
-        _conv3x3_jit[(triton.cdiv(p, 64),)](*args, CIN=cin, N=weight.shape[1], MODE=mode, BLOCK_M=64, BLOCK_K=64)
+        _conv3x3_jit[(triton.cdiv(p, 64),)](*args, **flags, BLOCK_M=64, BLOCK_K=32)
+
+
+def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) -> (9 * Cin, Cout): tap-major, then input channel."""
+    return weight.detach().permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).to(dtype).contiguous()
+
+
+class _SegmentRDB:
+    """One dense block's five segment convs: packed weights and the block's fp32 biases."""
+
+    def __init__(self, rdb: nn.Module, dtype: torch.dtype) -> None:
+        convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5]
+        f, g = rdb.conv1.in_channels, rdb.conv1.out_channels
+        bounds = [f + s * g for s in range(-1, 5)]
+        bounds[0] = 0  # input channels of segment s: bounds[s]..bounds[s + 1]
+        self.weights = [
+            _pack(torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0), dtype) for s in range(5)
+        ]
+        self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
 
 
 class TritonRRDBNet(nn.Module):
-    """Inference-only RRDBNet whose 23 x 3 dense blocks run as in-buffer Triton convs."""
+    """Inference-only RRDBNet whose 23 x 3 dense blocks run as fused segment convs (Triton)."""
 
     def __init__(self, net: RRDBNet, dtype: torch.dtype = torch.float16) -> None:
         super().__init__()
@@ -105,43 +172,53 @@ class TritonRRDBNet(nn.Module):
         self.scale = net.scale
         self.num_feat = net.conv_first.out_channels
         self.grow = net.body[0].rdb1.conv1.out_channels
-        packed = []
-        for block in net.body:
-            for rdb in (block.rdb1, block.rdb2, block.rdb3):
-                packed.append([_pack(c, dtype) for c in (rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5)])
-        self.packed = packed
-        self.body_conv = _pack(net.conv_body, dtype)
+        for n in (self.num_feat, self.grow):
+            if n % 16:
+                raise ValueError(f"upscale: rrdb_impl='triton' needs num_feat and grow multiples of 16, got {n}")
+        self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
+        self.body_conv = (_pack(net.conv_body.weight, dtype), net.conv_body.bias.detach().float().contiguous())
         net.body = nn.Sequential()  # the packed copies replace it
+        self.head, self.tail = net.head, net.tail
+
+    def compile_edges(self, mode: str = "default") -> None:
+        """torch.compile the PyTorch head and tail (the Triton body is already one kernel per segment)."""
+        self.head = torch.compile(self.net.head, mode=mode, dynamic=False)
+        self.tail = torch.compile(self.net.tail, mode=mode, dynamic=False)
+
+    def _dense_block(self, seg: _SegmentRDB, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int],
+                     mode: int, res2: torch.Tensor | None) -> None:
+        """Run one dense block in ``buf`` ([x | x1..x4 | conv5 partial]) and write its output into ``out``."""
+        f, g = self.num_feat, self.grow
+        conv3x3(buf[:, :f], seg.weights[0], seg.bias, buf[:, f:], hw, lrelu_cols=g)
+        for s in range(1, 4):
+            cols = buf[:, f + s * g :]
+            conv3x3(buf[:, f + (s - 1) * g : f + s * g], seg.weights[s], None, cols, hw, part=cols, lrelu_cols=g)
+        conv3x3(buf[:, f + 3 * g : f + 4 * g], seg.weights[4], None, out, hw, part=buf[:, f + 4 * g :], mode=mode,
+                res=buf[:, :f], res2=res2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.net.head(x)  # (B, F, H, W), channels_last on GPU
+        feat = self.head(x)  # (B, F, H, W), channels_last on GPU
         b, f, h, w = feat.shape
-        g, width = self.grow, self.num_feat + 4 * self.grow
+        width = 2 * f + 4 * self.grow
         feat_px = feat.permute(0, 2, 3, 1).reshape(-1, f)  # a view when channels_last
         if feat_px.shape[0] * width >= 2**31:  # the kernel indexes with 32-bit offsets
             raise ValueError(f"upscale: {b} x {h} x {w} pixels per forward is too many; lower batch_size or tile")
         # bufs[0]: the RRDB input and rdb1's work; bufs[1], bufs[2]: rdb2, rdb3; bufs[3]: the RRDB output.
         bufs = [torch.empty(feat_px.shape[0], width, device=x.device, dtype=feat.dtype) for _ in range(4)]
         bufs[0][:, :f] = feat_px
-        for i, rdb in enumerate(self.packed):
+        for i, seg in enumerate(self.blocks):
             j = i % 3
-            buf = bufs[j]
-            for k in range(4):
-                cin = f + k * g
-                conv3x3(buf, cin, *rdb[k], buf[:, cin : cin + g], (h, w))
             if j < 2:
-                conv3x3(buf, width, *rdb[4], bufs[j + 1][:, :f], (h, w), _RESIDUAL, res=buf[:, :f])
+                self._dense_block(seg, bufs[j], bufs[j + 1][:, :f], (h, w), _RESIDUAL, None)
             else:
-                conv3x3(buf, width, *rdb[4], bufs[3][:, :f], (h, w), _DOUBLE_RESIDUAL, res=buf[:, :f],
-                        res2=bufs[0][:, :f])
+                self._dense_block(seg, bufs[j], bufs[3][:, :f], (h, w), _DOUBLE_RESIDUAL, bufs[0][:, :f])
                 bufs[0], bufs[3] = bufs[3], bufs[0]
         out = torch.empty_like(feat_px)
-        conv3x3(bufs[0], f, *self.body_conv, out, (h, w), _RESIDUAL, res=feat_px, scale=1.0)
+        conv3x3(bufs[0][:, :f], *self.body_conv, out, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)
         feat = out.view(b, h, w, f).permute(0, 3, 1, 2)  # channels_last NCHW view
-        return self.net.tail(feat)
+        return self.tail(feat)
 
 
 def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16) -> TritonRRDBNet:
     """The Triton form of ``net`` (already on a CUDA device, in ``dtype``); ``net``'s body is dropped."""
     return TritonRRDBNet(net, dtype).eval()
-
