@@ -1,0 +1,84 @@
+"""Per-segment timing of one RRDB dense block: the Triton segment convs (fused epilogue) against cuDNN convs.
+
+Each row times one of the five segment convs of ``rrdb_triton`` (x4plus shapes: 64 -> 192, then 32 -> 160 /
+128 / 96 / 64 output channels) on ``--images`` 128 x 128 feature maps, replayed from a CUDA graph, next to a
+plain cuDNN ``conv2d`` of the same GEMM shape (no bias, activation or partial sums). CUDA only.
+
+GPU:  python benchmarks/upscale_segments.py --images 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def graph_ms(fn: Callable[[], object], iters: int) -> float:
+    """Milliseconds per call of ``fn`` captured once in a CUDA graph and replayed ``iters`` times."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+        fn()  # autotuning and allocation happen outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        graph.replay()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iters * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="feature maps per call (the upscale batch)")
+    parser.add_argument("--size", type=int, default=128, help="feature-map side (the input side for x4plus)")
+    parser.add_argument("--iters", type=int, default=20)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("upscale_segments: needs a CUDA device (the segment convs are Triton kernels)")
+    from lrm_dist.upscale.rrdb_triton import _RESIDUAL, _SegmentRDB, conv3x3
+    from lrm_dist.upscale.rrdbnet import ResidualDenseBlock
+
+    f, g, hw = 64, 32, (args.size, args.size)
+    pixels = args.images * args.size**2
+    seg = _SegmentRDB(ResidualDenseBlock(f, g).cuda(), torch.float16)
+    buf = torch.randn(pixels, 2 * f + 4 * g, device="cuda", dtype=torch.float16) * 0.1
+    nxt = torch.empty(pixels, f, device="cuda", dtype=torch.float16)
+    rows: list[tuple[str, Callable[[], object], int, int]] = [
+        ("0", lambda: conv3x3(buf[:, :f], seg.weights[0], seg.bias, buf[:, f:], hw, lrelu_cols=g), f, 4 * g + f)
+    ]
+    for s in range(1, 4):
+        cols = buf[:, f + s * g :]
+        rows.append((str(s), lambda s=s, cols=cols: conv3x3(buf[:, f + (s - 1) * g : f + s * g], seg.weights[s], None,
+                                                            cols, hw, part=cols, lrelu_cols=g), g, (4 - s) * g + f))
+    rows.append(("4 (+ residual)", lambda: conv3x3(buf[:, f + 3 * g : f + 4 * g], seg.weights[4], None, nxt, hw,
+                                                   part=buf[:, f + 4 * g :], mode=_RESIDUAL, res=buf[:, :f]), g, f))
+    print(f"# one dense block, {args.images} x {args.size} x {args.size} pixels, fp16, {torch.cuda.get_device_name()}")
+    header = f"{'segment':<15} {'cin->cout':>10} {'triton ms':>10} {'TFLOP/s':>8} {'cudnn ms':>9} {'TFLOP/s':>8}"
+    print(header)
+    print("-" * len(header))
+    totals = [0.0, 0.0]
+    for name, fn, cin, cout in rows:
+        flop = 2 * 9 * cin * cout * pixels
+        x = torch.randn(args.images, cin, *hw, device="cuda", dtype=torch.float16).contiguous(
+            memory_format=torch.channels_last)
+        w = torch.randn(cout, cin, 3, 3, device="cuda", dtype=torch.float16)
+        ms = [graph_ms(fn, args.iters), graph_ms(lambda x=x, w=w: F.conv2d(x, w, padding=1), args.iters)]
+        totals = [t + m for t, m in zip(totals, ms)]
+        print(f"{name:<15} {f'{cin}->{cout}':>10} {ms[0]:10.3f} {flop / ms[0] / 1e9:8.1f} {ms[1]:9.3f} "
+              f"{flop / ms[1] / 1e9:8.1f}")
+    print(f"{'dense block':<15} {'':>10} {totals[0]:10.3f} {'':>8} {totals[1]:9.3f}")
+
+
+if __name__ == "__main__":
+    torch.backends.cudnn.benchmark = True
+    main()
