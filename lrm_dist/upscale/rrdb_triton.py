@@ -114,7 +114,8 @@ def _split(n: int) -> tuple[int, int]:
     na = 1 << (n.bit_length() - 1)
     nb = n - na
     if na < 16 or (nb and (nb < 16 or nb & (nb - 1))):
-        raise ValueError(f"upscale: rrdb_impl='triton' cannot tile {n} output channels (needs 16 * 2^i [+ 16 * 2^j])")
+        raise ValueError(f"upscale: rrdb_impl='triton' cannot tile a segment conv of {n} output channels "
+                         "(needs 16 * 2^i [+ 16 * 2^j]: num_feat 64 and grow 32 as in every released model work)")
     return na, nb
 
 
@@ -161,6 +162,8 @@ class _SegmentRDB:
             _pack(torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0), dtype) for s in range(5)
         ]
         self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
+        for w in self.weights:
+            _split(w.shape[1])  # fail at build time, not in the first forward
 
 
 class TritonRRDBNet(nn.Module):
@@ -172,9 +175,6 @@ class TritonRRDBNet(nn.Module):
         self.scale = net.scale
         self.num_feat = net.conv_first.out_channels
         self.grow = net.body[0].rdb1.conv1.out_channels
-        for n in (self.num_feat, self.grow):
-            if n % 16:
-                raise ValueError(f"upscale: rrdb_impl='triton' needs num_feat and grow multiples of 16, got {n}")
         self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
         self.body_conv = (_pack(net.conv_body.weight, dtype), net.conv_body.bias.detach().float().contiguous())
         net.body = nn.Sequential()  # the packed copies replace it

@@ -72,3 +72,14 @@ def test_triton_upsampler_with_compile_and_graphs_matches_plain():
         outs[impl] = up.upscale_tensor(x.to(up.device)).float()  # the replayed graph
     err = ((outs["triton"] - outs["plain"]).norm() / outs["plain"].norm()).item()
     assert outs["triton"].shape == (3, 3, 96, 160) and err < 3e-3, err
+
+
+def test_triton_form_refuses_untileable_widths_when_built():
+    pytest.importorskip("triton")
+    from lrm_dist.upscale.rrdb_triton import TritonRRDBNet
+    from lrm_dist.upscale.rrdbnet import RRDBNet
+
+    # num_feat 48, grow 16: the first segment conv has 4 * 16 + 48 = 112 = 64 + 48 output channels
+    with pytest.raises(ValueError, match="cannot tile a segment conv of 112 output channels"):
+        TritonRRDBNet(RRDBNet(num_feat=48, num_block=1, num_grow_ch=16), torch.float32)
+    TritonRRDBNet(RRDBNet(num_feat=32, num_block=1, num_grow_ch=16), torch.float32)  # 96 = 64 + 32: fine
