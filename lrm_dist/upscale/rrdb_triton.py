@@ -4,14 +4,13 @@ A dense block's conv k reads ``cat(x, x1, .., x_{k-1})``. As in ``rrdb_fused``, 
 *input segment*: when x_s appears, one conv computes its contribution to every later conv (64 -> 192,
 then 32 -> 160 / 128 / 96 / 64 output channels: wide GEMMs). Here each segment conv is one Triton kernel
 working in a (pixels, 256) fp16 buffer laid out as ``[x | x1 | x2 | x3 | x4 | conv5]``: it reads its
-segment's channels (3x3 taps), adds the partial sums already stored in its output columns (prologue-free:
-they sit at the kernel's own pixels), applies the LeakyReLU to the 32 columns that are now complete
-(the next segment) and stores the rest back as partial sums. The last segment adds the 0.2-scaled
-residual (and, for an RRDB's third block, the RRDB's own) and writes the next block's input. No
-concatenation, no separate pointwise pass. Head and tail stay PyTorch (``compile_edges`` compiles them:
-the body must stay out of torch.compile, whose tuning of these kernels re-lays out the strided buffer views
-they index: an illegal memory access on an H200). CUDA only (Triton); used by the engine when
-``rrdb_impl='triton'``.
+segment's channels (3x3 taps), adds the partial sums already stored in its output columns (at its own
+pixels, so in the epilogue), applies the LeakyReLU to the 32 columns that are now complete (the next
+segment) and stores the rest back as partial sums. The last segment adds the 0.2-scaled residual (and,
+for an RRDB's third block, the RRDB's own) and writes the next block's input. No concatenation, no
+separate pointwise pass. Head and tail stay PyTorch; ``compile_edges`` compiles just them, because
+compiling the whole forward crashed (an illegal memory access while inductor tuned these kernels; torch
+2.11, H200). CUDA only (Triton); used by the engine when ``rrdb_impl='triton'``.
 """
 
 from __future__ import annotations
