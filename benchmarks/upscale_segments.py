@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("upscale_segments: needs a CUDA device (the segment convs are Triton kernels)")
-    from lrm_dist.upscale.rrdb_triton import _RESIDUAL, _SegmentRDB, conv3x3
+    from lrm_dist.upscale.rrdb_triton import _RESIDUAL, _SegmentRDB
     from lrm_dist.upscale.rrdbnet import ResidualDenseBlock
 
     f, g, hw = 64, 32, (args.size, args.size)
@@ -53,21 +53,14 @@ def main() -> None:
     seg = _SegmentRDB(ResidualDenseBlock(f, g).cuda(), torch.float16)
     buf = torch.randn(pixels, 2 * f + 4 * g, device="cuda", dtype=torch.float16) * 0.1
     nxt = torch.empty(pixels, f, device="cuda", dtype=torch.float16)
-    rows: list[tuple[str, Callable[[], object], int, int]] = [
-        ("0", lambda: conv3x3(buf[:, :f], seg.weights[0], seg.bias, buf[:, f:], hw, lrelu_cols=g), f, 4 * g + f)
-    ]
-    for s in range(1, 4):
-        cols = buf[:, f + s * g :]
-        rows.append((str(s), lambda s=s, cols=cols: conv3x3(buf[:, f + (s - 1) * g : f + s * g], seg.weights[s], None,
-                                                            cols, hw, part=cols, lrelu_cols=g), g, (4 - s) * g + f))
-    rows.append(("4 (+ residual)", lambda: conv3x3(buf[:, f + 3 * g : f + 4 * g], seg.weights[4], None, nxt, hw,
-                                                   part=buf[:, f + 4 * g :], mode=_RESIDUAL, res=buf[:, :f]), g, f))
+    names = ["0", "1", "2", "3", "4 (+ residual)"]
+    shapes = [(w.shape[0] // 9, w.shape[1]) for w in seg.weights]  # (cin, cout) of each segment conv
     print(f"# one dense block, {args.images} x {args.size} x {args.size} pixels, fp16, {torch.cuda.get_device_name()}")
     header = f"{'segment':<15} {'cin->cout':>10} {'triton ms':>10} {'TFLOP/s':>8} {'cudnn ms':>9} {'TFLOP/s':>8}"
     print(header)
     print("-" * len(header))
     totals = [0.0, 0.0]
-    for name, fn, cin, cout in rows:
+    for name, fn, (cin, cout) in zip(names, seg.convs(buf, nxt, hw, _RESIDUAL), shapes):
         flop = 2 * 9 * cin * cout * pixels
         x = torch.randn(args.images, cin, *hw, device="cuda", dtype=torch.float16).contiguous(
             memory_format=torch.channels_last)

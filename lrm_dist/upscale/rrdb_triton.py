@@ -15,6 +15,9 @@ compiling the whole forward crashed (an illegal memory access while inductor tun
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import triton
 import triton.language as tl
@@ -154,7 +157,7 @@ class _SegmentRDB:
 
     def __init__(self, rdb: nn.Module, dtype: torch.dtype) -> None:
         convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5]
-        f, g = rdb.conv1.in_channels, rdb.conv1.out_channels
+        self.num_feat, self.grow = f, g = rdb.conv1.in_channels, rdb.conv1.out_channels
         bounds = [f + s * g for s in range(-1, 5)]
         bounds[0] = 0  # input channels of segment s: bounds[s]..bounds[s + 1]
         self.weights = [
@@ -163,6 +166,20 @@ class _SegmentRDB:
         self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
         for w in self.weights:
             _split(w.shape[1])  # fail at build time, not in the first forward
+
+    def convs(self, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int], mode: int,
+              res2: torch.Tensor | None = None) -> list[Callable[[], None]]:
+        """The block's five segment convs, in order, over ``buf`` ([x | x1..x4 | conv5 partial]); the last
+        adds the residual(s) (``mode``) and writes the block's output into ``out``."""
+        f, g = self.num_feat, self.grow
+        calls = [partial(conv3x3, buf[:, :f], self.weights[0], self.bias, buf[:, f:], hw, lrelu_cols=g)]
+        for s in range(1, 4):
+            cols = buf[:, f + s * g :]
+            calls.append(partial(conv3x3, buf[:, f + (s - 1) * g : f + s * g], self.weights[s], None, cols, hw,
+                                 part=cols, lrelu_cols=g))
+        calls.append(partial(conv3x3, buf[:, f + 3 * g : f + 4 * g], self.weights[4], None, out, hw,
+                             part=buf[:, f + 4 * g :], mode=mode, res=buf[:, :f], res2=res2))
+        return calls
 
 
 class TritonRRDBNet(nn.Module):
@@ -184,17 +201,6 @@ class TritonRRDBNet(nn.Module):
         self.head = torch.compile(self.net.head, mode=mode, dynamic=False)
         self.tail = torch.compile(self.net.tail, mode=mode, dynamic=False)
 
-    def _dense_block(self, seg: _SegmentRDB, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int],
-                     mode: int, res2: torch.Tensor | None) -> None:
-        """Run one dense block in ``buf`` ([x | x1..x4 | conv5 partial]) and write its output into ``out``."""
-        f, g = self.num_feat, self.grow
-        conv3x3(buf[:, :f], seg.weights[0], seg.bias, buf[:, f:], hw, lrelu_cols=g)
-        for s in range(1, 4):
-            cols = buf[:, f + s * g :]
-            conv3x3(buf[:, f + (s - 1) * g : f + s * g], seg.weights[s], None, cols, hw, part=cols, lrelu_cols=g)
-        conv3x3(buf[:, f + 3 * g : f + 4 * g], seg.weights[4], None, out, hw, part=buf[:, f + 4 * g :], mode=mode,
-                res=buf[:, :f], res2=res2)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(x)  # (B, F, H, W), channels_last on GPU
         b, f, h, w = feat.shape
@@ -208,9 +214,12 @@ class TritonRRDBNet(nn.Module):
         for i, seg in enumerate(self.blocks):
             j = i % 3
             if j < 2:
-                self._dense_block(seg, bufs[j], bufs[j + 1][:, :f], (h, w), _RESIDUAL, None)
+                calls = seg.convs(bufs[j], bufs[j + 1][:, :f], (h, w), _RESIDUAL)
             else:
-                self._dense_block(seg, bufs[j], bufs[3][:, :f], (h, w), _DOUBLE_RESIDUAL, bufs[0][:, :f])
+                calls = seg.convs(bufs[j], bufs[3][:, :f], (h, w), _DOUBLE_RESIDUAL, res2=bufs[0][:, :f])
+            for call in calls:
+                call()
+            if j == 2:
                 bufs[0], bufs[3] = bufs[3], bufs[0]
         out = torch.empty_like(feat_px)
         conv3x3(bufs[0][:, :f], *self.body_conv, out, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from upscale_statedicts import rrdb_state
+
 from lrm_dist.upscale.config import UpscaleConfig
-from lrm_dist.upscale.engine import _rrdb_impl
+from lrm_dist.upscale.engine import Upsampler, _rrdb_impl
+from lrm_dist.upscale.weights import build_model
 
 CHECK = """
 import sys, torch
@@ -54,14 +57,6 @@ def test_rrdb_impl_resolution():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_triton_upsampler_with_compile_and_graphs_matches_plain():
     """The engine's Triton form with its defaults (compiled head and tail, CUDA graphs) computes the plain net."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from upscale_statedicts import rrdb_state
-
-    from lrm_dist.upscale.engine import Upsampler
-    from lrm_dist.upscale.weights import build_model
-
     state = rrdb_state(2)
     x = torch.rand(3, 3, 24, 40)
     outs = {}
