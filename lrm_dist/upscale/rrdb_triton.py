@@ -189,7 +189,6 @@ class TritonRRDBNet(nn.Module):
         super().__init__()
         self.net = net
         self.scale = net.scale
-        self.num_feat = net.conv_first.out_channels
         self.grow = net.body[0].rdb1.conv1.out_channels
         self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
         self.body_conv = (_pack(net.conv_body.weight, dtype), net.conv_body.bias.detach().float().contiguous())
