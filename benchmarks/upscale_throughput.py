@@ -128,7 +128,8 @@ def main() -> None:
                 e2e_s = time_it(lambda: up.upscale_images(images), max(1, args.iters // 2), sync)
                 e2e = f"{batch * args.size**2 / e2e_s / 1e6:9.2f}"
             peak = f"{torch.cuda.max_memory_allocated() / 2**30:8.2f}" if cuda else f"{'':>8}"
-            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak}", flush=True)
+            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak}",
+                  flush=True)
             up = None  # drop the model before emptying the cache
             if cuda:
                 torch.cuda.empty_cache()

@@ -31,7 +31,8 @@ def _check_name(uri: str) -> str:
     name = parts[-1] if parts else ""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in RENDERABLE_SUFFIXES:
-        raise AssetInputError(f"{name}: unsupported format {suffix or '(none)'!r} (renders {', '.join(RENDERABLE_SUFFIXES)})")
+        known = ", ".join(RENDERABLE_SUFFIXES)
+        raise AssetInputError(f"{name}: unsupported format {suffix or '(none)'!r} (renders {known})")
     return name
 
 

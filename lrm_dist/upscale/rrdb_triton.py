@@ -133,11 +133,10 @@ def conv3x3(
     """
     p, cin = x.shape
     na, nb = _split(weight.shape[1])
-    dummy = out
-    args = (x, x.stride(0), weight, bias if bias is not None else weight, part if part is not None else dummy,
-            (part if part is not None else dummy).stride(0), out, out.stride(0), res if res is not None else dummy,
-            (res if res is not None else dummy).stride(0), res2 if res2 is not None else dummy,
-            (res2 if res2 is not None else dummy).stride(0), scale, p, hw[0], hw[1])
+    # An absent operand passes ``out`` (``weight`` for the bias): never read, its flag or mode is off.
+    part_t, res_t, res2_t = (t if t is not None else out for t in (part, res, res2))
+    args = (x, x.stride(0), weight, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
+            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, p, hw[0], hw[1])
     flags = dict(CIN=cin, NA=na, NB=nb, HAS_BIAS=bias is not None, ADD_PART=part is not None, LRELU_COLS=lrelu_cols,
                  MODE=mode)
     if x.is_cuda:
