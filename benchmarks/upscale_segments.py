@@ -1,8 +1,9 @@
-"""Per-segment timing of one RRDB dense block: the Triton segment convs (fused epilogue) against cuDNN convs.
+"""Per-GEMM timing of one RRDB dense block: the Triton convs (fused epilogues) against cuDNN convs.
 
-Each row times one of the five segment convs of ``rrdb_triton`` (x4plus shapes: 64 -> 192, then 32 -> 160 /
-128 / 96 / 64 output channels) on ``--images`` 128 x 128 feature maps, replayed from a CUDA graph, next to a
-plain cuDNN ``conv2d`` of the same GEMM shape (no bias, activation or partial sums). CUDA only.
+Each row times one of the five convs of ``rrdb_triton`` (x4plus shapes: segments 64 -> 128, then 32 -> 96 /
+64 / 32 output channels, then conv5 192 -> 64 with the residual) on ``--images`` 128 x 128 feature maps,
+replayed from a CUDA graph, next to a plain cuDNN ``conv2d`` of the same GEMM shape (no bias, activation,
+partial sums or residual). CUDA only.
 
 GPU:  python benchmarks/upscale_segments.py --images 64
 """
@@ -50,13 +51,14 @@ def main() -> None:
 
     f, g, hw = 64, 32, (args.size, args.size)
     pixels = args.images * args.size**2
+    padded = args.images * (args.size + 2) ** 2  # the segment convs' layout: a one-pixel zero border
     seg = _SegmentRDB(ResidualDenseBlock(f, g).cuda(), torch.float16)
-    buf = torch.randn(pixels, 2 * f + 4 * g, device="cuda", dtype=torch.float16) * 0.1
-    nxt = torch.empty(pixels, f, device="cuda", dtype=torch.float16)
-    names = ["0", "1", "2", "3", "4 (+ residual)"]
+    buf = torch.randn(padded, f + 4 * g, device="cuda", dtype=torch.float16) * 0.1
+    nxt = torch.empty(padded, f, device="cuda", dtype=torch.float16)
+    names = ["segment 0", "segment 1", "segment 2", "segment 3", "conv5 + res"]
     shapes = [(w.shape[0] // 9, w.shape[1]) for w in seg.weights]  # (cin, cout) of each segment conv
     print(f"# one dense block, {args.images} x {args.size} x {args.size} pixels, fp16, {torch.cuda.get_device_name()}")
-    header = f"{'segment':<15} {'cin->cout':>10} {'triton ms':>10} {'TFLOP/s':>8} {'cudnn ms':>9} {'TFLOP/s':>8}"
+    header = f"{'conv':<15} {'cin->cout':>10} {'triton ms':>10} {'TFLOP/s':>8} {'cudnn ms':>9} {'TFLOP/s':>8}"
     print(header)
     print("-" * len(header))
     totals = [0.0, 0.0]

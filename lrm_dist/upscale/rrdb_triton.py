@@ -21,6 +21,7 @@ from functools import partial
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 from torch import nn
 
 from lrm_dist.upscale.rrdbnet import RRDBNet
@@ -54,71 +55,85 @@ def _epilogue(
 
 @triton.jit
 def _conv3x3_jit(
-    x_ptr, x_stride, w_ptr, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-    res2_ptr, res2_stride, scale, P, H, W,
+    x_desc, wa_desc, wb_desc, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
+    res2_ptr, res2_stride, scale, H, W,
     CIN: tl.constexpr, NA: tl.constexpr, NB: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr,
     LRELU_COLS: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    # Output columns 0..NA-1 and NA..NA+NB-1 (NB may be 0): two power-of-two dots sharing each input tile.
-    N: tl.constexpr = NA + NB
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    in_range = offs_m < P
-    rem = offs_m % (H * W)
-    yy = rem // W
-    xx = rem % W
-    cols_a = tl.arange(0, NA)
+    # One program: BLOCK_M output pixels of one image row. Rows of the padded buffer are (W + 2) pixels, so
+    # tap (ky, kx) of the tile is one contiguous (BLOCK_M, BLOCK_K) TMA block; no masks in the main loop.
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(W, BLOCK_M)
+    row = pid // tiles_w  # image * H + y
+    x0 = (pid % tiles_w) * BLOCK_M
+    wp = W + 2
+    base = ((row // H) * (H + 2) + row % H) * wp + x0  # padded index of the tile's tap (0, 0)
     acc_a = tl.zeros((BLOCK_M, NA), dtype=tl.float32)
     if NB > 0:
-        cols_b = NA + tl.arange(0, NB)
         acc_b = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
-    k_steps: tl.constexpr = (CIN + BLOCK_K - 1) // BLOCK_K
+    k_steps: tl.constexpr = CIN // BLOCK_K
     for step in range(0, 9 * k_steps):  # one flat loop over (tap, channel chunk), so loads pipeline across taps
         tap = step // k_steps
-        dy = tap // 3 - 1
-        dx = tap % 3 - 1
-        valid = in_range & (yy + dy >= 0) & (yy + dy < H) & (xx + dx >= 0) & (xx + dx < W)
-        src = offs_m + dy * W + dx
-        offs_k = (step % k_steps) * BLOCK_K + tl.arange(0, BLOCK_K)
-        k_ok = offs_k < CIN
-        a = tl.load(x_ptr + src[:, None] * x_stride + offs_k[None, :], mask=valid[:, None] & k_ok[None, :], other=0.0)
-        rows = (tap * CIN + offs_k)[:, None] * N
-        acc_a = tl.dot(a, tl.load(w_ptr + rows + cols_a[None, :], mask=k_ok[:, None], other=0.0), acc_a)
+        k = tap * CIN + (step % k_steps) * BLOCK_K
+        a = x_desc.load([base + (tap // 3) * wp + tap % 3, (step % k_steps) * BLOCK_K])
+        acc_a = tl.dot(a, wa_desc.load([k, 0]), acc_a)
         if NB > 0:
-            acc_b = tl.dot(a, tl.load(w_ptr + rows + cols_b[None, :], mask=k_ok[:, None], other=0.0), acc_b)
+            acc_b = tl.dot(a, wb_desc.load([k, NA]), acc_b)
+    offs_m = base + wp + 1 + tl.arange(0, BLOCK_M)
+    in_range = x0 + tl.arange(0, BLOCK_M) < W
+    cols_a = tl.arange(0, NA)
     _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
               res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
     if NB > 0:
+        cols_b = NA + tl.arange(0, NB)
         _epilogue(acc_b, offs_m, in_range, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
                   res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+
+
+def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Keep the tile shapes whose channel chunk divides the segment's input channels."""
+    cin = kwargs.get("CIN", named_args.get("CIN"))
+    return [c for c in configs if cin % c.kwargs["BLOCK_K"] == 0] or configs[:1]
+
+
+def _set_blocks(nargs: dict) -> None:
+    """Give the TMA descriptors the block shapes of the config being launched."""
+    bm, bk, na, nb = nargs["BLOCK_M"], nargs["BLOCK_K"], nargs["NA"], nargs["NB"]
+    nargs["x_desc"].block_shape = [bm, bk]
+    nargs["wa_desc"].block_shape = [bk, na]
+    nargs["wb_desc"].block_shape = [bk, nb or na]
 
 
 # Tuned per shape on the GPU (each trial restores the partial sums it adds to in place); the Triton
 # interpreter (CPU tests) runs the plain kernel.
 _conv3x3_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_M": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 64, "BLOCK_K": 32}, num_warps=4, num_stages=4),
-        triton.Config({"BLOCK_M": 64, "BLOCK_K": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=8, num_stages=4),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 256, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_K": 32}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_M": bm, "BLOCK_K": bk}, num_warps=nw, num_stages=ns, pre_hook=_set_blocks)
+        for bm, bk, nw, ns in [
+            (64, 32, 4, 3), (64, 32, 4, 4), (64, 64, 4, 3), (128, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3),
+            (128, 32, 8, 4), (128, 32, 8, 5), (128, 64, 8, 3), (128, 64, 8, 4), (128, 64, 4, 3),
+        ]
     ],
-    key=["CIN", "NA", "NB", "P", "MODE"],
+    key=["CIN", "NA", "NB", "H", "W", "MODE"],
     restore_value=["part_ptr"],
+    prune_configs_by={"early_config_prune": _prune},
 )(_conv3x3_jit)
 
 
 def _split(n: int) -> tuple[int, int]:
-    """``n`` as NA + NB, NA the largest power of two <= n and NB a power of two or 0 (else ValueError)."""
+    """``n`` output channels as NA + NB, NA the largest power of two <= n, NB a power of two or 0."""
     na = 1 << (n.bit_length() - 1)
-    nb = n - na
-    if na < 16 or (nb and (nb < 16 or nb & (nb - 1))):
-        raise ValueError(f"upscale: rrdb_impl='triton' cannot tile a segment conv of {n} output channels "
-                         "(needs 16 * 2^i [+ 16 * 2^j]: num_feat 64 and grow 32 as in every released model work)")
-    return na, nb
+    return na, n - na
+
+
+def _check_tileable(weight: torch.Tensor) -> None:
+    """Refuse, naming the shape, a packed conv the kernel cannot tile (every released model can be)."""
+    cin, n = weight.shape[0] // 9, weight.shape[1]
+    na, nb = _split(n)
+    if cin % 32 or na < 16 or na > 256 or (nb and (nb < 16 or nb & (nb - 1))):
+        raise ValueError(f"upscale: rrdb_impl='triton' cannot tile a conv of {cin} -> {n} channels (needs input "
+                         "channels in multiples of 32 and 16 * 2^i [+ 16 * 2^j] outputs: num_feat 64 and grow 32, "
+                         "as in every released model, work)")
 
 
 def conv3x3(
@@ -126,24 +141,30 @@ def conv3x3(
     part: torch.Tensor | None = None, lrelu_cols: int = 0, mode: int = _NONE, res: torch.Tensor | None = None,
     res2: torch.Tensor | None = None, scale: float = 0.2,
 ) -> None:
-    """3x3 conv of pixel-major ``x`` (P, Cin view) into ``out`` (P, N view), fused with the epilogue.
+    """3x3 conv of ``x`` into ``out``, fused with the epilogue; both are (padded pixels, channels) views.
 
+    Pixels are laid out as (images, H + 2, W + 2) with a zero border (the conv's padding, never written).
     ``bias`` and ``part`` (partial sums, may alias ``out``) are added, the first ``lrelu_cols`` output
     columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``, ``res2``).
     """
-    p, cin = x.shape
+    (h, w), cin = hw, x.shape[1]
+    rows = x.shape[0] // ((h + 2) * (w + 2)) * h
     na, nb = _split(weight.shape[1])
+    # Block shapes are placeholders until the launched config sets them (``_set_blocks``).
+    descs = [TensorDescriptor.from_tensor(t, [16, 16]) for t in (x, weight, weight)]
     # An absent operand passes ``out`` (``weight`` for the bias): never read, its flag or mode is off.
     part_t, res_t, res2_t = (t if t is not None else out for t in (part, res, res2))
-    args = (x, x.stride(0), weight, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
-            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, p, hw[0], hw[1])
+    args = (*descs, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
+            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, h, w)
     flags = dict(CIN=cin, NA=na, NB=nb, HAS_BIAS=bias is not None, ADD_PART=part is not None, LRELU_COLS=lrelu_cols,
                  MODE=mode)
     if x.is_cuda:
-        grid = lambda meta: (triton.cdiv(p, meta["BLOCK_M"]),)  # noqa: E731
+        grid = lambda meta: (rows * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
         _conv3x3_tuned[grid](*args, **flags)
     else:
-        _conv3x3_jit[(triton.cdiv(p, 64),)](*args, **flags, BLOCK_M=64, BLOCK_K=32)
+        block = dict(BLOCK_M=16, BLOCK_K=16)
+        _set_blocks(dict(zip(("x_desc", "wa_desc", "wb_desc"), descs), **flags, **block))
+        _conv3x3_jit[(rows * triton.cdiv(w, 16),)](*args, **flags, **block)
 
 
 def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -152,32 +173,33 @@ def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class _SegmentRDB:
-    """One dense block's five segment convs: packed weights and the block's fp32 biases."""
+    """One dense block as five GEMMs: four segment convs (conv1..conv4 regrouped) and conv5; packed weights."""
 
     def __init__(self, rdb: nn.Module, dtype: torch.dtype) -> None:
-        convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5]
+        convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4]
         self.num_feat, self.grow = f, g = rdb.conv1.in_channels, rdb.conv1.out_channels
-        bounds = [f + s * g for s in range(-1, 5)]
-        bounds[0] = 0  # input channels of segment s: bounds[s]..bounds[s + 1]
+        bounds = [0] + [f + s * g for s in range(4)]  # input channels of segment s: bounds[s]..bounds[s + 1]
         self.weights = [
-            _pack(torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0), dtype) for s in range(5)
+            _pack(torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0), dtype) for s in range(4)
         ]
+        self.weights.append(_pack(rdb.conv5.weight, dtype))
         self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
+        self.bias5 = rdb.conv5.bias.detach().float().contiguous()
         for w in self.weights:
-            _split(w.shape[1])  # fail at build time, not in the first forward
+            _check_tileable(w)  # fail at build time, not in the first forward
 
     def convs(self, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int], mode: int,
               res2: torch.Tensor | None = None) -> list[Callable[[], None]]:
-        """The block's five segment convs, in order, over ``buf`` ([x | x1..x4 | conv5 partial]); the last
-        adds the residual(s) (``mode``) and writes the block's output into ``out``."""
+        """The block's five convs, in order, over ``buf`` ([x | x1 | x2..x4 partials]); conv5 reads
+        ``[x | x1..x4]``, adds the residual(s) (``mode``) and writes the block's output into ``out``."""
         f, g = self.num_feat, self.grow
         calls = [partial(conv3x3, buf[:, :f], self.weights[0], self.bias, buf[:, f:], hw, lrelu_cols=g)]
         for s in range(1, 4):
             cols = buf[:, f + s * g :]
             calls.append(partial(conv3x3, buf[:, f + (s - 1) * g : f + s * g], self.weights[s], None, cols, hw,
                                  part=cols, lrelu_cols=g))
-        calls.append(partial(conv3x3, buf[:, f + 3 * g : f + 4 * g], self.weights[4], None, out, hw,
-                             part=buf[:, f + 4 * g :], mode=mode, res=buf[:, :f], res2=res2))
+        calls.append(partial(conv3x3, buf, self.weights[4], self.bias5, out, hw, mode=mode, res=buf[:, :f],
+                             res2=res2))
         return calls
 
 
@@ -202,12 +224,21 @@ class TritonRRDBNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(x)  # (B, F, H, W), channels_last on GPU
         b, f, h, w = feat.shape
-        width = 2 * f + 4 * self.grow
-        feat_px = feat.permute(0, 2, 3, 1).reshape(-1, f)  # a view when channels_last
-        if feat_px.shape[0] * width >= 2**31:  # the kernel indexes with 32-bit offsets
+        width = f + 4 * self.grow
+        pixels = b * (h + 2) * (w + 2)  # zero-padded by one pixel on each side: the convs' padding
+        if pixels * width >= 2**31:  # the kernel indexes with 32-bit offsets
             raise ValueError(f"upscale: {b} x {h} x {w} pixels per forward is too many; lower batch_size or tile")
+
+        def padded(channels: int) -> torch.Tensor:
+            return torch.zeros(pixels, channels, device=x.device, dtype=feat.dtype)
+
+        def interior(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, h + 2, w + 2, t.shape[1])[:, 1:-1, 1:-1]
+
+        feat_px = padded(f)
+        interior(feat_px).copy_(feat.permute(0, 2, 3, 1))
         # bufs[0]: the RRDB input and rdb1's work; bufs[1], bufs[2]: rdb2, rdb3; bufs[3]: the RRDB output.
-        bufs = [torch.empty(feat_px.shape[0], width, device=x.device, dtype=feat.dtype) for _ in range(4)]
+        bufs = [padded(width) for _ in range(4)]
         bufs[0][:, :f] = feat_px
         for i, seg in enumerate(self.blocks):
             j = i % 3
@@ -219,10 +250,9 @@ class TritonRRDBNet(nn.Module):
                 call()
             if j == 2:
                 bufs[0], bufs[3] = bufs[3], bufs[0]
-        out = torch.empty_like(feat_px)
+        out = padded(f)
         conv3x3(bufs[0][:, :f], *self.body_conv, out, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)
-        feat = out.view(b, h, w, f).permute(0, 3, 1, 2)  # channels_last NCHW view
-        return self.tail(feat)
+        return self.tail(interior(out).permute(0, 3, 1, 2))  # a channels_last NCHW view
 
 
 def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16) -> TritonRRDBNet:

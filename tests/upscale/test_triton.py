@@ -74,7 +74,7 @@ def test_triton_form_refuses_untileable_widths_when_built():
     from lrm_dist.upscale.rrdb_triton import TritonRRDBNet
     from lrm_dist.upscale.rrdbnet import RRDBNet
 
-    # num_feat 48, grow 16: the first segment conv has 4 * 16 + 48 = 112 = 64 + 48 output channels
-    with pytest.raises(ValueError, match="cannot tile a segment conv of 112 output channels"):
+    # num_feat 48: the first segment conv would read 48 channels a tap
+    with pytest.raises(ValueError, match="cannot tile a conv of 48 -> 64 channels"):
         TritonRRDBNet(RRDBNet(num_feat=48, num_block=1, num_grow_ch=16), torch.float32)
-    TritonRRDBNet(RRDBNet(num_feat=32, num_block=1, num_grow_ch=16), torch.float32)  # 96 = 64 + 32: fine
+    TritonRRDBNet(RRDBNet(num_feat=32, num_block=1, num_grow_ch=32), torch.float32)  # conv5: 160 -> 32, fine
