@@ -97,7 +97,7 @@ class Upsampler:
         self.net = net
         forward = self.net
         if cfg.compile and gpu and self.rrdb_impl == "triton":
-            net.compile_edges(cfg.compile_mode)  # the Triton body cannot go through torch.compile
+            net.compile_head(cfg.compile_mode)  # the Triton convs cannot go through torch.compile
         elif cfg.compile and gpu:
             forward = torch.compile(forward, mode=cfg.compile_mode, dynamic=False)
         if cfg.cuda_graphs and gpu:

@@ -1,16 +1,18 @@
-"""RRDBNet's dense blocks as Triton convolutions regrouped by input segment, in one NHWC buffer per block.
+"""RRDBNet as fused Triton convolutions over zero-padded NHWC buffers: the dense blocks regrouped by segment.
 
-A dense block's conv k reads ``cat(x, x1, .., x_{k-1})``. As in ``rrdb_fused``, the block is regrouped by
-*input segment*: when x_s appears, one conv computes its contribution to every later conv (64 -> 192,
-then 32 -> 160 / 128 / 96 / 64 output channels: wide GEMMs). Here each segment conv is one Triton kernel
-working in a (pixels, 256) fp16 buffer laid out as ``[x | x1 | x2 | x3 | x4 | conv5]``: it reads its
-segment's channels (3x3 taps), adds the partial sums already stored in its output columns (at its own
-pixels, so in the epilogue), applies the LeakyReLU to the 32 columns that are now complete (the next
-segment) and stores the rest back as partial sums. The last segment adds the 0.2-scaled residual (and,
-for an RRDB's third block, the RRDB's own) and writes the next block's input. No concatenation, no
-separate pointwise pass. Head and tail stay PyTorch; ``compile_edges`` compiles just them, because
-compiling the whole forward crashed (an illegal memory access while inductor tuned these kernels; torch
-2.11, H200). CUDA only (Triton); used by the engine when ``rrdb_impl='triton'``.
+A dense block's conv k reads ``cat(x, x1, .., x_{k-1})``. As in ``rrdb_fused``, conv1..conv4 are regrouped
+by *input segment*: when x_s appears, one conv computes its contribution to every later one of them (64 ->
+128, then 32 -> 96 / 64 / 32 output channels), in a (pixels, 192) fp16 buffer laid out as ``[x | x1 | x2 |
+x3 | x4]``: each kernel adds the partial sums already stored in its output columns (at its own pixels, so
+in the epilogue), applies the LeakyReLU to the 32 columns now complete and stores the rest back. conv5 then
+reads all 192 channels in one long-K GEMM and adds the 0.2-scaled residual (and, for an RRDB's third block,
+the RRDB's own), writing the next block's input: no concatenation, no pointwise pass, and conv5's output
+never round-trips as partial sums. Buffers carry a one-pixel zero border (the convs' padding), so every tap
+of a tile of one image row is a single TMA block. The tail is the same kernel: each nearest x2 upsampling
+plus conv is four 2x2 convs of the low-resolution input (one per output phase) writing interleaved pixels.
+Only the head (conv_first) stays PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed:
+an illegal memory access while inductor tuned these kernels; torch 2.11, H200). CUDA only (Triton; the
+tests run it in Triton's CPU interpreter); used by the engine when ``rrdb_impl='triton'``.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ _NONE, _RESIDUAL, _DOUBLE_RESIDUAL = 0, 1, 2
 def _epilogue(
     acc, offs_m, in_range, cols, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
     res2_ptr, res2_stride, scale,
-    HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr,
+    N: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr,
 ):
-    mask = in_range[:, None]
+    col_ok = cols < N  # a padded dot computes columns past N: never stored
+    mask = in_range[:, None] & col_ok[None, :]
+    offs_m = offs_m.to(tl.int64)
     if HAS_BIAS:
-        acc += tl.load(b_ptr + cols)[None, :]
+        acc += tl.load(b_ptr + cols, mask=col_ok, other=0.0)[None, :]
     if ADD_PART:
         acc += tl.load(part_ptr + offs_m[:, None] * part_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     if LRELU_COLS > 0:
@@ -57,48 +61,78 @@ def _epilogue(
 def _conv3x3_jit(
     x_desc, wa_desc, wb_desc, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
     res2_ptr, res2_stride, scale, H, W,
-    CIN: tl.constexpr, NA: tl.constexpr, NB: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr,
-    LRELU_COLS: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+    CIN: tl.constexpr, N: tl.constexpr, N_LO: tl.constexpr, N_HI: tl.constexpr, HAS_BIAS: tl.constexpr,
+    ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr, UPSAMPLE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, PAD: tl.constexpr,
 ):
     # One program: BLOCK_M output pixels of one image row. Rows of the padded buffer are (W + 2) pixels, so
-    # tap (ky, kx) of the tile is one contiguous (BLOCK_M, BLOCK_K) TMA block; no masks in the main loop.
+    # each tap of the tile is one contiguous (BLOCK_M, BLOCK_K) TMA block; no masks in the main loop. The N
+    # output columns are one dot of N_HI (PAD) or two of N_LO and N - N_LO, sharing each input tile.
+    # UPSAMPLE: nearest x2 then the 3x3 conv, as four 2x2 convs of the low-resolution input (one per output
+    # phase, weights summed where the upsampled taps coincide) writing the interleaved high-resolution pixels.
+    NA: tl.constexpr = N_HI * PAD + N_LO * (1 - PAD)
+    NB: tl.constexpr = (N - N_LO) * (1 - PAD)
+    TAP_W: tl.constexpr = 3 - UPSAMPLE
+    TAPS: tl.constexpr = TAP_W * TAP_W
     pid = tl.program_id(0)
+    phase = (pid % 4) * UPSAMPLE
+    pid = pid // (1 + 3 * UPSAMPLE)
     tiles_w = tl.cdiv(W, BLOCK_M)
     row = pid // tiles_w  # image * H + y
+    img = row // H
+    y = row % H
     x0 = (pid % tiles_w) * BLOCK_M
     wp = W + 2
-    base = ((row // H) * (H + 2) + row % H) * wp + x0  # padded index of the tile's tap (0, 0)
+    base = (img * (H + 2) + y + phase // 2) * wp + x0 + phase % 2  # padded index of the tile's first tap
     acc_a = tl.zeros((BLOCK_M, NA), dtype=tl.float32)
     if NB > 0:
         acc_b = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
     k_steps: tl.constexpr = CIN // BLOCK_K
-    for step in range(0, 9 * k_steps):  # one flat loop over (tap, channel chunk), so loads pipeline across taps
+    for step in range(0, TAPS * k_steps):  # one flat loop over (tap, channel chunk): loads pipeline across taps
         tap = step // k_steps
-        k = tap * CIN + (step % k_steps) * BLOCK_K
-        a = x_desc.load([base + (tap // 3) * wp + tap % 3, (step % k_steps) * BLOCK_K])
+        kc = (step % k_steps) * BLOCK_K
+        a = x_desc.load([base + (tap // TAP_W) * wp + tap % TAP_W, kc])
+        k = (phase * TAPS + tap) * CIN + kc
         acc_a = tl.dot(a, wa_desc.load([k, 0]), acc_a)
         if NB > 0:
             acc_b = tl.dot(a, wb_desc.load([k, NA]), acc_b)
-    offs_m = base + wp + 1 + tl.arange(0, BLOCK_M)
-    in_range = x0 + tl.arange(0, BLOCK_M) < W
-    cols_a = tl.arange(0, NA)
-    _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
-              res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+    lanes = tl.arange(0, BLOCK_M)
+    in_range = x0 + lanes < W
+    if UPSAMPLE:
+        offs_m = (img * (2 * H + 2) + 2 * y + phase // 2 + 1) * (2 * W + 2) + 2 * (x0 + lanes) + phase % 2 + 1
+    else:
+        offs_m = base + wp + 1 + lanes
+    _epilogue(acc_a, offs_m, in_range, tl.arange(0, NA), b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+              res_stride, res2_ptr, res2_stride, scale, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
     if NB > 0:
-        cols_b = NA + tl.arange(0, NB)
-        _epilogue(acc_b, offs_m, in_range, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
-                  res_stride, res2_ptr, res2_stride, scale, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+        _epilogue(acc_b, offs_m, in_range, NA + tl.arange(0, NB), b_ptr, part_ptr, part_stride, out_ptr, out_stride,
+                  res_ptr, res_stride, res2_ptr, res2_stride, scale, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+
+
+def _widths(n: int) -> tuple[int, int, bool]:
+    """(largest power of two <= n, smallest power of two >= max(n, 16), whether n splits into two dots)."""
+    lo = 1 << (n.bit_length() - 1)
+    hi = max(16, 1 << (n - 1).bit_length())
+    rest = n - lo
+    return lo, hi, lo >= 16 and (rest == 0 or (rest >= 16 and rest & (rest - 1) == 0))
+
+
+def _arg(name: str, named_args: dict, kwargs: dict) -> int:
+    return kwargs[name] if name in kwargs else named_args[name]
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Keep the tile shapes whose channel chunk divides the segment's input channels."""
-    cin = kwargs.get("CIN", named_args.get("CIN"))
-    return [c for c in configs if cin % c.kwargs["BLOCK_K"] == 0] or configs[:1]
+    """Keep tile shapes whose channel chunk divides the input channels, and the dot forms that apply."""
+    cin, n = _arg("CIN", named_args, kwargs), _arg("N", named_args, kwargs)
+    lo, hi, splits = _widths(n)
+    forms = {0, 1} if splits and lo != hi else {int(not splits)}
+    return [c for c in configs if cin % c.kwargs["BLOCK_K"] == 0 and c.kwargs["PAD"] in forms]
 
 
 def _set_blocks(nargs: dict) -> None:
     """Give the TMA descriptors the block shapes of the config being launched."""
-    bm, bk, na, nb = nargs["BLOCK_M"], nargs["BLOCK_K"], nargs["NA"], nargs["NB"]
+    bm, bk, n, lo, pad = nargs["BLOCK_M"], nargs["BLOCK_K"], nargs["N"], nargs["N_LO"], nargs["PAD"]
+    na, nb = (nargs["N_HI"], 0) if pad else (lo, n - lo)
     nargs["x_desc"].block_shape = [bm, bk]
     nargs["wa_desc"].block_shape = [bk, na]
     nargs["wb_desc"].block_shape = [bk, nb or na]
@@ -108,68 +142,84 @@ def _set_blocks(nargs: dict) -> None:
 # interpreter (CPU tests) runs the plain kernel.
 _conv3x3_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_M": bm, "BLOCK_K": bk}, num_warps=nw, num_stages=ns, pre_hook=_set_blocks)
+        triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "PAD": pad}, num_warps=nw, num_stages=ns, pre_hook=_set_blocks)
         for bm, bk, nw, ns in [
             (64, 32, 4, 3), (64, 32, 4, 4), (64, 64, 4, 3), (128, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3),
-            (128, 32, 8, 4), (128, 32, 8, 5), (128, 64, 8, 3), (128, 64, 8, 4), (128, 64, 4, 3),
+            (128, 32, 8, 4), (128, 32, 8, 5), (128, 64, 8, 3), (128, 64, 8, 4), (128, 64, 4, 3), (128, 64, 4, 4),
         ]
+        for pad in (0, 1)
     ],
-    key=["CIN", "NA", "NB", "H", "W", "MODE"],
+    key=["CIN", "N", "H", "W", "MODE", "UPSAMPLE"],
     restore_value=["part_ptr"],
     prune_configs_by={"early_config_prune": _prune},
 )(_conv3x3_jit)
 
 
-def _split(n: int) -> tuple[int, int]:
-    """``n`` output channels as NA + NB, NA the largest power of two <= n, NB a power of two or 0."""
-    na = 1 << (n.bit_length() - 1)
-    return na, n - na
-
-
-def _check_tileable(weight: torch.Tensor) -> None:
-    """Refuse, naming the shape, a packed conv the kernel cannot tile (every released model can be)."""
-    cin, n = weight.shape[0] // 9, weight.shape[1]
-    na, nb = _split(n)
-    if cin % 32 or na < 16 or na > 256 or (nb and (nb < 16 or nb & (nb - 1))):
+def _check_tileable(cin: int, n: int) -> None:
+    """Refuse, naming the shape, a conv the kernel cannot tile (every released model can be tiled)."""
+    if cin % 32 or _widths(n)[1] > 256:
         raise ValueError(f"upscale: rrdb_impl='triton' cannot tile a conv of {cin} -> {n} channels (needs input "
-                         "channels in multiples of 32 and 16 * 2^i [+ 16 * 2^j] outputs: num_feat 64 and grow 32, "
-                         "as in every released model, work)")
+                         "channels in multiples of 32 and at most 256 outputs: num_feat 64 and grow 32, as in "
+                         "every released model, work)")
 
 
 def conv3x3(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, hw: tuple[int, int],
     part: torch.Tensor | None = None, lrelu_cols: int = 0, mode: int = _NONE, res: torch.Tensor | None = None,
-    res2: torch.Tensor | None = None, scale: float = 0.2,
+    res2: torch.Tensor | None = None, scale: float = 0.2, upsample: bool = False,
 ) -> None:
-    """3x3 conv of ``x`` into ``out``, fused with the epilogue; both are (padded pixels, channels) views.
+    """3x3 conv of ``x`` into ``out``'s columns, fused with the epilogue; both (padded pixels, channels) views.
 
-    Pixels are laid out as (images, H + 2, W + 2) with a zero border (the conv's padding, never written).
-    ``bias`` and ``part`` (partial sums, may alias ``out``) are added, the first ``lrelu_cols`` output
-    columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``, ``res2``).
+    Pixels are laid out as (images, H + 2, W + 2) with a zero border (the conv's padding, never written);
+    ``hw`` is the input's (H, W). ``bias`` and ``part`` (partial sums, may alias ``out``) are added, the first
+    ``lrelu_cols`` output columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``,
+    ``res2``). ``upsample``: nearest x2 first (``weight`` from ``_pack_upsample``), ``out`` at (2H, 2W).
     """
-    (h, w), cin = hw, x.shape[1]
-    rows = x.shape[0] // ((h + 2) * (w + 2)) * h
-    na, nb = _split(weight.shape[1])
+    (h, w), cin, n = hw, x.shape[1], out.shape[1]
+    programs = x.shape[0] // ((h + 2) * (w + 2)) * h * (4 if upsample else 1)
+    lo, hi, splits = _widths(n)
     # Block shapes are placeholders until the launched config sets them (``_set_blocks``).
     descs = [TensorDescriptor.from_tensor(t, [16, 16]) for t in (x, weight, weight)]
     # An absent operand passes ``out`` (``weight`` for the bias): never read, its flag or mode is off.
     part_t, res_t, res2_t = (t if t is not None else out for t in (part, res, res2))
     args = (*descs, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
             res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, h, w)
-    flags = dict(CIN=cin, NA=na, NB=nb, HAS_BIAS=bias is not None, ADD_PART=part is not None, LRELU_COLS=lrelu_cols,
-                 MODE=mode)
+    flags = dict(CIN=cin, N=n, N_LO=lo, N_HI=hi, HAS_BIAS=bias is not None, ADD_PART=part is not None,
+                 LRELU_COLS=lrelu_cols, MODE=mode, UPSAMPLE=int(upsample))
     if x.is_cuda:
-        grid = lambda meta: (rows * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
+        grid = lambda meta: (programs * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
         _conv3x3_tuned[grid](*args, **flags)
     else:
-        block = dict(BLOCK_M=16, BLOCK_K=16)
+        block = dict(BLOCK_M=16, BLOCK_K=16, PAD=int(not splits))
         _set_blocks(dict(zip(("x_desc", "wa_desc", "wb_desc"), descs), **flags, **block))
-        _conv3x3_jit[(rows * triton.cdiv(w, 16),)](*args, **flags, **block)
+        _conv3x3_jit[(programs * triton.cdiv(w, 16),)](*args, **flags, **block)
+
+
+def _pad_columns(packed: torch.Tensor) -> torch.Tensor:
+    """Zero columns up to a multiple of 8 (a TMA row must be a multiple of 16 bytes); the kernel masks them."""
+    return torch.nn.functional.pad(packed, (0, -packed.shape[1] % 8)).contiguous()
 
 
 def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(Cout, Cin, 3, 3) -> (9 * Cin, Cout): tap-major, then input channel."""
-    return weight.detach().permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).to(dtype).contiguous()
+    _check_tileable(weight.shape[1], weight.shape[0])
+    return _pad_columns(weight.detach().permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).to(dtype))
+
+
+# Nearest x2 then a 3x3 conv: output phase p (0 or 1, per axis) reads low-resolution taps p - 1 + t (t = 0, 1),
+# and tap t of phase p gathers these rows (or columns) of the 3x3 kernel.
+_PHASE_TAPS = {(0, 0): (0,), (0, 1): (1, 2), (1, 0): (0, 1), (1, 1): (2,)}
+
+
+def _pack_upsample(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) -> (4 phases * 4 taps * Cin, Cout): the four 2x2 convs of ``conv3x3(upsample=True)``."""
+    _check_tileable(weight.shape[1], weight.shape[0])
+    w = weight.detach().float()
+    blocks = [
+        sum(w[:, :, i, j] for i in _PHASE_TAPS[py, ty] for j in _PHASE_TAPS[px, tx]).t()
+        for py in (0, 1) for px in (0, 1) for ty in (0, 1) for tx in (0, 1)
+    ]
+    return _pad_columns(torch.cat(blocks).to(dtype))
 
 
 class _SegmentRDB:
@@ -185,8 +235,6 @@ class _SegmentRDB:
         self.weights.append(_pack(rdb.conv5.weight, dtype))
         self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
         self.bias5 = rdb.conv5.bias.detach().float().contiguous()
-        for w in self.weights:
-            _check_tileable(w)  # fail at build time, not in the first forward
 
     def convs(self, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int], mode: int,
               res2: torch.Tensor | None = None) -> list[Callable[[], None]]:
@@ -203,8 +251,20 @@ class _SegmentRDB:
         return calls
 
 
+def _padded(b: int, h: int, w: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised (b * (h + 2) * (w + 2), channels) buffer whose one-pixel border is zero."""
+    t = torch.empty(b, h + 2, w + 2, channels, device=like.device, dtype=like.dtype)
+    t[:, 0], t[:, -1], t[:, :, 0], t[:, :, -1] = 0, 0, 0, 0
+    return t.view(-1, channels)
+
+
+def _interior(t: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+    """The (b, h, w, channels) pixels of a padded buffer, without its border."""
+    return t.view(b, h + 2, w + 2, t.shape[1])[:, 1:-1, 1:-1]
+
+
 class TritonRRDBNet(nn.Module):
-    """Inference-only RRDBNet whose 23 x 3 dense blocks run as fused segment convs (Triton)."""
+    """Inference-only RRDBNet whose body and tail run as fused Triton convs (only conv_first stays PyTorch)."""
 
     def __init__(self, net: RRDBNet, dtype: torch.dtype = torch.float16) -> None:
         super().__init__()
@@ -212,33 +272,29 @@ class TritonRRDBNet(nn.Module):
         self.scale = net.scale
         self.grow = net.body[0].rdb1.conv1.out_channels
         self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
-        self.body_conv = (_pack(net.conv_body.weight, dtype), net.conv_body.bias.detach().float().contiguous())
-        net.body = nn.Sequential()  # the packed copies replace it
-        self.head, self.tail = net.head, net.tail
 
-    def compile_edges(self, mode: str = "default") -> None:
-        """torch.compile the PyTorch head and tail (the Triton body is already one kernel per segment)."""
+        def packed(conv: nn.Conv2d, pack: Callable = _pack) -> tuple[torch.Tensor, torch.Tensor]:
+            return pack(conv.weight, dtype), conv.bias.detach().float().contiguous()
+
+        self.body_conv, self.conv_hr, self.conv_last = (packed(c) for c in (net.conv_body, net.conv_hr, net.conv_last))
+        self.conv_up = [packed(c, _pack_upsample) for c in (net.conv_up1, net.conv_up2)]
+        self.out_ch = net.conv_last.out_channels
+        net.body = nn.Sequential()  # the packed copies replace it
+        self.head = net.head
+
+    def compile_head(self, mode: str = "default") -> None:
+        """torch.compile the PyTorch head (pixel-unshuffle and conv_first); the rest is Triton already."""
         self.head = torch.compile(self.net.head, mode=mode, dynamic=False)
-        self.tail = torch.compile(self.net.tail, mode=mode, dynamic=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(x)  # (B, F, H, W), channels_last on GPU
         b, f, h, w = feat.shape
-        width = f + 4 * self.grow
-        pixels = b * (h + 2) * (w + 2)  # zero-padded by one pixel on each side: the convs' padding
-        if pixels * width >= 2**31:  # the kernel indexes with 32-bit offsets
+        if b * (4 * h + 2) * (4 * w + 2) >= 2**31:  # TMA coordinates are 32-bit
             raise ValueError(f"upscale: {b} x {h} x {w} pixels per forward is too many; lower batch_size or tile")
-
-        def padded(channels: int) -> torch.Tensor:
-            return torch.zeros(pixels, channels, device=x.device, dtype=feat.dtype)
-
-        def interior(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, h + 2, w + 2, t.shape[1])[:, 1:-1, 1:-1]
-
-        feat_px = padded(f)
-        interior(feat_px).copy_(feat.permute(0, 2, 3, 1))
+        feat_px = _padded(b, h, w, f, feat)
+        _interior(feat_px, b, h, w).copy_(feat.permute(0, 2, 3, 1))
         # bufs[0]: the RRDB input and rdb1's work; bufs[1], bufs[2]: rdb2, rdb3; bufs[3]: the RRDB output.
-        bufs = [padded(width) for _ in range(4)]
+        bufs = [_padded(b, h, w, f + 4 * self.grow, feat) for _ in range(4)]
         bufs[0][:, :f] = feat_px
         for i, seg in enumerate(self.blocks):
             j = i % 3
@@ -250,9 +306,17 @@ class TritonRRDBNet(nn.Module):
                 call()
             if j == 2:
                 bufs[0], bufs[3] = bufs[3], bufs[0]
-        out = padded(f)
-        conv3x3(bufs[0][:, :f], *self.body_conv, out, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)
-        return self.tail(interior(out).permute(0, 3, 1, 2))  # a channels_last NCHW view
+        feat = _padded(b, h, w, f, feat_px)
+        conv3x3(bufs[0][:, :f], *self.body_conv, feat, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)
+        for weight, bias in self.conv_up:  # nearest x2 + conv + LeakyReLU, twice
+            up = _padded(b, 2 * h, 2 * w, f, feat)
+            conv3x3(feat, weight, bias, up, (h, w), lrelu_cols=f, upsample=True)
+            feat, h, w = up, 2 * h, 2 * w
+        hr = _padded(b, h, w, f, feat)
+        conv3x3(feat, *self.conv_hr, hr, (h, w), lrelu_cols=f)
+        rgb = torch.empty(b * (h + 2) * (w + 2), self.out_ch, device=x.device, dtype=feat.dtype)  # border unread
+        conv3x3(hr, *self.conv_last, rgb, (h, w))
+        return _interior(rgb, b, h, w).permute(0, 3, 1, 2)  # an NCHW view of the NHWC pixels
 
 
 def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16) -> TritonRRDBNet:
