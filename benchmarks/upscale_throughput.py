@@ -13,6 +13,7 @@ CPU:  python benchmarks/upscale_throughput.py --model realesr-animevideov3-x4 --
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import numpy as np
@@ -31,13 +32,13 @@ VARIANTS = {
     "plain+compile+graphs": dict(rrdb_impl="plain", **_COMPILED),
     "fused": dict(rrdb_impl="fused", **_EAGER),
     "fused+graphs": dict(rrdb_impl="fused", compile=False, cuda_graphs=True),
-    "fused+compile+graphs": dict(rrdb_impl="fused", **_COMPILED),  # the GPU defaults
+    "fused+compile+graphs": dict(rrdb_impl="fused", **_COMPILED),  # the GPU defaults off Hopper
     "fused+compile-max-autotune+graphs": dict(
         rrdb_impl="fused", compile=True, compile_mode="max-autotune-no-cudagraphs", cuda_graphs=True
     ),
     "triton": dict(rrdb_impl="triton", **_EAGER),
     "triton+graphs": dict(rrdb_impl="triton", compile=False, cuda_graphs=True),
-    "triton+compile+graphs": dict(rrdb_impl="triton", **_COMPILED),
+    "triton+compile+graphs": dict(rrdb_impl="triton", **_COMPILED),  # the GPU defaults on Hopper
 }
 # Architectures of the named models, for random-weight runs.
 _RANDOM_ARCH = {
@@ -130,7 +131,8 @@ def main() -> None:
             peak = f"{torch.cuda.max_memory_allocated() / 2**30:8.2f}" if cuda else f"{'':>8}"
             print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak}",
                   flush=True)
-            up = None  # drop the model before emptying the cache
+            up = None  # drop the model (and its graphs) before emptying the cache
+            gc.collect()
             if cuda:
                 torch.cuda.empty_cache()
 

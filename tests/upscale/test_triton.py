@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -47,6 +48,8 @@ def test_triton_form_matches_official_rrdbnet():
 
 def test_rrdb_impl_resolution():
     assert _rrdb_impl("auto", gpu=False) == "plain" and _rrdb_impl("auto", gpu=True) == "fused"
+    assert _rrdb_impl("auto", gpu=True, hopper=True) == ("triton" if importlib.util.find_spec("triton") else "fused")
+    assert _rrdb_impl("auto", gpu=False, hopper=True) == "plain"
     assert _rrdb_impl("fused", gpu=False) == "fused"
     with pytest.raises(ValueError, match="rrdb_impl='triton' needs a CUDA device"):
         _rrdb_impl("triton", gpu=False)
