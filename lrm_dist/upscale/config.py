@@ -52,8 +52,9 @@ class UpscaleConfig(BaseModel):
     rrdb_impl: Literal["auto", "plain", "fused", "triton"] = Field(
         "auto",
         description="RRDBNet execution (same maths): 'plain' (official layout), 'fused' (concat-free regrouped "
-        "convs), 'triton' (segment-regrouped Triton convs with fused epilogues, body and tail; CUDA only); "
-        "'auto': triton on Hopper-class GPUs (compute capability 9+), fused on other CUDA GPUs, plain on CPU.",
+        "convs), 'triton' (segment-regrouped Triton convs with fused epilogues, body and tail; CUDA only; its "
+        "kernels are tuned on the first batch of each input shape, under a minute); 'auto': triton on "
+        "Hopper-class GPUs (compute capability 9+), fused on other CUDA GPUs, plain on CPU.",
     )
     compile: bool = Field(True, description="torch.compile the network (GPU only; ~1 min per input shape).")
     compile_mode: str = Field("default", description="torch.compile mode (CUDA graphs come from cuda_graphs).")

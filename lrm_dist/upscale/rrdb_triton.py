@@ -118,6 +118,7 @@ def _widths(n: int) -> tuple[int, int, bool]:
 
 
 def _arg(name: str, named_args: dict, kwargs: dict) -> int:
+    """A kernel argument as the autotuner's pruning hook sees it (keyword or positional)."""
     return kwargs[name] if name in kwargs else named_args[name]
 
 
@@ -201,7 +202,7 @@ def _pad_columns(packed: torch.Tensor) -> torch.Tensor:
 
 
 def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) -> (9 * Cin, Cout): tap-major, then input channel."""
+    """(Cout, Cin, 3, 3) -> (9 * Cin, Cout rounded up to 8): tap-major, then input channel."""
     _check_tileable(weight.shape[1], weight.shape[0])
     return _pad_columns(weight.detach().permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).to(dtype))
 

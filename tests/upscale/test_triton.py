@@ -35,15 +35,52 @@ print("relative error", err)
 assert out.shape == (2, 3, 20, 28) and err < (2e-3 if device == "cuda" else 1e-6), err
 """
 
+# One conv at a time, against PyTorch: nearest x2 + conv (the tail's phase convs), a width that is two dots
+# or one padded dot (96), and conv_last's 3 outputs (a padded dot, columns masked), with bias and LeakyReLU.
+CONVS = """
+import torch
+import torch.nn.functional as F
+from lrm_dist.upscale import rrdb_triton as rt
+device, dtype, tol = ("cuda", torch.float16, 2e-3) if torch.cuda.is_available() else ("cpu", torch.float32, 1e-5)
+torch.manual_seed(0)
+b, h, w = 2, 5, 7
+for cin, cout, upsample in ((64, 64, True), (32, 96, False), (64, 3, False)):
+    x = torch.randn(b, cin, h, w, device=device, dtype=dtype)
+    weight = torch.randn(cout, cin, 3, 3, device=device) * 0.05
+    bias = torch.randn(cout, device=device) * 0.1
+    ref = F.leaky_relu(F.conv2d(F.interpolate(x.float(), scale_factor=2) if upsample else x.float(), weight, bias,
+                                padding=1), 0.2)
+    xp = rt._padded(b, h, w, cin, x)
+    rt._interior(xp, b, h, w).copy_(x.permute(0, 2, 3, 1))
+    oh, ow = (2 * h, 2 * w) if upsample else (h, w)
+    out = torch.zeros(b * (oh + 2) * (ow + 2), cout, device=device, dtype=dtype)
+    pack = rt._pack_upsample if upsample else rt._pack
+    rt.conv3x3(xp, pack(weight, dtype), bias.float(), out, (h, w), lrelu_cols=cout, upsample=upsample)
+    got = rt._interior(out, b, oh, ow).permute(0, 3, 1, 2).float()
+    err = ((got - ref).norm() / ref.norm()).item()
+    print(cin, cout, upsample, "relative error", err)
+    assert err < tol, (cin, cout, upsample, err)
+    view = out.view(b, oh + 2, ow + 2, cout)
+    assert view[:, 0].abs().sum() == 0 and view[:, :, -1].abs().sum() == 0, "the border was written"
+"""
 
-def test_triton_form_matches_official_rrdbnet():
+
+def _run_checked(code: str) -> None:
+    """Run ``code`` in a fresh interpreter: Triton's CPU interpreter must be chosen before triton is imported."""
     pytest.importorskip("triton")
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env["TRITON_INTERPRET"] = "1"
-    code = CHECK.format(tests=str(Path(__file__).parent))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_triton_form_matches_official_rrdbnet():
+    _run_checked(CHECK.format(tests=str(Path(__file__).parent)))
+
+
+def test_triton_convs_match_pytorch():
+    _run_checked(CONVS)
 
 
 def test_rrdb_impl_resolution():
