@@ -3,7 +3,9 @@
 Each row times one of the five convs of ``rrdb_triton`` (x4plus shapes: segments 64 -> 128, then 32 -> 96 /
 64 / 32 output channels, then conv5 192 -> 64 with the residual) on ``--images`` 128 x 128 feature maps,
 replayed from a CUDA graph, next to a plain cuDNN ``conv2d`` of the same GEMM shape (no bias, activation,
-partial sums or residual). CUDA only.
+partial sums or residual). A second table times the convs around the body the same way: conv_body, the two
+nearest x2 upsamplings + convs (Triton: four 2x2 phase convs; PyTorch: ``interpolate`` then the conv), conv_hr
+and conv_last, with the Triton epilogues' LeakyReLU and PyTorch's convs alone. CUDA only.
 
 GPU:  python benchmarks/upscale_segments.py --images 64
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +75,43 @@ def main() -> None:
         print(f"{name:<15} {f'{cin}->{cout}':>10} {ms[0]:10.3f} {flop / ms[0] / 1e9:8.1f} {ms[1]:9.3f} "
               f"{flop / ms[1] / 1e9:8.1f}")
     print(f"{'dense block':<15} {'':>10} {totals[0]:10.3f} {'':>8} {totals[1]:9.3f}")
+    print(f"\n# the convs around the body, {args.images} images of {args.size} x {args.size} input pixels")
+    header = f"{'conv':<15} {'side->side':>10} {'triton ms':>10} {'pytorch ms':>11}"
+    print(header)
+    print("-" * len(header))
+    totals = [0.0, 0.0]
+    for name, sides, triton_fn, torch_fn in edge_convs(args.images, args.size, "cuda", torch.float16):
+        ms = [graph_ms(triton_fn, args.iters), graph_ms(torch_fn, args.iters)]
+        totals = [t + m for t, m in zip(totals, ms)]
+        print(f"{name:<15} {sides:>10} {ms[0]:10.3f} {ms[1]:11.3f}")
+    print(f"{'total':<15} {'':>10} {totals[0]:10.3f} {totals[1]:11.3f}")
+
+
+def edge_convs(images: int, size: int, device: str, dtype: torch.dtype) -> list[tuple[str, str, Callable, Callable]]:
+    """(name, sides, Triton call, PyTorch call) for conv_body, conv_up1, conv_up2, conv_hr and conv_last."""
+    from lrm_dist.upscale.rrdb_triton import _interior, _pack, _pack_upsample, _padded, conv3x3
+
+    f, calls = 64, []
+    for name, side, cout, upsample in (("conv_body", size, f, False), ("x2 + conv_up1", size, f, True),
+                                       ("x2 + conv_up2", 2 * size, f, True), ("conv_hr", 4 * size, f, False),
+                                       ("conv_last", 4 * size, 3, False)):
+        conv = torch.nn.Conv2d(f, cout, 3, padding=1).to(device)
+        x = torch.randn(images, f, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        x_px = _padded(images, side, side, f, x)
+        _interior(x_px, images, side, side).copy_(x.permute(0, 2, 3, 1))
+        out_side = 2 * side if upsample else side
+        out = torch.empty(images * (out_side + 2) ** 2, cout, device=device, dtype=dtype)
+        weight = (_pack_upsample if upsample else _pack)(conv.weight, dtype)
+        lrelu = 0 if name in ("conv_body", "conv_last") else cout
+        triton_fn = partial(conv3x3, x_px, weight, conv.bias.detach().float(), out, (side, side), lrelu_cols=lrelu,
+                            upsample=upsample)
+        w, b = conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
+
+        def torch_fn(x=x, w=w, b=b, upsample=upsample) -> torch.Tensor:
+            return F.conv2d(F.interpolate(x, scale_factor=2) if upsample else x, w, b, padding=1)
+
+        calls.append((name, f"{side}->{out_side}", triton_fn, torch_fn))
+    return calls
 
 
 if __name__ == "__main__":
