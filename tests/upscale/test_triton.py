@@ -35,8 +35,9 @@ print("relative error", err)
 assert out.shape == (2, 3, 20, 28) and err < (2e-3 if device == "cuda" else 1e-6), err
 """
 
-# One conv at a time, against PyTorch: nearest x2 + conv (the tail's phase convs), a width that is two dots
-# or one padded dot (96), and conv_last's 3 outputs (a padded dot, columns masked), with bias and LeakyReLU.
+# One conv at a time, against PyTorch, with bias and LeakyReLU: nearest x2 + conv (the tail's phase convs), 96
+# outputs (two dots, 64 + 32; on the GPU the autotuner may take one padded dot) and conv_last's 3 outputs (one
+# padded dot of 16 columns, the rest masked).
 CONVS = """
 import torch
 import torch.nn.functional as F
