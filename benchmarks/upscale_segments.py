@@ -89,7 +89,7 @@ def main() -> None:
 
 def edge_convs(images: int, size: int, device: str, dtype: torch.dtype) -> list[tuple[str, str, Callable, Callable]]:
     """(name, sides, Triton call, PyTorch call) for conv_body, conv_up1, conv_up2, conv_hr and conv_last."""
-    from lrm_dist.upscale.rrdb_triton import _interior, _pack, _pack_upsample, _padded, conv3x3
+    from lrm_dist.upscale.rrdb_triton import _pack, _pack_upsample, _to_padded, conv3x3
 
     f, calls = 64, []
     for name, side, cout, upsample in (("conv_body", size, f, False), ("x2 + conv_up1", size, f, True),
@@ -97,8 +97,7 @@ def edge_convs(images: int, size: int, device: str, dtype: torch.dtype) -> list[
                                        ("conv_last", 4 * size, 3, False)):
         conv = torch.nn.Conv2d(f, cout, 3, padding=1).to(device)
         x = torch.randn(images, f, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        x_px = _padded(images, side, side, f, x)
-        _interior(x_px, images, side, side).copy_(x.permute(0, 2, 3, 1))
+        x_px = _to_padded(x)
         out_side = 2 * side if upsample else side
         out = torch.empty(images * (out_side + 2) ** 2, cout, device=device, dtype=dtype)
         weight = (_pack_upsample if upsample else _pack)(conv.weight, dtype)

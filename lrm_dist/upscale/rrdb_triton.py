@@ -264,13 +264,20 @@ def _interior(t: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
     return t.view(b, h + 2, w + 2, t.shape[1])[:, 1:-1, 1:-1]
 
 
+def _to_padded(x: torch.Tensor) -> torch.Tensor:
+    """A (B, C, H, W) tensor as a padded (B * (H + 2) * (W + 2), C) pixel buffer: the convs' input layout."""
+    b, c, h, w = x.shape
+    t = _padded(b, h, w, c, x)
+    _interior(t, b, h, w).copy_(x.permute(0, 2, 3, 1))
+    return t
+
+
 class TritonRRDBNet(nn.Module):
     """Inference-only RRDBNet whose body and tail run as fused Triton convs (only conv_first stays PyTorch)."""
 
     def __init__(self, net: RRDBNet, dtype: torch.dtype = torch.float16) -> None:
         super().__init__()
         self.net = net
-        self.scale = net.scale
         self.grow = net.body[0].rdb1.conv1.out_channels
         self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
 
@@ -292,8 +299,7 @@ class TritonRRDBNet(nn.Module):
         b, f, h, w = feat.shape
         if b * (4 * h + 2) * (4 * w + 2) >= 2**31:  # TMA coordinates are 32-bit
             raise ValueError(f"upscale: {b} x {h} x {w} pixels per forward is too many; lower batch_size or tile")
-        feat_px = _padded(b, h, w, f, feat)
-        _interior(feat_px, b, h, w).copy_(feat.permute(0, 2, 3, 1))
+        feat_px = _to_padded(feat)
         # bufs[0]: the RRDB input and rdb1's work; bufs[1], bufs[2]: rdb2, rdb3; bufs[3]: the RRDB output.
         bufs = [_padded(b, h, w, f + 4 * self.grow, feat) for _ in range(4)]
         bufs[0][:, :f] = feat_px

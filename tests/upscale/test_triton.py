@@ -51,8 +51,7 @@ for cin, cout, upsample in ((64, 64, True), (32, 96, False), (64, 3, False)):
     bias = torch.randn(cout, device=device) * 0.1
     ref = F.leaky_relu(F.conv2d(F.interpolate(x.float(), scale_factor=2) if upsample else x.float(), weight, bias,
                                 padding=1), 0.2)
-    xp = rt._padded(b, h, w, cin, x)
-    rt._interior(xp, b, h, w).copy_(x.permute(0, 2, 3, 1))
+    xp = rt._to_padded(x)
     oh, ow = (2 * h, 2 * w) if upsample else (h, w)
     out = torch.zeros(b * (oh + 2) * (ow + 2), cout, device=device, dtype=dtype)
     pack = rt._pack_upsample if upsample else rt._pack
