@@ -4,8 +4,9 @@ Each row times one of the five convs of ``rrdb_triton`` (x4plus shapes: segments
 64 / 32 output channels, then conv5 192 -> 64 with the residual) on ``--images`` 128 x 128 feature maps,
 replayed from a CUDA graph, next to a plain cuDNN ``conv2d`` of the same GEMM shape (no bias, activation,
 partial sums or residual). A second table times the convs around the body the same way: conv_body, the two
-nearest x2 upsamplings + convs (Triton: four 2x2 phase convs; PyTorch: ``interpolate`` then the conv), conv_hr
-and conv_last, with the Triton epilogues' LeakyReLU and PyTorch's convs alone. CUDA only.
+nearest x2 upsamplings + convs (Triton: four 2x2 phase convs; PyTorch: ``interpolate`` then the conv), and
+conv_hr + conv_last (Triton: conv_hr's epilogue projects onto conv_last's taps, then ``tap_sum``; PyTorch: the
+two convs), with the Triton epilogues' LeakyReLU and PyTorch's convs alone. CUDA only.
 
 GPU:  python benchmarks/upscale_segments.py --images 64
 """
@@ -88,26 +89,39 @@ def main() -> None:
 
 
 def edge_convs(images: int, size: int, device: str, dtype: torch.dtype) -> list[tuple[str, str, Callable, Callable]]:
-    """(name, sides, Triton call, PyTorch call) for conv_body, conv_up1, conv_up2, conv_hr and conv_last."""
-    from lrm_dist.upscale.rrdb_triton import _pack, _pack_upsample, _to_padded, conv3x3
+    """(name, sides, Triton call, PyTorch call) for conv_body, conv_up1, conv_up2 and conv_hr + conv_last."""
+    from lrm_dist.upscale.rrdb_triton import _pack, _pack_projection, _pack_upsample, _padded, _to_padded, conv3x3, \
+        tap_sum
 
     f, calls = 64, []
-    for name, side, cout, upsample in (("conv_body", size, f, False), ("x2 + conv_up1", size, f, True),
-                                       ("x2 + conv_up2", 2 * size, f, True), ("conv_hr", 4 * size, f, False),
-                                       ("conv_last", 4 * size, 3, False)):
-        conv = torch.nn.Conv2d(f, cout, 3, padding=1).to(device)
+    for name, side, upsample in (("conv_body", size, False), ("x2 + conv_up1", size, True),
+                                 ("x2 + conv_up2", 2 * size, True), ("conv_hr + last", 4 * size, False)):
+        conv = torch.nn.Conv2d(f, f, 3, padding=1).to(device)
+        last = torch.nn.Conv2d(f, 3, 3, padding=1).to(device)
         x = torch.randn(images, f, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
         x_px = _to_padded(x)
         out_side = 2 * side if upsample else side
-        out = torch.empty(images * (out_side + 2) ** 2, cout, device=device, dtype=dtype)
         weight = (_pack_upsample if upsample else _pack)(conv.weight, dtype)
-        lrelu = 0 if name in ("conv_body", "conv_last") else cout
-        triton_fn = partial(conv3x3, x_px, weight, conv.bias.detach().float(), out, (side, side), lrelu_cols=lrelu,
-                            upsample=upsample)
-        w, b = conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
+        bias = conv.bias.detach().float()
+        if name == "conv_hr + last":  # conv_hr's epilogue projects onto conv_last's taps; tap_sum adds them
+            proj = _pack_projection(last.weight, dtype)
+            products = _padded(images, side, side, proj.shape[1], x_px)
+            rgb = torch.empty(images, 3, side, side, device=device, dtype=dtype)
+            last_bias = last.bias.detach().float()
 
-        def torch_fn(x=x, w=w, b=b, upsample=upsample) -> torch.Tensor:
-            return F.conv2d(F.interpolate(x, scale_factor=2) if upsample else x, w, b, padding=1)
+            def triton_fn(x_px=x_px, weight=weight, bias=bias, proj=proj, products=products, rgb=rgb, b=last_bias):
+                conv3x3(x_px, weight, bias, products, (side, side), lrelu_cols=f, proj=proj)
+                tap_sum(products, b, rgb)
+        else:
+            out = torch.empty(images * (out_side + 2) ** 2, f, device=device, dtype=dtype)
+            triton_fn = partial(conv3x3, x_px, weight, bias, out, (side, side),
+                                lrelu_cols=0 if name == "conv_body" else f, upsample=upsample)
+        w, b = conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
+        w_last, b_last = last.weight.detach().to(dtype), last.bias.detach().to(dtype)
+
+        def torch_fn(x=x, w=w, b=b, upsample=upsample, name=name) -> torch.Tensor:
+            y = F.conv2d(F.interpolate(x, scale_factor=2) if upsample else x, w, b, padding=1)
+            return F.conv2d(F.leaky_relu(y, 0.2), w_last, b_last, padding=1) if name == "conv_hr + last" else y
 
         calls.append((name, f"{side}->{out_side}", triton_fn, torch_fn))
     return calls

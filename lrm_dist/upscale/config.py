@@ -53,7 +53,7 @@ class UpscaleConfig(BaseModel):
         "auto",
         description="RRDBNet execution (same maths): 'plain' (official layout), 'fused' (concat-free regrouped "
         "convs), 'triton' (segment-regrouped Triton convs with fused epilogues, body and tail; CUDA only; its "
-        "kernels are tuned on the first batch of each input shape, under a minute); 'auto': triton on "
+        "kernels are tuned on the first batch of each input shape, about 80 s on an H200); 'auto': triton on "
         "Hopper-class GPUs (compute capability 9+), fused on other CUDA GPUs, plain on CPU.",
     )
     compile: bool = Field(True, description="torch.compile the network (GPU only; ~1 min per input shape).")

@@ -8,9 +8,10 @@ in the epilogue), applies the LeakyReLU to the 32 columns now complete and store
 reads all 192 channels in one long-K GEMM and adds the 0.2-scaled residual (and, for an RRDB's third block,
 the RRDB's own), writing the next block's input: no concatenation, no pointwise pass, and conv5's output
 never round-trips as partial sums. Buffers carry a one-pixel zero border (the convs' padding), so every tap
-of a tile of one image row is a single TMA block. The tail is the same kernel: each nearest x2 upsampling
-plus conv is four 2x2 convs of the low-resolution input (one per output phase) writing interleaved pixels.
-Only the head (conv_first) stays PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed:
+of a tile of image rows is a single TMA block; a tile of two rows loads each of its four input rows once.
+The tail is the same kernel: each nearest x2 upsampling plus conv is four 2x2 convs of the low-resolution
+input (one per output phase) writing interleaved pixels, and conv_hr's epilogue projects its activations onto
+conv_last's 27 per-tap products, which ``tap_sum`` adds into the RGB output. Only the head (conv_first) stays PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed:
 an illegal memory access while inductor tuned these kernels; torch 2.11, H200). CUDA only (Triton; the
 tests run it in Triton's CPU interpreter); used by the engine when ``rrdb_impl='triton'``.
 """
@@ -35,8 +36,9 @@ _NONE, _RESIDUAL, _DOUBLE_RESIDUAL = 0, 1, 2
 @triton.jit
 def _epilogue(
     acc, offs_m, in_range, cols, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-    res2_ptr, res2_stride, scale,
+    res2_ptr, res2_stride, scale, proj_ptr,
     N: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr,
+    PROJ: tl.constexpr,
 ):
     col_ok = cols < N  # a padded dot computes columns past N: never stored
     mask = in_range[:, None] & col_ok[None, :]
@@ -54,22 +56,32 @@ def _epilogue(
         res = tl.load(res_ptr + offs_m[:, None] * res_stride + cols[None, :], mask=mask, other=0.0)
         res2 = tl.load(res2_ptr + offs_m[:, None] * res2_stride + cols[None, :], mask=mask, other=0.0)
         acc = (acc * 0.2 + res.to(tl.float32)) * 0.2 + res2.to(tl.float32)
+    if PROJ > 0:  # the next conv's per-tap products instead of the activations (see ``tap_sum``)
+        cols_z = tl.arange(0, PROJ)
+        proj = tl.load(proj_ptr + cols[:, None] * PROJ + cols_z[None, :])
+        acc = tl.dot(acc.to(proj.dtype), proj)
+        cols = cols_z
+        mask = in_range[:, None] & (cols < PROJ)[None, :]
     tl.store(out_ptr + offs_m[:, None] * out_stride + cols[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _conv3x3_jit(
     x_desc, wa_desc, wb_desc, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-    res2_ptr, res2_stride, scale, H, W,
+    res2_ptr, res2_stride, scale, proj_ptr, H, W,
     CIN: tl.constexpr, N: tl.constexpr, N_LO: tl.constexpr, N_HI: tl.constexpr, HAS_BIAS: tl.constexpr,
-    ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr, UPSAMPLE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, PAD: tl.constexpr,
+    ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr, UPSAMPLE: tl.constexpr, PROJ: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, PAD: tl.constexpr, ROWS: tl.constexpr,
 ):
-    # One program: BLOCK_M output pixels of one image row. Rows of the padded buffer are (W + 2) pixels, so
-    # each tap of the tile is one contiguous (BLOCK_M, BLOCK_K) TMA block; no masks in the main loop. The N
-    # output columns are one dot of N_HI (PAD) or two of N_LO and N - N_LO, sharing each input tile.
-    # UPSAMPLE: nearest x2 then the 3x3 conv, as four 2x2 convs of the low-resolution input (one per output
-    # phase, weights summed where the upsampled taps coincide) writing the interleaved high-resolution pixels.
+    # One program: BLOCK_M output pixels of one image row (ROWS = 2: of two rows, the four input rows they read
+    # each loaded once and dotted into both rows' accumulators where it feeds them). Rows of the padded buffer
+    # are (W + 2) pixels, so each tap of the tile is one contiguous (BLOCK_M, BLOCK_K) TMA block; no masks in
+    # the main loop. The N output columns are one dot of N_HI (PAD) or two of N_LO and N - N_LO, sharing each
+    # input tile. UPSAMPLE (one row only): nearest x2 then the 3x3 conv, as four 2x2 convs of the
+    # low-resolution input (one per output phase, weights summed where the upsampled taps coincide) writing
+    # the interleaved high-resolution pixels.
+    tl.static_assert(ROWS == 1 or (ROWS == 2 and UPSAMPLE == 0))
+    tl.static_assert(PROJ == 0 or N == N_LO)  # a projection takes all N columns in one dot
     NA: tl.constexpr = N_HI * PAD + N_LO * (1 - PAD)
     NB: tl.constexpr = (N - N_LO) * (1 - PAD)
     TAP_W: tl.constexpr = 3 - UPSAMPLE
@@ -78,35 +90,67 @@ def _conv3x3_jit(
     phase = (pid % 4) * UPSAMPLE
     pid = pid // (1 + 3 * UPSAMPLE)
     tiles_w = tl.cdiv(W, BLOCK_M)
-    row = pid // tiles_w  # image * H + y
-    img = row // H
-    y = row % H
+    groups = tl.cdiv(H, ROWS)  # row groups per image
+    group = pid // tiles_w  # image * groups + row group
+    img = group // groups
+    y = (group % groups) * ROWS
     x0 = (pid % tiles_w) * BLOCK_M
     wp = W + 2
     base = (img * (H + 2) + y + phase // 2) * wp + x0 + phase % 2  # padded index of the tile's first tap
-    acc_a = tl.zeros((BLOCK_M, NA), dtype=tl.float32)
-    if NB > 0:
-        acc_b = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
-    k_steps: tl.constexpr = CIN // BLOCK_K
-    for step in range(0, TAPS * k_steps):  # one flat loop over (tap, channel chunk): loads pipeline across taps
-        tap = step // k_steps
-        kc = (step % k_steps) * BLOCK_K
-        a = x_desc.load([base + (tap // TAP_W) * wp + tap % TAP_W, kc])
-        k = (phase * TAPS + tap) * CIN + kc
-        acc_a = tl.dot(a, wa_desc.load([k, 0]), acc_a)
-        if NB > 0:
-            acc_b = tl.dot(a, wb_desc.load([k, NA]), acc_b)
     lanes = tl.arange(0, BLOCK_M)
     in_range = x0 + lanes < W
+    in_range2 = in_range & (y + 1 + 0 * lanes < H)  # ROWS = 2: the second row, absent past the image's last row
     if UPSAMPLE:
         offs_m = (img * (2 * H + 2) + 2 * y + phase // 2 + 1) * (2 * W + 2) + 2 * (x0 + lanes) + phase % 2 + 1
     else:
         offs_m = base + wp + 1 + lanes
-    _epilogue(acc_a, offs_m, in_range, tl.arange(0, NA), b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
-              res_stride, res2_ptr, res2_stride, scale, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+    cols_a = tl.arange(0, NA)
     if NB > 0:
-        _epilogue(acc_b, offs_m, in_range, NA + tl.arange(0, NB), b_ptr, part_ptr, part_stride, out_ptr, out_stride,
-                  res_ptr, res_stride, res2_ptr, res2_stride, scale, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE)
+        cols_b = NA + tl.arange(0, NB)
+    acc_a = tl.zeros((BLOCK_M, NA), dtype=tl.float32)
+    if NB > 0:
+        acc_b = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
+    k_steps: tl.constexpr = CIN // BLOCK_K
+    if ROWS == 1:
+        for step in range(0, TAPS * k_steps):  # one flat loop over (tap, channel chunk): loads pipeline across taps
+            tap = step // k_steps
+            kc = (step % k_steps) * BLOCK_K
+            a = x_desc.load([base + (tap // TAP_W) * wp + tap % TAP_W, kc])
+            k = (phase * TAPS + tap) * CIN + kc
+            acc_a = tl.dot(a, wa_desc.load([k, 0]), acc_a)
+            if NB > 0:
+                acc_b = tl.dot(a, wb_desc.load([k, NA]), acc_b)
+    else:
+        acc_a2 = tl.zeros((BLOCK_M, NA), dtype=tl.float32)  # the second output row
+        if NB > 0:
+            acc_b2 = tl.zeros((BLOCK_M, NB), dtype=tl.float32)
+        for step in range(0, 3 * k_steps):  # (column tap, channel chunk); the four input rows unrolled
+            dx = step // k_steps
+            kc = (step % k_steps) * BLOCK_K
+            a0 = x_desc.load([base + dx, kc])
+            a1 = x_desc.load([base + wp + dx, kc])
+            a2 = x_desc.load([base + 2 * wp + dx, kc])
+            a3 = x_desc.load([base + 3 * wp + dx, kc])
+            k = dx * CIN + kc  # kernel row 0 of this column tap; rows 1 and 2 follow 3 * CIN apart
+            w0, w1, w2 = wa_desc.load([k, 0]), wa_desc.load([k + 3 * CIN, 0]), wa_desc.load([k + 6 * CIN, 0])
+            acc_a = tl.dot(a2, w2, tl.dot(a1, w1, tl.dot(a0, w0, acc_a)))
+            acc_a2 = tl.dot(a3, w2, tl.dot(a2, w1, tl.dot(a1, w0, acc_a2)))
+            if NB > 0:
+                w0, w1, w2 = wb_desc.load([k, NA]), wb_desc.load([k + 3 * CIN, NA]), wb_desc.load([k + 6 * CIN, NA])
+                acc_b = tl.dot(a2, w2, tl.dot(a1, w1, tl.dot(a0, w0, acc_b)))
+                acc_b2 = tl.dot(a3, w2, tl.dot(a2, w1, tl.dot(a1, w0, acc_b2)))
+    _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
+              res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+    if NB > 0:
+        _epilogue(acc_b, offs_m, in_range, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+    if ROWS == 2:
+        _epilogue(acc_a2, offs_m + wp, in_range2, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+        if NB > 0:
+            _epilogue(acc_b2, offs_m + wp, in_range2, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride,
+                      res_ptr, res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS,
+                      MODE, PROJ)
 
 
 def _widths(n: int) -> tuple[int, int, bool]:
@@ -123,11 +167,13 @@ def _arg(name: str, named_args: dict, kwargs: dict) -> int:
 
 
 def _prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Keep tile shapes whose channel chunk divides the input channels, and the dot forms that apply."""
+    """Keep tile shapes whose channel chunk divides the input channels, the dot forms and row counts that apply."""
     cin, n = _arg("CIN", named_args, kwargs), _arg("N", named_args, kwargs)
     lo, hi, splits = _widths(n)
     forms = {0, 1} if splits and lo != hi else {int(not splits)}
-    return [c for c in configs if cin % c.kwargs["BLOCK_K"] == 0 and c.kwargs["PAD"] in forms]
+    rows = {1} if _arg("UPSAMPLE", named_args, kwargs) else {1, 2}
+    return [c for c in configs
+            if cin % c.kwargs["BLOCK_K"] == 0 and c.kwargs["PAD"] in forms and c.kwargs["ROWS"] in rows]
 
 
 def _set_blocks(nargs: dict) -> None:
@@ -140,17 +186,22 @@ def _set_blocks(nargs: dict) -> None:
 
 
 # Tuned per shape on the GPU (each trial restores the partial sums it adds to in place); the Triton
-# interpreter (CPU tests) runs the plain kernel.
+# interpreter (CPU tests) runs 16 x 16 tiles of INTERPRETER_ROWS output rows (the tests set 1 and 2).
+INTERPRETER_ROWS = 2
 _conv3x3_tuned = triton.autotune(
     configs=[
-        triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "PAD": pad}, num_warps=nw, num_stages=ns, pre_hook=_set_blocks)
-        for bm, bk, nw, ns in [
-            (64, 32, 4, 3), (64, 32, 4, 4), (64, 64, 4, 3), (128, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3),
-            (128, 32, 8, 4), (128, 32, 8, 5), (128, 64, 8, 3), (128, 64, 8, 4), (128, 64, 4, 3), (128, 64, 4, 4),
+        triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "PAD": pad, "ROWS": rows}, num_warps=nw, num_stages=ns,
+                      pre_hook=_set_blocks)
+        for bm, bk, nw, ns, rows in [
+            (64, 32, 4, 3, 1), (64, 32, 4, 4, 1), (64, 64, 4, 3, 1), (128, 32, 4, 3, 1), (128, 32, 4, 4, 1),
+            (128, 32, 8, 3, 1), (128, 32, 8, 4, 1), (128, 32, 8, 5, 1), (128, 64, 8, 3, 1), (128, 64, 8, 4, 1),
+            (128, 64, 4, 3, 1), (128, 64, 4, 4, 1),
+            (64, 32, 4, 2, 2), (64, 32, 4, 3, 2), (64, 64, 4, 2, 2), (128, 32, 8, 2, 2), (128, 32, 8, 3, 2),
+            (128, 64, 8, 2, 2),
         ]
         for pad in (0, 1)
     ],
-    key=["CIN", "N", "H", "W", "MODE", "UPSAMPLE"],
+    key=["CIN", "N", "H", "W", "MODE", "UPSAMPLE", "PROJ"],
     restore_value=["part_ptr"],
     prune_configs_by={"early_config_prune": _prune},
 )(_conv3x3_jit)
@@ -167,7 +218,7 @@ def _check_tileable(cin: int, n: int) -> None:
 def conv3x3(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, hw: tuple[int, int],
     part: torch.Tensor | None = None, lrelu_cols: int = 0, mode: int = _NONE, res: torch.Tensor | None = None,
-    res2: torch.Tensor | None = None, scale: float = 0.2, upsample: bool = False,
+    res2: torch.Tensor | None = None, scale: float = 0.2, upsample: bool = False, proj: torch.Tensor | None = None,
 ) -> None:
     """3x3 conv of ``x`` into ``out``'s columns, fused with the epilogue; both (padded pixels, channels) views.
 
@@ -175,25 +226,31 @@ def conv3x3(
     ``hw`` is the input's (H, W). ``bias`` and ``part`` (partial sums, may alias ``out``) are added, the first
     ``lrelu_cols`` output columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``,
     ``res2``). ``upsample``: nearest x2 first (``weight`` from ``_pack_upsample``), ``out`` at (2H, 2W).
+    ``proj`` (from ``_pack_projection``): ``out`` gets the activations times ``proj`` instead (``tap_sum`` input).
     """
-    (h, w), cin, n = hw, x.shape[1], out.shape[1]
-    programs = x.shape[0] // ((h + 2) * (w + 2)) * h * (4 if upsample else 1)
+    (h, w), cin = hw, x.shape[1]
+    n = out.shape[1] if proj is None else weight.shape[1]
+    if proj is not None and (proj.shape[0] != n or n & (n - 1) or proj.shape[1] != out.shape[1]):
+        raise ValueError(f"upscale: cannot project {n} conv outputs through a {tuple(proj.shape)} matrix into "
+                         f"{out.shape[1]} columns (needs a power-of-two output count and matching shapes)")
     lo, hi, splits = _widths(n)
     # Block shapes are placeholders until the launched config sets them (``_set_blocks``).
     descs = [TensorDescriptor.from_tensor(t, [16, 16]) for t in (x, weight, weight)]
     # An absent operand passes ``out`` (``weight`` for the bias): never read, its flag or mode is off.
     part_t, res_t, res2_t = (t if t is not None else out for t in (part, res, res2))
     args = (*descs, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
-            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, h, w)
+            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, proj if proj is not None else weight, h, w)
     flags = dict(CIN=cin, N=n, N_LO=lo, N_HI=hi, HAS_BIAS=bias is not None, ADD_PART=part is not None,
-                 LRELU_COLS=lrelu_cols, MODE=mode, UPSAMPLE=int(upsample))
+                 LRELU_COLS=lrelu_cols, MODE=mode, UPSAMPLE=int(upsample), PROJ=0 if proj is None else proj.shape[1])
+    images = x.shape[0] // ((h + 2) * (w + 2)) * (4 if upsample else 1)
     if x.is_cuda:
-        grid = lambda meta: (programs * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
+        grid = lambda meta: (images * triton.cdiv(h, meta["ROWS"]) * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
         _conv3x3_tuned[grid](*args, **flags)
     else:
-        block = dict(BLOCK_M=16, BLOCK_K=16, PAD=int(not splits))
+        rows = 1 if upsample else INTERPRETER_ROWS
+        block = dict(BLOCK_M=16, BLOCK_K=16, PAD=int(not splits), ROWS=rows)
         _set_blocks(dict(zip(("x_desc", "wa_desc", "wb_desc"), descs), **flags, **block))
-        _conv3x3_jit[(programs * triton.cdiv(w, 16),)](*args, **flags, **block)
+        _conv3x3_jit[(images * triton.cdiv(h, rows) * triton.cdiv(w, 16),)](*args, **flags, **block)
 
 
 def _pad_columns(packed: torch.Tensor) -> torch.Tensor:
@@ -221,6 +278,51 @@ def _pack_upsample(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         for py in (0, 1) for px in (0, 1) for ty in (0, 1) for tx in (0, 1)
     ]
     return _pad_columns(torch.cat(blocks).to(dtype))
+
+
+def _pack_projection(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) -> (Cin, 9 * Cout rounded up to a power of two >= 16): column 3 * tap + output channel.
+
+    A conv with few outputs (conv_last: 3) as a per-pixel projection of its input, fused into the previous
+    conv's epilogue, then ``tap_sum``: 9 * Cout products per pixel are read once instead of the Cin-channel
+    input nine times (once per tap).
+    """
+    cout, cin = weight.shape[:2]
+    cols = max(16, 1 << (9 * cout - 1).bit_length())
+    proj = weight.detach().permute(1, 2, 3, 0).reshape(cin, 9 * cout)  # (cin, tap, cout): tap = 3 * ky + kx
+    return torch.nn.functional.pad(proj, (0, cols - 9 * cout)).to(dtype).contiguous()
+
+
+@triton.jit
+def _tap_sum_jit(z_ptr, b_ptr, out_ptr, H, W, COUT: tl.constexpr, PROJ: tl.constexpr, BLOCK: tl.constexpr):
+    # One program: BLOCK pixels of one output row. Each tap's (BLOCK, PROJ) products are one contiguous read of
+    # the padded buffer; the tap's own COUT columns are kept, then each output channel sums its columns.
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(W, BLOCK)
+    row = pid // tiles_w  # image * H + y
+    img = row // H
+    y = row % H
+    xs = (pid % tiles_w) * BLOCK + tl.arange(0, BLOCK)
+    ok = xs < W
+    cols = tl.arange(0, PROJ)
+    acc = tl.zeros((BLOCK, PROJ), dtype=tl.float32)
+    for tap in tl.static_range(9):
+        pix = ((img * (H + 2) + y + tap // 3) * (W + 2) + xs + tap % 3).to(tl.int64)
+        z = tl.load(z_ptr + pix[:, None] * PROJ + cols[None, :], mask=ok[:, None], other=0.0)
+        acc += tl.where((cols // COUT == tap)[None, :], z.to(tl.float32), 0.0)
+    for c in tl.static_range(COUT):
+        keep = (cols % COUT == c) & (cols < 9 * COUT)
+        value = tl.sum(tl.where(keep[None, :], acc, 0.0), axis=1) + tl.load(b_ptr + c)
+        tl.store(out_ptr + ((img * COUT + c) * H + y).to(tl.int64) * W + xs, value.to(out_ptr.dtype.element_ty),
+                 mask=ok)
+
+
+def tap_sum(z: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> None:
+    """Finish a projected conv: ``out`` (B, Cout, H, W) = bias + the sum over the 9 taps of each output's
+    products in ``z``, a padded (B * (H + 2) * (W + 2), PROJ) buffer with a zero border (see ``conv3x3``)."""
+    b, cout, h, w = out.shape
+    block = 64 if z.is_cuda else 16
+    _tap_sum_jit[(b * h * triton.cdiv(w, block),)](z, bias, out, h, w, COUT=cout, PROJ=z.shape[1], BLOCK=block)
 
 
 class _SegmentRDB:
@@ -284,8 +386,14 @@ class TritonRRDBNet(nn.Module):
         def packed(conv: nn.Conv2d, pack: Callable = _pack) -> tuple[torch.Tensor, torch.Tensor]:
             return pack(conv.weight, dtype), conv.bias.detach().float().contiguous()
 
-        self.body_conv, self.conv_hr, self.conv_last = (packed(c) for c in (net.conv_body, net.conv_hr, net.conv_last))
+        self.body_conv, self.conv_hr = packed(net.conv_body), packed(net.conv_hr)
         self.conv_up = [packed(c, _pack_upsample) for c in (net.conv_up1, net.conv_up2)]
+        f = net.conv_hr.out_channels
+        if f & (f - 1):
+            raise ValueError(f"upscale: rrdb_impl='triton' needs a power-of-two num_feat (conv_last is fused into "
+                             f"conv_hr's epilogue as one dot), got {f}")
+        # conv_last: per-tap products from conv_hr's epilogue, summed by ``tap_sum``.
+        self.last_proj, self.last_bias = packed(net.conv_last, _pack_projection)
         self.out_ch = net.conv_last.out_channels
         net.body = nn.Sequential()  # the packed copies replace it
         self.head = net.head
@@ -319,11 +427,11 @@ class TritonRRDBNet(nn.Module):
             up = _padded(b, 2 * h, 2 * w, f, feat)
             conv3x3(feat, weight, bias, up, (h, w), lrelu_cols=f, upsample=True)
             feat, h, w = up, 2 * h, 2 * w
-        hr = _padded(b, h, w, f, feat)
-        conv3x3(feat, *self.conv_hr, hr, (h, w), lrelu_cols=f)
-        rgb = torch.empty(b * (h + 2) * (w + 2), self.out_ch, device=x.device, dtype=feat.dtype)  # border unread
-        conv3x3(hr, *self.conv_last, rgb, (h, w))
-        return _interior(rgb, b, h, w).permute(0, 3, 1, 2)  # an NCHW view of the NHWC pixels
+        products = _padded(b, h, w, self.last_proj.shape[1], feat)  # zero border: conv_last's padding
+        conv3x3(feat, *self.conv_hr, products, (h, w), lrelu_cols=f, proj=self.last_proj)
+        rgb = torch.empty(b, self.out_ch, h, w, device=x.device, dtype=feat.dtype)
+        tap_sum(products, self.last_bias, rgb)
+        return rgb
 
 
 def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16) -> TritonRRDBNet:

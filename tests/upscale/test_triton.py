@@ -22,7 +22,9 @@ import sys, torch
 sys.path.insert(0, {tests!r})
 from upscale_statedicts import rrdb_state
 from lrm_dist.upscale.weights import build_model
+from lrm_dist.upscale import rrdb_triton
 from lrm_dist.upscale.rrdb_triton import tritonize_rrdbnet
+rrdb_triton.INTERPRETER_ROWS = {rows}  # CPU only; on the GPU the autotuner picks
 net, _ = build_model(rrdb_state(2))  # Cin 64..192: not all multiples of 64
 device, dtype = ("cuda", torch.float16) if torch.cuda.is_available() else ("cpu", torch.float32)
 net = net.to(device, dtype)
@@ -37,11 +39,12 @@ assert out.shape == (2, 3, 20, 28) and err < (2e-3 if device == "cuda" else 1e-6
 
 # One conv at a time, against PyTorch, with bias and LeakyReLU: nearest x2 + conv (the tail's phase convs), 96
 # outputs (two dots, 64 + 32; on the GPU the autotuner may take one padded dot) and conv_last's 3 outputs (one
-# padded dot of 16 columns, the rest masked).
+# padded dot of 16 columns, the rest masked). Five rows: with two rows per program the last program has one.
 CONVS = """
 import torch
 import torch.nn.functional as F
 from lrm_dist.upscale import rrdb_triton as rt
+rt.INTERPRETER_ROWS = {rows}  # CPU only; on the GPU the autotuner picks
 device, dtype, tol = ("cuda", torch.float16, 2e-3) if torch.cuda.is_available() else ("cpu", torch.float32, 1e-5)
 torch.manual_seed(0)
 b, h, w = 2, 5, 7
@@ -62,6 +65,19 @@ for cin, cout, upsample in ((64, 64, True), (32, 96, False), (64, 3, False)):
     assert err < tol, (cin, cout, upsample, err)
     view = out.view(b, oh + 2, ow + 2, cout)
     assert view[:, 0].abs().sum() == 0 and view[:, :, -1].abs().sum() == 0, "the border was written"
+# conv_hr + conv_last as the net runs them: conv_hr's epilogue stores conv_last's per-tap products, tap_sum adds them
+x = torch.randn(b, 64, h, w, device=device, dtype=dtype)
+w_hr, w_last = torch.randn(64, 64, 3, 3, device=device) * 0.05, torch.randn(3, 64, 3, 3, device=device) * 0.05
+b_hr, b_last = torch.randn(64, device=device) * 0.1, torch.randn(3, device=device) * 0.1
+ref = F.conv2d(F.leaky_relu(F.conv2d(x.float(), w_hr, b_hr, padding=1), 0.2), w_last, b_last, padding=1)
+proj = rt._pack_projection(w_last, dtype)
+products = rt._padded(b, h, w, proj.shape[1], x)
+rt.conv3x3(rt._to_padded(x), rt._pack(w_hr, dtype), b_hr, products, (h, w), lrelu_cols=64, proj=proj)
+rgb = torch.empty(b, 3, h, w, device=device, dtype=dtype)
+rt.tap_sum(products, b_last, rgb)
+err = ((rgb.float() - ref).norm() / ref.norm()).item()
+print("conv_hr + conv_last relative error", err)
+assert err < tol, err
 """
 
 
@@ -75,12 +91,14 @@ def _run_checked(code: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_triton_form_matches_official_rrdbnet():
-    _run_checked(CHECK.format(tests=str(Path(__file__).parent)))
+@pytest.mark.parametrize("rows", [1, 2])
+def test_triton_form_matches_official_rrdbnet(rows):
+    _run_checked(CHECK.format(tests=str(Path(__file__).parent), rows=rows))
 
 
-def test_triton_convs_match_pytorch():
-    _run_checked(CONVS)
+@pytest.mark.parametrize("rows", [1, 2])
+def test_triton_convs_match_pytorch(rows):
+    _run_checked(CONVS.replace("{rows}", str(rows)))
 
 
 def test_rrdb_impl_resolution():
@@ -117,4 +135,9 @@ def test_triton_form_refuses_untileable_widths_when_built():
     # num_feat 48: the first segment conv would read 48 channels a tap
     with pytest.raises(ValueError, match="cannot tile a conv of 48 -> 64 channels"):
         TritonRRDBNet(RRDBNet(num_feat=48, num_block=1, num_grow_ch=16), torch.float32)
+    # num_feat 96 tiles, but conv_last is folded into conv_hr's epilogue as one power-of-two-wide dot
+    net = RRDBNet(num_feat=96, num_block=1, num_grow_ch=32)
+    with pytest.raises(ValueError, match="needs a power-of-two num_feat .*got 96"):
+        TritonRRDBNet(net, torch.float32)
+    assert len(net.body) == 1  # a refused net keeps its body (the engine falls back to 'fused' under auto)
     TritonRRDBNet(RRDBNet(num_feat=32, num_block=1, num_grow_ch=32), torch.float32)  # conv5: 160 -> 32, fine
