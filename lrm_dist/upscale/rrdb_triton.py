@@ -11,9 +11,10 @@ never round-trips as partial sums. Buffers carry a one-pixel zero border (the co
 of a tile of image rows is a single TMA block; a tile of two rows loads each of its four input rows once.
 The tail is the same kernel: each nearest x2 upsampling plus conv is four 2x2 convs of the low-resolution
 input (one per output phase) writing interleaved pixels, and conv_hr's epilogue projects its activations onto
-conv_last's 27 per-tap products, which ``tap_sum`` adds into the RGB output. Only the head (conv_first) stays PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed:
-an illegal memory access while inductor tuned these kernels; torch 2.11, H200). CUDA only (Triton; the
-tests run it in Triton's CPU interpreter); used by the engine when ``rrdb_impl='triton'``.
+conv_last's 27 per-tap products, which ``tap_sum`` adds into the RGB output. Only the head (conv_first) stays
+PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed: an illegal memory access while
+inductor tuned these kernels; torch 2.11, H200). CUDA only (Triton; the tests run it in Triton's CPU
+interpreter); used by the engine when ``rrdb_impl='triton'``.
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ def _pack_upsample(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _pack_projection(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) -> (Cin, 9 * Cout rounded up to a power of two >= 16): column 3 * tap + output channel.
+    """(Cout, Cin, 3, 3) -> (Cin, 9 * Cout rounded up to a power of two >= 16): column Cout * tap + output.
 
     A conv with few outputs (conv_last: 3) as a per-pixel projection of its input, fused into the previous
     conv's epilogue, then ``tap_sum``: 9 * Cout products per pixel are read once instead of the Cin-channel

@@ -38,7 +38,7 @@ assert out.shape == (2, 3, 20, 28) and err < (2e-3 if device == "cuda" else 1e-6
 """
 
 # One conv at a time, against PyTorch, with bias and LeakyReLU: nearest x2 + conv (the tail's phase convs), 96
-# outputs (two dots, 64 + 32; on the GPU the autotuner may take one padded dot) and conv_last's 3 outputs (one
+# outputs (two dots, 64 + 32; on the GPU the autotuner may take one padded dot) and 3 outputs (one
 # padded dot of 16 columns, the rest masked). Five rows: with two rows per program the last program has one.
 CONVS = """
 import torch
