@@ -34,7 +34,11 @@ class ClockSampler:
         if self._proc is None:
             return
         self._proc.terminate()  # our own child, by handle
-        out, _ = self._proc.communicate(timeout=10)
+        try:
+            out, _ = self._proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            out, _ = self._proc.communicate()
         self._proc = None
         for line in out.splitlines():
             try:
