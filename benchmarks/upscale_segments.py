@@ -97,31 +97,31 @@ def edge_convs(images: int, size: int, device: str, dtype: torch.dtype) -> list[
     for name, side, upsample in (("conv_body", size, False), ("x2 + conv_up1", size, True),
                                  ("x2 + conv_up2", 2 * size, True), ("conv_hr + last", 4 * size, False)):
         conv = torch.nn.Conv2d(f, f, 3, padding=1).to(device)
-        last = torch.nn.Conv2d(f, 3, 3, padding=1).to(device)
         x = torch.randn(images, f, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
         x_px = _to_padded(x)
         out_side = 2 * side if upsample else side
         weight = (_pack_upsample if upsample else _pack)(conv.weight, dtype)
         bias = conv.bias.detach().float()
+        last = None
         if name == "conv_hr + last":  # conv_hr's epilogue projects onto conv_last's taps; tap_sum adds them
+            last = torch.nn.Conv2d(f, 3, 3, padding=1).to(device)
             proj = _pack_projection(last.weight, dtype)
             products = _padded(images, side, side, proj.shape[1], x_px)
             rgb = torch.empty(images, 3, side, side, device=device, dtype=dtype)
-            last_bias = last.bias.detach().float()
 
-            def triton_fn(x_px=x_px, weight=weight, bias=bias, proj=proj, products=products, rgb=rgb, b=last_bias):
-                conv3x3(x_px, weight, bias, products, (side, side), lrelu_cols=f, proj=proj)
-                tap_sum(products, b, rgb)
+            def triton_fn(x_px=x_px, weight=weight, bias=bias, hw=(side, side), proj=proj, products=products,
+                          rgb=rgb, last_bias=last.bias.detach().float()):
+                conv3x3(x_px, weight, bias, products, hw, lrelu_cols=f, proj=proj)
+                tap_sum(products, last_bias, rgb)
         else:
             out = torch.empty(images * (out_side + 2) ** 2, f, device=device, dtype=dtype)
             triton_fn = partial(conv3x3, x_px, weight, bias, out, (side, side),
                                 lrelu_cols=0 if name == "conv_body" else f, upsample=upsample)
-        w, b = conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
-        w_last, b_last = last.weight.detach().to(dtype), last.bias.detach().to(dtype)
 
-        def torch_fn(x=x, w=w, b=b, upsample=upsample, name=name) -> torch.Tensor:
+        def torch_fn(x=x, w=conv.weight.detach().to(dtype), b=conv.bias.detach().to(dtype), upsample=upsample,
+                     last=None if last is None else (last.weight.detach().to(dtype), last.bias.detach().to(dtype))):
             y = F.conv2d(F.interpolate(x, scale_factor=2) if upsample else x, w, b, padding=1)
-            return F.conv2d(F.leaky_relu(y, 0.2), w_last, b_last, padding=1) if name == "conv_hr + last" else y
+            return y if last is None else F.conv2d(F.leaky_relu(y, 0.2), *last, padding=1)
 
         calls.append((name, f"{side}->{out_side}", triton_fn, torch_fn))
     return calls

@@ -231,9 +231,9 @@ def conv3x3(
     """
     (h, w), cin = hw, x.shape[1]
     n = out.shape[1] if proj is None else weight.shape[1]
-    if proj is not None and (proj.shape[0] != n or n & (n - 1) or proj.shape[1] != out.shape[1]):
+    if proj is not None and proj.shape != (n, out.shape[1]):
         raise ValueError(f"upscale: cannot project {n} conv outputs through a {tuple(proj.shape)} matrix into "
-                         f"{out.shape[1]} columns (needs a power-of-two output count and matching shapes)")
+                         f"{out.shape[1]} columns")
     lo, hi, splits = _widths(n)
     # Block shapes are placeholders until the launched config sets them (``_set_blocks``).
     descs = [TensorDescriptor.from_tensor(t, [16, 16]) for t in (x, weight, weight)]
@@ -289,6 +289,9 @@ def _pack_projection(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     input nine times (once per tap).
     """
     cout, cin = weight.shape[:2]
+    if cin & (cin - 1):
+        raise ValueError(f"upscale: rrdb_impl='triton' needs a power-of-two num_feat (conv_last is fused into "
+                         f"conv_hr's epilogue as one dot), got {cin}")
     cols = max(16, 1 << (9 * cout - 1).bit_length())
     proj = weight.detach().permute(1, 2, 3, 0).reshape(cin, 9 * cout)  # (cin, tap, cout): tap = 3 * ky + kx
     return torch.nn.functional.pad(proj, (0, cols - 9 * cout)).to(dtype).contiguous()
@@ -389,10 +392,6 @@ class TritonRRDBNet(nn.Module):
 
         self.body_conv, self.conv_hr = packed(net.conv_body), packed(net.conv_hr)
         self.conv_up = [packed(c, _pack_upsample) for c in (net.conv_up1, net.conv_up2)]
-        f = net.conv_hr.out_channels
-        if f & (f - 1):
-            raise ValueError(f"upscale: rrdb_impl='triton' needs a power-of-two num_feat (conv_last is fused into "
-                             f"conv_hr's epilogue as one dot), got {f}")
         # conv_last: per-tap products from conv_hr's epilogue, summed by ``tap_sum``.
         self.last_proj, self.last_bias = packed(net.conv_last, _pack_projection)
         self.out_ch = net.conv_last.out_channels
