@@ -40,7 +40,8 @@ VARIANTS = {
     ),
     "triton": dict(rrdb_impl="triton", **_EAGER),
     "triton+graphs": dict(rrdb_impl="triton", compile=False, cuda_graphs=True),
-    "triton+compile+graphs": dict(rrdb_impl="triton", **_COMPILED),  # the GPU defaults on Hopper
+    "triton+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=False, **_COMPILED),  # the GPU defaults on Hopper
+    "triton-fp8+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=True, **_COMPILED),
 }
 # Architectures of the named models, for random-weight runs.
 _RANDOM_ARCH = {

@@ -95,7 +95,7 @@ class Upsampler:
             from lrm_dist.upscale.rrdb_triton import tritonize_rrdbnet
 
             try:
-                net = tritonize_rrdbnet(net, self.dtype)
+                net = tritonize_rrdbnet(net, self.dtype, fp8=cfg.rrdb_fp8)
             except ValueError as exc:  # a width the kernel cannot tile: 'auto' falls back, an explicit choice fails
                 if cfg.rrdb_impl != "auto":
                     raise

@@ -32,18 +32,23 @@ from lrm_dist.upscale.rrdbnet import RRDBNet
 
 # Residual modes of the epilogue: 0 none; 1 acc * scale + res; 2 (acc * 0.2 + res) * 0.2 + res2.
 _NONE, _RESIDUAL, _DOUBLE_RESIDUAL = 0, 1, 2
+# fp8 dense blocks store activations as e4m3 without a scale (a fused kernel writes a tensor before its maximum
+# is known; fixed scales measured no better), saturating at 448; see docs/upscale.md.
+_E4M3_MAX = 448.0
 
 
 @triton.jit
 def _epilogue(
     acc, offs_m, in_range, cols, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-    res2_ptr, res2_stride, scale, proj_ptr,
+    res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride,
     N: tl.constexpr, HAS_BIAS: tl.constexpr, ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr,
-    PROJ: tl.constexpr,
+    PROJ: tl.constexpr, FP8: tl.constexpr, Q_COLS: tl.constexpr, Q_ONLY: tl.constexpr,
 ):
     col_ok = cols < N  # a padded dot computes columns past N: never stored
     mask = in_range[:, None] & col_ok[None, :]
     offs_m = offs_m.to(tl.int64)
+    if FP8:  # undo the per-column weight scale
+        acc *= tl.load(ws_ptr + cols, mask=col_ok, other=0.0)[None, :]
     if HAS_BIAS:
         acc += tl.load(b_ptr + cols, mask=col_ok, other=0.0)[None, :]
     if ADD_PART:
@@ -63,15 +68,31 @@ def _epilogue(
         acc = tl.dot(acc.to(proj.dtype), proj)
         cols = cols_z
         mask = in_range[:, None] & (cols < PROJ)[None, :]
+    if Q_COLS > 0:  # the first Q_COLS columns, finished, also as the next convs' e4m3 input (``Q_ONLY``: only so)
+        q = tl.clamp(acc, -448.0, 448.0).to(q_ptr.dtype.element_ty)
+        tl.store(q_ptr + offs_m[:, None] * q_stride + cols[None, :], q, mask=mask & (cols < Q_COLS)[None, :])
+        if Q_ONLY:
+            mask = mask & (cols >= Q_COLS)[None, :]
     tl.store(out_ptr + offs_m[:, None] * out_stride + cols[None, :], acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _weight_tile(desc, k, n0, KMAJOR: tl.constexpr):
+    # A (BLOCK_K, n) weight tile: from a (K, N) matrix, or from an (N, K) one transposed (fp8 dots need K-major B).
+    if KMAJOR:
+        w = desc.load([n0, k]).T
+    else:
+        w = desc.load([k, n0])
+    return w
 
 
 @triton.jit
 def _conv3x3_jit(
     x_desc, wa_desc, wb_desc, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-    res2_ptr, res2_stride, scale, proj_ptr, H, W,
+    res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride, H, W,
     CIN: tl.constexpr, N: tl.constexpr, N_LO: tl.constexpr, N_HI: tl.constexpr, HAS_BIAS: tl.constexpr,
     ADD_PART: tl.constexpr, LRELU_COLS: tl.constexpr, MODE: tl.constexpr, UPSAMPLE: tl.constexpr, PROJ: tl.constexpr,
+    FP8: tl.constexpr, Q_COLS: tl.constexpr, Q_ONLY: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, PAD: tl.constexpr, ROWS: tl.constexpr,
 ):
     # One program: BLOCK_M output pixels of one image row (ROWS = 2: of two rows, the four input rows they read
@@ -118,9 +139,9 @@ def _conv3x3_jit(
             kc = (step % k_steps) * BLOCK_K
             a = x_desc.load([base + (tap // TAP_W) * wp + tap % TAP_W, kc])
             k = (phase * TAPS + tap) * CIN + kc
-            acc_a = tl.dot(a, wa_desc.load([k, 0]), acc_a)
+            acc_a = tl.dot(a, _weight_tile(wa_desc, k, 0, FP8), acc_a)
             if NB > 0:
-                acc_b = tl.dot(a, wb_desc.load([k, NA]), acc_b)
+                acc_b = tl.dot(a, _weight_tile(wb_desc, k, NA, FP8), acc_b)
     else:
         acc_a2 = tl.zeros((BLOCK_M, NA), dtype=tl.float32)  # the second output row
         if NB > 0:
@@ -133,25 +154,32 @@ def _conv3x3_jit(
             a2 = x_desc.load([base + 2 * wp + dx, kc])
             a3 = x_desc.load([base + 3 * wp + dx, kc])
             k = dx * CIN + kc  # kernel row 0 of this column tap; rows 1 and 2 follow 3 * CIN apart
-            w0, w1, w2 = wa_desc.load([k, 0]), wa_desc.load([k + 3 * CIN, 0]), wa_desc.load([k + 6 * CIN, 0])
+            w0 = _weight_tile(wa_desc, k, 0, FP8)
+            w1 = _weight_tile(wa_desc, k + 3 * CIN, 0, FP8)
+            w2 = _weight_tile(wa_desc, k + 6 * CIN, 0, FP8)
             acc_a = tl.dot(a2, w2, tl.dot(a1, w1, tl.dot(a0, w0, acc_a)))
             acc_a2 = tl.dot(a3, w2, tl.dot(a2, w1, tl.dot(a1, w0, acc_a2)))
             if NB > 0:
-                w0, w1, w2 = wb_desc.load([k, NA]), wb_desc.load([k + 3 * CIN, NA]), wb_desc.load([k + 6 * CIN, NA])
+                w0 = _weight_tile(wb_desc, k, NA, FP8)
+                w1 = _weight_tile(wb_desc, k + 3 * CIN, NA, FP8)
+                w2 = _weight_tile(wb_desc, k + 6 * CIN, NA, FP8)
                 acc_b = tl.dot(a2, w2, tl.dot(a1, w1, tl.dot(a0, w0, acc_b)))
                 acc_b2 = tl.dot(a3, w2, tl.dot(a2, w1, tl.dot(a1, w0, acc_b2)))
-    _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr, res_stride,
-              res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+    _epilogue(acc_a, offs_m, in_range, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
+              res_stride, res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride, N, HAS_BIAS,
+              ADD_PART, LRELU_COLS, MODE, PROJ, FP8, Q_COLS, Q_ONLY)
     if NB > 0:
         _epilogue(acc_b, offs_m, in_range, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
-                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride, N, HAS_BIAS,
+                  ADD_PART, LRELU_COLS, MODE, PROJ, FP8, Q_COLS, Q_ONLY)
     if ROWS == 2:
         _epilogue(acc_a2, offs_m + wp, in_range2, cols_a, b_ptr, part_ptr, part_stride, out_ptr, out_stride, res_ptr,
-                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS, MODE, PROJ)
+                  res_stride, res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride, N, HAS_BIAS,
+                  ADD_PART, LRELU_COLS, MODE, PROJ, FP8, Q_COLS, Q_ONLY)
         if NB > 0:
             _epilogue(acc_b2, offs_m + wp, in_range2, cols_b, b_ptr, part_ptr, part_stride, out_ptr, out_stride,
-                      res_ptr, res_stride, res2_ptr, res2_stride, scale, proj_ptr, N, HAS_BIAS, ADD_PART, LRELU_COLS,
-                      MODE, PROJ)
+                      res_ptr, res_stride, res2_ptr, res2_stride, scale, proj_ptr, ws_ptr, q_ptr, q_stride, N, HAS_BIAS,
+                      ADD_PART, LRELU_COLS, MODE, PROJ, FP8, Q_COLS, Q_ONLY)
 
 
 def _widths(n: int) -> tuple[int, int, bool]:
@@ -182,8 +210,9 @@ def _set_blocks(nargs: dict) -> None:
     bm, bk, n, lo, pad = nargs["BLOCK_M"], nargs["BLOCK_K"], nargs["N"], nargs["N_LO"], nargs["PAD"]
     na, nb = (nargs["N_HI"], 0) if pad else (lo, n - lo)
     nargs["x_desc"].block_shape = [bm, bk]
-    nargs["wa_desc"].block_shape = [bk, na]
-    nargs["wb_desc"].block_shape = [bk, nb or na]
+    kmajor = nargs["FP8"]  # fp8 weights are stored (N, K)
+    nargs["wa_desc"].block_shape = [na, bk] if kmajor else [bk, na]
+    nargs["wb_desc"].block_shape = [nb or na, bk] if kmajor else [bk, nb or na]
 
 
 # Tuned per shape on the GPU (each trial restores the partial sums it adds to in place); the Triton
@@ -202,7 +231,7 @@ _conv3x3_tuned = triton.autotune(
         ]
         for pad in (0, 1)
     ],
-    key=["CIN", "N", "H", "W", "MODE", "UPSAMPLE", "PROJ"],
+    key=["CIN", "N", "H", "W", "MODE", "UPSAMPLE", "PROJ", "FP8", "Q_COLS"],
     restore_value=["part_ptr"],
     prune_configs_by={"early_config_prune": _prune},
 )(_conv3x3_jit)
@@ -220,6 +249,7 @@ def conv3x3(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, hw: tuple[int, int],
     part: torch.Tensor | None = None, lrelu_cols: int = 0, mode: int = _NONE, res: torch.Tensor | None = None,
     res2: torch.Tensor | None = None, scale: float = 0.2, upsample: bool = False, proj: torch.Tensor | None = None,
+    weight_scale: torch.Tensor | None = None, q: torch.Tensor | None = None, q_only: bool = False,
 ) -> None:
     """3x3 conv of ``x`` into ``out``'s columns, fused with the epilogue; both (padded pixels, channels) views.
 
@@ -228,9 +258,16 @@ def conv3x3(
     ``lrelu_cols`` output columns go through LeakyReLU(0.2), then ``mode`` adds residuals (``res``,
     ``res2``). ``upsample``: nearest x2 first (``weight`` from ``_pack_upsample``), ``out`` at (2H, 2W).
     ``proj`` (from ``_pack_projection``): ``out`` gets the activations times ``proj`` instead (``tap_sum`` input).
+    fp8: ``x`` is e4m3, ``weight`` and ``weight_scale`` come from ``_pack_fp8``;
+    ``q`` gets the first ``q.shape[1]`` output columns, finished, as e4m3 input of later convs (``q_only``: and
+    ``out`` does not).
     """
     (h, w), cin = hw, x.shape[1]
-    n = out.shape[1] if proj is None else weight.shape[1]
+    fp8 = weight.dtype == torch.float8_e4m3fn
+    if fp8 != (x.dtype == torch.float8_e4m3fn) or fp8 != (weight_scale is not None):
+        raise ValueError(f"upscale: an fp8 conv needs e4m3 input and weights and a weight scale; got {x.dtype} input, "
+                         f"{weight.dtype} weights")
+    n = out.shape[1] if proj is None else (weight.shape[0] if fp8 else weight.shape[1])
     if proj is not None and proj.shape != (n, out.shape[1]):
         raise ValueError(f"upscale: cannot project {n} conv outputs through a {tuple(proj.shape)} matrix into "
                          f"{out.shape[1]} columns")
@@ -238,18 +275,20 @@ def conv3x3(
     # Block shapes are placeholders until the launched config sets them (``_set_blocks``).
     descs = [TensorDescriptor.from_tensor(t, [16, 16]) for t in (x, weight, weight)]
     # An absent operand passes ``out`` (``weight`` for the bias): never read, its flag or mode is off.
-    part_t, res_t, res2_t = (t if t is not None else out for t in (part, res, res2))
+    part_t, res_t, res2_t, q_t = (t if t is not None else out for t in (part, res, res2, q))
     args = (*descs, bias if bias is not None else weight, part_t, part_t.stride(0), out, out.stride(0),
-            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, proj if proj is not None else weight, h, w)
+            res_t, res_t.stride(0), res2_t, res2_t.stride(0), scale, proj if proj is not None else weight,
+            weight_scale if fp8 else weight, q_t, q_t.stride(0), h, w)
     flags = dict(CIN=cin, N=n, N_LO=lo, N_HI=hi, HAS_BIAS=bias is not None, ADD_PART=part is not None,
-                 LRELU_COLS=lrelu_cols, MODE=mode, UPSAMPLE=int(upsample), PROJ=0 if proj is None else proj.shape[1])
+                 LRELU_COLS=lrelu_cols, MODE=mode, UPSAMPLE=int(upsample), PROJ=0 if proj is None else proj.shape[1],
+                 FP8=int(fp8), Q_COLS=0 if q is None else q.shape[1], Q_ONLY=int(q_only))
     images = x.shape[0] // ((h + 2) * (w + 2)) * (4 if upsample else 1)
     if x.is_cuda:
         grid = lambda meta: (images * triton.cdiv(h, meta["ROWS"]) * triton.cdiv(w, meta["BLOCK_M"]),)  # noqa: E731
         _conv3x3_tuned[grid](*args, **flags)
     else:
         rows = 1 if upsample else INTERPRETER_ROWS
-        block = dict(BLOCK_M=16, BLOCK_K=16, PAD=int(not splits), ROWS=rows)
+        block = dict(BLOCK_M=16, BLOCK_K=32 if fp8 else 16, PAD=int(not splits), ROWS=rows)
         _set_blocks(dict(zip(("x_desc", "wa_desc", "wb_desc"), descs), **flags, **block))
         _conv3x3_jit[(images * triton.cdiv(h, rows) * triton.cdiv(w, 16),)](*args, **flags, **block)
 
@@ -263,6 +302,16 @@ def _pack(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(Cout, Cin, 3, 3) -> (9 * Cin, Cout rounded up to 8): tap-major, then input channel."""
     _check_tileable(weight.shape[1], weight.shape[0])
     return _pad_columns(weight.detach().permute(2, 3, 1, 0).reshape(-1, weight.shape[0]).to(dtype))
+
+
+def _pack_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Cout, Cin, 3, 3) -> e4m3 (Cout, 9 * Cin), K-major (fp8 dots need it), each output channel scaled to
+    e4m3's range; and the fp32 (Cout,) factors that undo the scale."""
+    _check_tileable(weight.shape[1], weight.shape[0])
+    w = weight.detach().float().permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # tap-major, then input channel
+    amax = w.abs().amax(dim=1).clamp_min(1e-12)
+    packed = (w * (_E4M3_MAX / amax)[:, None]).clamp(-_E4M3_MAX, _E4M3_MAX).to(torch.float8_e4m3fn).contiguous()
+    return packed, (amax / _E4M3_MAX).contiguous()
 
 
 # Nearest x2 then a 3x3 conv: output phase p (0 or 1, per axis) reads low-resolution taps p - 1 + t (t = 0, 1),
@@ -330,37 +379,53 @@ def tap_sum(z: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> None:
 
 
 class _SegmentRDB:
-    """One dense block as five GEMMs: four segment convs (conv1..conv4 regrouped) and conv5; packed weights."""
+    """One dense block as five GEMMs: four segment convs (conv1..conv4 regrouped) and conv5; packed weights.
 
-    def __init__(self, rdb: nn.Module, dtype: torch.dtype) -> None:
+    ``fp8``: the GEMMs take e4m3 inputs and weights (fp32 accumulation; partial sums and the block's output stay
+    fp16): each finished activation is also stored as e4m3 in a twin buffer ``q`` (see ``convs``).
+    """
+
+    def __init__(self, rdb: nn.Module, dtype: torch.dtype, fp8: bool = False) -> None:
         convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4]
         self.num_feat, self.grow = f, g = rdb.conv1.in_channels, rdb.conv1.out_channels
+        self.fp8 = fp8
         bounds = [0] + [f + s * g for s in range(4)]  # input channels of segment s: bounds[s]..bounds[s + 1]
-        self.weights = [
-            _pack(torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0), dtype) for s in range(4)
-        ]
-        self.weights.append(_pack(rdb.conv5.weight, dtype))
+        weights = [torch.cat([c.weight[:, bounds[s] : bounds[s + 1]] for c in convs[s:]], 0) for s in range(4)]
+        weights.append(rdb.conv5.weight)
+        packed = [_pack_fp8(w) if fp8 else (_pack(w, dtype), None) for w in weights]
+        self.weights, self.weight_scales = [p[0] for p in packed], [p[1] for p in packed]
         self.bias = torch.cat([c.bias.detach() for c in convs]).float().contiguous()
         self.bias5 = rdb.conv5.bias.detach().float().contiguous()
 
     def convs(self, buf: torch.Tensor, out: torch.Tensor, hw: tuple[int, int], mode: int,
-              res2: torch.Tensor | None = None) -> list[Callable[[], None]]:
+              res2: torch.Tensor | None = None, q: torch.Tensor | None = None,
+              q_out: torch.Tensor | None = None) -> list[Callable[[], None]]:
         """The block's five convs, in order, over ``buf`` ([x | x1 | x2..x4 partials]); conv5 reads
-        ``[x | x1..x4]``, adds the residual(s) (``mode``) and writes the block's output into ``out``."""
+        ``[x | x1..x4]``, adds the residual(s) (``mode``) and writes the block's output into ``out``.
+
+        fp8: the convs read ``q``, ``[x | x1..x4]`` in e4m3 (x given), each segment conv writes its finished x_s
+        there (not into ``buf``) and conv5 also writes the block's output as e4m3 into ``q_out``.
+        """
         f, g = self.num_feat, self.grow
-        calls = [partial(conv3x3, buf[:, :f], self.weights[0], self.bias, buf[:, f:], hw, lrelu_cols=g)]
+        src = q if self.fp8 else buf
+        fp8 = [dict(weight_scale=self.weight_scales[s], q=q[:, f + s * g : f + (s + 1) * g], q_only=True)
+               if self.fp8 else {} for s in range(4)]
+        calls = [partial(conv3x3, src[:, :f], self.weights[0], self.bias, buf[:, f:], hw, lrelu_cols=g, **fp8[0])]
         for s in range(1, 4):
             cols = buf[:, f + s * g :]
-            calls.append(partial(conv3x3, buf[:, f + (s - 1) * g : f + s * g], self.weights[s], None, cols, hw,
-                                 part=cols, lrelu_cols=g))
-        calls.append(partial(conv3x3, buf, self.weights[4], self.bias5, out, hw, mode=mode, res=buf[:, :f],
-                             res2=res2))
+            calls.append(partial(conv3x3, src[:, f + (s - 1) * g : f + s * g], self.weights[s], None, cols, hw,
+                                 part=cols, lrelu_cols=g, **fp8[s]))
+        fp8_5 = dict(weight_scale=self.weight_scales[4], q=q_out) if self.fp8 else {}
+        calls.append(partial(conv3x3, src, self.weights[4], self.bias5, out, hw, mode=mode, res=buf[:, :f],
+                             res2=res2, **fp8_5))
         return calls
 
 
-def _padded(b: int, h: int, w: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+def _padded(
+    b: int, h: int, w: int, channels: int, like: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """An uninitialised (b * (h + 2) * (w + 2), channels) buffer whose one-pixel border is zero."""
-    t = torch.empty(b, h + 2, w + 2, channels, device=like.device, dtype=like.dtype)
+    t = torch.empty(b, h + 2, w + 2, channels, device=like.device, dtype=dtype or like.dtype)
     t[:, 0], t[:, -1], t[:, :, 0], t[:, :, -1] = 0, 0, 0, 0
     return t.view(-1, channels)
 
@@ -379,13 +444,16 @@ def _to_padded(x: torch.Tensor) -> torch.Tensor:
 
 
 class TritonRRDBNet(nn.Module):
-    """Inference-only RRDBNet whose body and tail run as fused Triton convs (only conv_first stays PyTorch)."""
+    """Inference-only RRDBNet whose body and tail run as fused Triton convs (only conv_first stays PyTorch);
+    ``fp8``: the dense blocks' GEMMs in e4m3 (see ``_SegmentRDB``)."""
 
-    def __init__(self, net: RRDBNet, dtype: torch.dtype = torch.float16) -> None:
+    def __init__(self, net: RRDBNet, dtype: torch.dtype = torch.float16, fp8: bool = False) -> None:
         super().__init__()
         self.net = net
         self.grow = net.body[0].rdb1.conv1.out_channels
-        self.blocks = [_SegmentRDB(rdb, dtype) for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
+        self.fp8 = fp8
+        rdbs = [rdb for block in net.body for rdb in (block.rdb1, block.rdb2, block.rdb3)]
+        self.blocks = [_SegmentRDB(rdb, dtype, fp8) for rdb in rdbs]
 
         def packed(conv: nn.Conv2d, pack: Callable = _pack) -> tuple[torch.Tensor, torch.Tensor]:
             return pack(conv.weight, dtype), conv.bias.detach().float().contiguous()
@@ -411,16 +479,21 @@ class TritonRRDBNet(nn.Module):
         # bufs[0]: the RRDB input and rdb1's work; bufs[1], bufs[2]: rdb2, rdb3; bufs[3]: the RRDB output.
         bufs = [_padded(b, h, w, f + 4 * self.grow, feat) for _ in range(4)]
         bufs[0][:, :f] = feat_px
+        # fp8: each buffer's e4m3 twin, [x | x1..x4], the convs' inputs.
+        qs = [_padded(b, h, w, f + 4 * self.grow, feat, torch.float8_e4m3fn) if self.fp8 else None for _ in range(4)]
+        if self.fp8:
+            qs[0][:, :f] = feat_px.clamp(-_E4M3_MAX, _E4M3_MAX).to(torch.float8_e4m3fn)
         for i, seg in enumerate(self.blocks):
             j = i % 3
-            if j < 2:
-                calls = seg.convs(bufs[j], bufs[j + 1][:, :f], (h, w), _RESIDUAL)
-            else:
-                calls = seg.convs(bufs[j], bufs[3][:, :f], (h, w), _DOUBLE_RESIDUAL, res2=bufs[0][:, :f])
+            k = j + 1 if j < 2 else 3  # the buffer that gets this block's output
+            q_out = qs[k][:, :f] if self.fp8 else None
+            calls = seg.convs(bufs[j], bufs[k][:, :f], (h, w), _RESIDUAL if j < 2 else _DOUBLE_RESIDUAL,
+                              res2=bufs[0][:, :f] if j == 2 else None, q=qs[j], q_out=q_out)
             for call in calls:
                 call()
             if j == 2:
                 bufs[0], bufs[3] = bufs[3], bufs[0]
+                qs[0], qs[3] = qs[3], qs[0]
         feat = _padded(b, h, w, f, feat_px)
         conv3x3(bufs[0][:, :f], *self.body_conv, feat, (h, w), mode=_RESIDUAL, res=feat_px, scale=1.0)
         for weight, bias in self.conv_up:  # nearest x2 + conv + LeakyReLU, twice
@@ -434,6 +507,7 @@ class TritonRRDBNet(nn.Module):
         return rgb
 
 
-def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16) -> TritonRRDBNet:
-    """The Triton form of ``net`` (already on a CUDA device, in ``dtype``); ``net``'s body is dropped."""
-    return TritonRRDBNet(net, dtype).eval()
+def tritonize_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.float16, fp8: bool = False) -> TritonRRDBNet:
+    """The Triton form of ``net`` (already on a CUDA device, in ``dtype``; ``fp8``: e4m3 dense blocks); ``net``'s
+    body is dropped."""
+    return TritonRRDBNet(net, dtype, fp8).eval()
