@@ -22,8 +22,9 @@ class Rates:
     # docs/render.md "Performance notes": Cycles at 256 px, 64 spp, one Blender thread per actor.
     render_cpu_s_per_view: float = 1.1
     render_cpu_s_per_asset: float = 0.1  # scene set-up
-    # docs/upscale.md: x4plus fp16, fused + compile + CUDA graphs, 128 px input, one H200.
-    upscale_input_mp_per_gpu_s: float = 7.66
+    # docs/upscale.md: x4plus, Triton with fp8 dense blocks + compiled head + CUDA graphs (the GPU default), 128 px
+    # input, one H200, end to end (uint8 in and out; 11.64 for the network alone).
+    upscale_input_mp_per_gpu_s: float = 11.26
     # docs/train.md throughput table: OpenLRM-small, DeepSpeed ZeRO-1 autocast_bf16, batch 16, one H200.
     train_samples_per_gpu_s: float = 29.7
     # measured on one H200 (2026-11-30): one image -> triplanes 19 ms + 256^3 density grid 42 ms on one H200.
