@@ -14,7 +14,8 @@ input (one per output phase) writing interleaved pixels, and conv_hr's epilogue 
 conv_last's 27 per-tap products, which ``tap_sum`` adds into the RGB output. Only the head (conv_first) stays
 PyTorch; ``compile_head`` compiles it (compiling the whole forward crashed: an illegal memory access while
 inductor tuned these kernels; torch 2.11, H200). CUDA only (Triton; the tests run it in Triton's CPU
-interpreter); used by the engine when ``rrdb_impl='triton'``.
+interpreter); used by the engine when ``rrdb_impl='triton'``. With ``fp8`` (``upscale.rrdb_fp8``) the dense
+blocks' GEMMs read e4m3 activations (an e4m3 twin of each buffer, written by the epilogues) and e4m3 weights.
 """
 
 from __future__ import annotations

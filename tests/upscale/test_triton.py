@@ -149,7 +149,7 @@ for cin, cout, qcols, q_only, with_part in ((64, 128, 32, True, False), (32, 96,
     assert (got_q - ref_q).abs().le(2**-7 + ref_q.abs() / 8).all() and exact > (0.95 if cuda else 0.99), exact
     if q_only:  # the finished columns went to q only
         assert torch.equal(got[:, :qcols], part.float()[:, :qcols] if with_part else torch.zeros_like(got[:, :qcols]))
-    assert rt._padded(b, h, w, 1, q).shape == (px, 1) and q.view(b, h + 2, w + 2, qcols)[:, 0].float().abs().sum() == 0
+    assert q.view(b, h + 2, w + 2, qcols)[:, 0].float().abs().sum() == 0, "the e4m3 twin's border was written"
 
 # one dense block through _SegmentRDB.convs, against the official block with the same e4m3 inputs and weights
 rdb = build_model(rrdb_state(1))[0].body[0].rdb1.to(device)
