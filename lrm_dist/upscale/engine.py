@@ -106,6 +106,7 @@ class Upsampler:
 
             net = fuse_rrdbnet(net)
         self.net = net
+        self.rrdb_fp8: bool = self.rrdb_impl == "triton" and cfg.rrdb_fp8
         forward = self.net
         if cfg.compile and gpu and self.rrdb_impl == "triton":
             net.compile_head(cfg.compile_mode)  # the Triton convs cannot go through torch.compile
@@ -116,7 +117,7 @@ class Upsampler:
         self._forward = forward
         log.info(
             "upscaler %s: x%d net%s, outscale %.3g, %s %s%s%s", cfg.model, self.net_scale,
-            f" ({self.rrdb_impl})" if self.rrdb_impl else "", self.outscale,
+            f" ({self.rrdb_impl}{', fp8 dense blocks' if self.rrdb_fp8 else ''})" if self.rrdb_impl else "", self.outscale,
             self.device, str(self.dtype).removeprefix("torch."), " compiled" if cfg.compile and gpu else "",
             " cuda-graphs" if cfg.cuda_graphs and gpu else "",
         )
