@@ -115,9 +115,9 @@ class Upsampler:
         if cfg.cuda_graphs and gpu:
             forward = _GraphForward(forward)
         self._forward = forward
+        form = f" ({self.rrdb_impl}{', fp8 dense blocks' if self.rrdb_fp8 else ''})" if self.rrdb_impl else ""
         log.info(
-            "upscaler %s: x%d net%s, outscale %.3g, %s %s%s%s", cfg.model, self.net_scale,
-            f" ({self.rrdb_impl}{', fp8 dense blocks' if self.rrdb_fp8 else ''})" if self.rrdb_impl else "", self.outscale,
+            "upscaler %s: x%d net%s, outscale %.3g, %s %s%s%s", cfg.model, self.net_scale, form, self.outscale,
             self.device, str(self.dtype).removeprefix("torch."), " compiled" if cfg.compile and gpu else "",
             " cuda-graphs" if cfg.cuda_graphs and gpu else "",
         )
