@@ -38,10 +38,11 @@ VARIANTS = {
     "fused+compile-max-autotune+graphs": dict(
         rrdb_impl="fused", compile=True, compile_mode="max-autotune-no-cudagraphs", cuda_graphs=True
     ),
-    "triton": dict(rrdb_impl="triton", **_EAGER),
-    "triton+graphs": dict(rrdb_impl="triton", compile=False, cuda_graphs=True),
-    "triton+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=False, **_COMPILED),  # the GPU defaults on Hopper
-    "triton-fp8+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=True, **_COMPILED),
+    # "triton*": fp16 GEMMs throughout; "triton-fp8*": e4m3 dense blocks
+    "triton": dict(rrdb_impl="triton", rrdb_fp8=False, **_EAGER),
+    "triton+graphs": dict(rrdb_impl="triton", rrdb_fp8=False, compile=False, cuda_graphs=True),
+    "triton+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=False, **_COMPILED),
+    "triton-fp8+compile+graphs": dict(rrdb_impl="triton", rrdb_fp8=True, **_COMPILED),  # the GPU defaults on Hopper
 }
 # Architectures of the named models, for random-weight runs.
 _RANDOM_ARCH = {
